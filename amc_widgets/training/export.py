@@ -1,0 +1,63 @@
+"""ONNX export of the trained model, checked with onnxruntime against the PyTorch model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class ExportError(RuntimeError):
+    """The ONNX model could not be produced or does not match the trained model."""
+
+
+def export_onnx(best_pt: Path, imgsz: int) -> Path:
+    """Export ``best_pt`` to ONNX next to it (offline, on CPU) and return the file."""
+    from ultralytics import YOLO
+
+    exported = YOLO(str(best_pt)).export(format="onnx", imgsz=imgsz, simplify=True, device="cpu", verbose=False)
+    path = Path(exported)
+    if not path.is_file():
+        raise ExportError(f"ONNX export produced no file (expected {path})")
+    return path
+
+
+def check_onnx(onnx_path: Path, best_pt: Path, imgsz: int, sample_image: Path | None = None) -> dict:
+    """Run the ONNX model in onnxruntime on a real image (or noise) and compare it with PyTorch.
+
+    Returns a description of the model's input and output for the model card.
+    """
+    import onnxruntime as ort
+    import torch
+    from PIL import Image
+    from ultralytics.nn.tasks import load_checkpoint
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    if sample_image is not None:
+        with Image.open(sample_image) as image:
+            pixels = np.asarray(image.convert("RGB").resize((imgsz, imgsz)), dtype=np.float32) / 255.0
+        batch = np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
+    else:
+        batch = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
+    onnx_out = session.run(None, {model_input.name: batch})[0]
+    if not np.isfinite(onnx_out).all():
+        raise ExportError("The ONNX model produced NaN or infinite values")
+
+    model, _ = load_checkpoint(str(best_pt), device="cpu")
+    model = model.float().eval()
+    with torch.no_grad():
+        torch_out = model(torch.from_numpy(batch))
+    torch_out = (torch_out[0] if isinstance(torch_out, (list, tuple)) else torch_out).numpy()
+    if torch_out.shape != onnx_out.shape:
+        raise ExportError(f"ONNX output shape {onnx_out.shape} differs from PyTorch's {torch_out.shape}")
+    scale = max(float(np.abs(torch_out).max()), 1.0)
+    max_diff = float(np.abs(torch_out - onnx_out).max()) / scale
+    if max_diff > 1e-2:
+        raise ExportError(f"ONNX output differs from PyTorch's by {max_diff:.3g} (relative)")
+    return {
+        "file": onnx_path.name,
+        "input": {"name": model_input.name, "shape": [int(d) for d in model_input.shape]},
+        "output_shape": list(onnx_out.shape),
+        "max_relative_difference_to_pytorch": max_diff,
+    }
