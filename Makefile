@@ -1,12 +1,10 @@
 # AMC developer entry points.  `make test` works on a fresh machine: it builds .venv and runs the suite.
+# Note: ultralytics' validator imports torchvision, and PyPI's torchvision wheels are CUDA builds that only
+# load against PyPI's (CUDA) torch; so the venv takes that pair (several GB), which runs fine on a CPU.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-# The CPU build of PyTorch (this machine's pip finds it in its local wheel folder). Installed in the same
-# pip call as the project, so that no other requirement (torchvision's newest release pins a newer torch)
-# can swap it for the multi-GB CUDA build.
-TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: test test-fast venv clean
 
@@ -14,10 +12,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q "$(TORCH_SPEC)" -e ".[train,dev]"
-	@# PyPI's torchvision wheels are CUDA builds whose operators do not load against a CPU torch.
-	@# ultralytics detects and trains without torchvision, so a torchvision that cannot import is removed.
-	$(PY) -c "import torchvision" 2>/dev/null || $(PY) -m pip uninstall -q -y torchvision
+	$(PY) -m pip install -q -e ".[train,dev]"
 	touch $(STAMP)
 
 test: $(STAMP)

@@ -64,6 +64,23 @@ def _cpu_ddp_wrapping():
         nn.parallel.DistributedDataParallel = original
 
 
+@contextlib.contextmanager
+def _validation_as_single_process():
+    """Make ultralytics' validation code see RANK -1 (no process group) for a moment."""
+    from ultralytics.engine import validator as base_validator
+    from ultralytics.models.yolo.detect import val as detect_validator
+
+    modules = (base_validator, detect_validator)
+    saved = [module.RANK for module in modules]
+    for module in modules:
+        module.RANK = -1
+    try:
+        yield
+    finally:
+        for module, rank in zip(modules, saved):
+            module.RANK = rank
+
+
 class AMCDetectionTrainer(DetectionTrainer):
     """DetectionTrainer for processes started by torchrun: world size from ``WORLD_SIZE``,
     device from ``LOCAL_RANK``, gloo on CPU and NCCL on GPU."""
@@ -95,10 +112,19 @@ class AMCDetectionTrainer(DetectionTrainer):
         return super()._setup_train()
 
     def final_eval(self):
+        """Evaluate best.pt once more.  Distributed: only the master has best.pt (other hosts never
+        saved one), and ultralytics' evaluation of a saved model assumes CUDA devices, so the
+        process group is closed and the master evaluates alone as a single process."""
         self.in_final_eval = True
         try:
-            if self.world_size > 1 and self.device.type == "cpu" and RANK > 0:
-                return  # rank 0 evaluates best.pt on its own; the others have nothing to add
+            if self.world_size > 1 and dist.is_initialized():
+                dist.barrier()
+                dist.destroy_process_group()
+                if RANK != 0:
+                    return None
+                self.validator.dataloader = None  # the training one holds only this rank's share
+                with _validation_as_single_process():
+                    return super().final_eval()
             return super().final_eval()
         finally:
             self.in_final_eval = False

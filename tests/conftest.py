@@ -1,0 +1,94 @@
+"""Shared fixtures: demo datasets and a runner for the training container."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from amc_widgets.core.demo_dataset import make_demo_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+CONTAINER_TRAIN = REPO / "container" / "train"
+
+# Small and fast: a real model, real training, a few seconds per epoch on 2 CPU cores.
+FAST_TRAINING = {"model": "yolov5n", "imgsz": "96", "batch": "8", "workers": "0", "plots": "false"}
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """A small demo dataset (32 train / 16 val images) shared read-only by the tests."""
+    root = tmp_path_factory.mktemp("small") / "dataset"
+    make_demo_dataset(root, train=32, val=16, size=128, seed=1)
+    return root
+
+
+@pytest.fixture()
+def dataset_copy(small_dataset, tmp_path) -> Path:
+    """A private copy of the small dataset that a test may break."""
+    dest = tmp_path / "dataset"
+    shutil.copytree(small_dataset, dest)
+    return dest
+
+
+@dataclass
+class ContainerRun:
+    root: Path
+    code: int | None
+    log: str
+
+    @property
+    def failure(self) -> str:
+        path = self.root / "output" / "failure"
+        return path.read_text() if path.exists() else ""
+
+
+def make_ml_root(root: Path, dataset: Path, hyperparameters: dict, resourceconfig: dict | None = None) -> Path:
+    """Lay out an emulated /opt/ml as SageMaker would: config files and the training channel."""
+    (root / "input" / "config").mkdir(parents=True, exist_ok=True)
+    (root / "input" / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copytree(dataset, root / "input" / "data" / "training")
+    (root / "input" / "config" / "hyperparameters.json").write_text(
+        json.dumps({k: str(v) for k, v in hyperparameters.items()}))
+    (root / "input" / "config" / "inputdataconfig.json").write_text(
+        json.dumps({"training": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}}))
+    if resourceconfig is not None:
+        (root / "input" / "config" / "resourceconfig.json").write_text(json.dumps(resourceconfig))
+    return root
+
+
+def container_env(root: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "AMC_"))}
+    env.update(AMC_ML_ROOT=str(root), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def start_container(root: Path, log_path: Path, **extra: str) -> subprocess.Popen:
+    handle = open(log_path, "w")
+    return subprocess.Popen([sys.executable, str(CONTAINER_TRAIN)], env=container_env(root, **extra),
+                            stdout=handle, stderr=subprocess.STDOUT)
+
+
+def run_container(root: Path, timeout: float = 600, **extra: str) -> ContainerRun:
+    log_path = root.parent / f"{root.name}.log"
+    process = start_container(root, log_path, **extra)
+    try:
+        code = process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return ContainerRun(root=root, code=code, log=log_path.read_text())
+
+
+@pytest.fixture(scope="session")
+def trained_run(small_dataset, tmp_path_factory) -> ContainerRun:
+    """One real 2-epoch training run of container/train, shared by the tests that inspect it."""
+    root = make_ml_root(tmp_path_factory.mktemp("trained") / "ml", small_dataset,
+                        {**FAST_TRAINING, "epochs": 2, "plots": "true"})
+    return run_container(root)

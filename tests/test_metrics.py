@@ -1,0 +1,45 @@
+import re
+
+import pandas as pd
+import pytest
+
+from amc_widgets.core.metrics import METRIC_NAMES, format_metrics_line, metric_definitions, parse_metrics
+
+
+def _values(epoch):
+    return {name: 0.1 * i + epoch for i, name in enumerate(METRIC_NAMES)} | {"epoch": epoch, "epochs": 5}
+
+
+def test_lines_round_trip_through_the_parser():
+    lines = ["noise", *(f"2024-01-01 algo-1 {format_metrics_line(_values(e))}" for e in (1, 2, 3)), "more"]
+    frame = parse_metrics(lines)
+    assert list(frame.columns) == list(METRIC_NAMES)
+    assert frame["epoch"].tolist() == [1, 2, 3]
+    assert frame.loc[1, "mAP50-95"] == pytest.approx(_values(2)["mAP50-95"], rel=1e-5)
+
+
+def test_repeated_epoch_after_resume_keeps_the_later_line():
+    first, again = _values(2), _values(2) | {"mAP50": 0.99}
+    frame = parse_metrics([format_metrics_line(_values(1)), format_metrics_line(first),
+                           format_metrics_line(again)])
+    assert frame["epoch"].tolist() == [1, 2]
+    assert frame.loc[1, "mAP50"] == pytest.approx(0.99)
+
+
+def test_truncated_lines_are_skipped_and_nan_kept():
+    line = format_metrics_line(_values(1) | {"precision": float("nan")})
+    frame = parse_metrics([line, line[: len(line) // 2]])
+    assert len(frame) == 1 and pd.isna(frame.loc[0, "precision"])
+
+
+def test_metric_definitions_extract_each_value_and_not_its_neighbours():
+    values = _values(4)
+    line = format_metrics_line(values)
+    definitions = {d["Name"]: d["Regex"] for d in metric_definitions()}
+    assert "mAP50" in definitions and "mAP50-95" in definitions
+    for name, regex in definitions.items():
+        match = re.search(regex, line)
+        assert match, name
+        assert float(match.group(1)) == pytest.approx(values[name], rel=1e-5)
+    assert re.search(definitions["mAP50"], "[amc-metrics] epoch=1 mAP50-95=0.5") is None
+    assert re.search(definitions["precision"], "[amc-metrics] epoch=1 precision=nan") is None
