@@ -6,7 +6,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: test test-fast venv clean
+DEMO_DIR ?= demo
+DEMO_EPOCHS ?= 15
+
+.PHONY: test test-fast venv demo clean
 
 venv: $(STAMP)
 
@@ -20,6 +23,17 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# The main job until the dashboard lands: make the demo dataset (once), lay out an emulated /opt/ml
+# and train with the very program SageMaker runs.  Each run gets its own folder under $(DEMO_DIR)/runs.
+demo: $(STAMP)
+	@test -f $(DEMO_DIR)/dataset/data.yaml || $(VENV)/bin/amc demo-dataset $(DEMO_DIR)/dataset
+	@run=$(DEMO_DIR)/runs/$$(date +%Y%m%d-%H%M%S) && mkdir -p $$run/input/config $$run/input/data && \
+	cp -r $(DEMO_DIR)/dataset $$run/input/data/training && \
+	echo '{"model": "yolov5n", "epochs": "$(DEMO_EPOCHS)", "imgsz": "160", "batch": "16", "close_mosaic": "5"}' \
+		> $$run/input/config/hyperparameters.json && \
+	AMC_ML_ROOT=$$run $(PY) container/train && \
+	echo "ONNX model: $$run/model/best.onnx"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

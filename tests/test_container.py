@@ -169,3 +169,18 @@ def test_two_hosts_train_together_with_cpu_ddp(small_dataset, tmp_path):
     assert (roots[0] / "model" / "best.onnx").is_file() and not (roots[1] / "model").exists()
     card = json.loads((roots[0] / "model" / "model_card.json").read_text())
     assert card["processes"] == 2 and card["hosts"] == 2
+
+
+def test_a_model_measurably_learns_the_demo_dataset_in_minutes(tmp_path):
+    """The demo dataset's promise: a YOLOv5n from scratch learns it on a CPU in a couple of minutes."""
+    from amc_widgets.core.demo_dataset import make_demo_dataset
+
+    make_demo_dataset(tmp_path / "demo")  # the defaults `amc demo-dataset` and `make demo` use
+    root = make_ml_root(tmp_path / "ml", tmp_path / "demo",
+                        {"model": "yolov5n", "epochs": 12, "imgsz": 160, "batch": 16, "close_mosaic": 5,
+                         "plots": "false"})
+    run = run_container(root, timeout=900)
+    assert run.code == 0, run.log[-3000:]
+    frame = parse_metrics(run.log.splitlines())
+    assert frame["mAP50"].iloc[0] < 0.1 < 0.5 < frame["mAP50"].max()
+    assert json.loads((root / "model" / "model_card.json").read_text())["final_metrics"]["mAP50"] > 0.5
