@@ -1,0 +1,129 @@
+"""SageMaker training instance types: hardware, list price, automatic batch size, cost estimates."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+# Images per step per GPU (or per CPU instance) when the batch size is left to AMC.
+BATCH_PER_DEVICE = 16
+
+
+@dataclass(frozen=True)
+class InstanceType:
+    """One training instance type; ``gpu_memory_gib`` is per GPU (0 on CPU types)."""
+
+    name: str
+    vcpus: int
+    gpus: int
+    gpu_memory_gib: int
+    memory_gib: int
+    price_per_hour: float
+    gpu_name: str
+
+    @property
+    def has_gpu(self) -> bool:
+        return self.gpus > 0
+
+
+def _cpu(name: str, vcpus: int, memory_gib: int, price_per_hour: float) -> InstanceType:
+    return InstanceType(name, vcpus, 0, 0, memory_gib, price_per_hour, "")
+
+
+def _gpu(name: str, vcpus: int, memory_gib: int, gpus: int, gpu_name: str, gpu_memory_gib: int,
+         price_per_hour: float) -> InstanceType:
+    return InstanceType(name, vcpus, gpus, gpu_memory_gib, memory_gib, price_per_hour, gpu_name)
+
+
+# Prices: SageMaker training on-demand list prices in USD per instance-hour, us-east-1, as of 2024.
+# They are estimates for planning: other regions, later price changes and taxes differ.
+CATALOG: dict[str, InstanceType] = {spec.name: spec for spec in (
+    _cpu("ml.m5.large", 2, 8, 0.115),
+    _cpu("ml.m5.xlarge", 4, 16, 0.23),
+    _cpu("ml.m5.2xlarge", 8, 32, 0.461),
+    _cpu("ml.m5.4xlarge", 16, 64, 0.922),
+    _cpu("ml.c5.xlarge", 4, 8, 0.204),
+    _cpu("ml.c5.2xlarge", 8, 16, 0.408),
+    _cpu("ml.c5.4xlarge", 16, 32, 0.816),
+    _gpu("ml.g4dn.xlarge", 4, 16, 1, "T4", 16, 0.736),
+    _gpu("ml.g4dn.2xlarge", 8, 32, 1, "T4", 16, 0.94),
+    _gpu("ml.g4dn.4xlarge", 16, 64, 1, "T4", 16, 1.505),
+    _gpu("ml.g4dn.8xlarge", 32, 128, 1, "T4", 16, 2.72),
+    _gpu("ml.g4dn.12xlarge", 48, 192, 4, "T4", 16, 4.89),
+    _gpu("ml.g4dn.16xlarge", 64, 256, 1, "T4", 16, 5.44),
+    _gpu("ml.g5.xlarge", 4, 16, 1, "A10G", 24, 1.408),
+    _gpu("ml.g5.2xlarge", 8, 32, 1, "A10G", 24, 1.515),
+    _gpu("ml.g5.4xlarge", 16, 64, 1, "A10G", 24, 2.03),
+    _gpu("ml.g5.8xlarge", 32, 128, 1, "A10G", 24, 3.06),
+    _gpu("ml.g5.12xlarge", 48, 192, 4, "A10G", 24, 7.09),
+    _gpu("ml.g5.16xlarge", 64, 256, 1, "A10G", 24, 6.096),
+    _gpu("ml.g5.24xlarge", 96, 384, 4, "A10G", 24, 10.18),
+    _gpu("ml.g5.48xlarge", 192, 768, 8, "A10G", 24, 20.36),
+    _gpu("ml.p3.2xlarge", 8, 61, 1, "V100", 16, 3.825),
+    _gpu("ml.p3.8xlarge", 32, 244, 4, "V100", 16, 14.688),
+    _gpu("ml.p3.16xlarge", 64, 488, 8, "V100", 16, 28.152),
+)}
+
+
+def get_instance(name: str) -> InstanceType:
+    """The catalog entry for ``name``; ValueError suggesting close names for an unknown one."""
+    spec = CATALOG.get(name.strip())
+    if spec is not None:
+        return spec
+    close = difflib.get_close_matches(name.strip(), CATALOG, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known types: {', '.join(CATALOG)}"
+    raise ValueError(f"Unknown instance type {name!r}; {hint}")
+
+
+def _resolve(instance: InstanceType | str) -> InstanceType:
+    return instance if isinstance(instance, InstanceType) else get_instance(instance)
+
+
+def validate_instance_count(instance: InstanceType | str, count: int) -> None:
+    """Raise ValueError unless ``count`` >= 1, and 1 on CPU types (several CPU hosts only add cost)."""
+    spec = _resolve(instance)
+    if count < 1:
+        raise ValueError(f"The instance count must be at least 1 (got {count})")
+    if count > 1 and not spec.has_gpu:
+        raise ValueError(f"Several instances need a GPU instance type; {spec.name} has no GPU")
+
+
+def auto_batch(instance: InstanceType | str, instance_count: int = 1) -> int:
+    """Images per step over every GPU and instance: 16 per GPU (16 per CPU instance)."""
+    spec = _resolve(instance)
+    validate_instance_count(spec, instance_count)
+    return BATCH_PER_DEVICE * max(spec.gpus, 1) * instance_count
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What a training job costs at most if it runs ``hours`` (on-demand, and with spot)."""
+
+    instance_name: str
+    instance_count: int
+    hours: float
+    on_demand: float
+    spot: float | None
+    spot_discount: float
+
+    def describe(self) -> str:
+        text = (f"about ${self.on_demand:,.2f} on-demand for {self.hours:.1f} h "
+                f"on {self.instance_count} x {self.instance_name}")
+        if self.spot is not None:
+            text += f" (${self.spot:,.2f} with spot, up to {self.spot_discount:.0%} less)"
+        return text
+
+
+def estimate_cost(instance: InstanceType | str, instance_count: int, hours: float, spot: bool = False,
+                  spot_discount: float = 0.7) -> CostEstimate:
+    """List price x instances x hours; with ``spot``, also the price less ``spot_discount``."""
+    spec = _resolve(instance)
+    validate_instance_count(spec, instance_count)
+    if hours <= 0:
+        raise ValueError(f"The hours must be more than 0 (got {hours})")
+    if not 0 <= spot_discount < 1:
+        raise ValueError(f"The spot discount must be a fraction from 0 to below 1 (got {spot_discount})")
+    on_demand = spec.price_per_hour * instance_count * hours
+    return CostEstimate(instance_name=spec.name, instance_count=instance_count, hours=hours,
+                        on_demand=on_demand, spot=on_demand * (1 - spot_discount) if spot else None,
+                        spot_discount=spot_discount)
