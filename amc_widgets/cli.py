@@ -1,31 +1,211 @@
-"""``amc``: the command line on AMC's core."""
+"""``amc``: the command line on AMC's core and backends.
+
+Every bad path, dataset, parameter or job name ends in one line on stderr and exit code 1 (2 for
+usage errors), never a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
+from typing import Callable, TextIO
 
-from amc_widgets.core.dataset_check import check_dataset
+from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
+from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
+from amc_widgets.core.jobs import COMPLETED, JobNotFoundError, JobSpec
+
+EXIT_OK, EXIT_ERROR = 0, 1
+FOLLOW_POLL_SECONDS = 1.0
 
 
-def _demo_dataset(args: argparse.Namespace) -> int:
+class ProgressBar:
+    """A one-line text progress bar on stderr (redrawn in place on a terminal)."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr, width: int = 30):
+        self.label, self.stream, self.width = label, stream, width
+        self._last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = int(done * 100 / total) if total else 100
+        if percent == self._last:
+            return
+        self._last = percent
+        filled = self.width * percent // 100
+        bar = "#" * filled + "-" * (self.width - filled)
+        end = "\r" if self.stream.isatty() and percent < 100 else "\n"
+        if end == "\n" and percent < 100 and percent % 10:
+            return  # not a terminal: one line per 10%
+        self.stream.write(f"{self.label} [{bar}] {percent:3d}% {done / 1e6:.1f}/{total / 1e6:.1f} MB{end}")
+        self.stream.flush()
+
+
+def _backend(args: argparse.Namespace):
+    if args.backend == "local":
+        from amc_widgets.backends.local import LocalBackend
+
+        return LocalBackend(home=args.home)
+    raise ValueError(f"The '{args.backend}' backend is not available yet")
+
+
+def _human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def cmd_demo_dataset(args) -> int:
     data_yaml = make_demo_dataset(Path(args.dest), train=args.train, val=args.val, size=args.size, seed=args.seed)
     print(f"Demo dataset written: {data_yaml}")
-    return 0
+    return EXIT_OK
 
 
-def _check_dataset(args: argparse.Namespace) -> int:
+def cmd_check_dataset(args) -> int:
     report = check_dataset(Path(args.path))
     print(report.summary())
     print("OK: ready for training" if report.ok else "NOT READY: fix the errors above")
-    return 0 if report.ok else 1
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_datasets(args) -> int:
+    backend = _backend(args)
+    if args.action == "upload":
+        if not args.target:
+            raise ValueError("upload needs a folder or .zip: amc datasets upload PATH [--name NAME]")
+        info = backend.store_dataset(Path(args.target), name=args.name, overwrite=args.overwrite,
+                                     progress=ProgressBar("upload"))
+        print(f"Stored dataset '{info.name}': {info.files} files, {_human_bytes(info.bytes)}")
+    elif args.action == "rm":
+        if not args.target:
+            raise ValueError("rm needs a dataset name: amc datasets rm NAME")
+        backend.delete_dataset(args.target)
+        print(f"Deleted dataset '{args.target}'")
+    else:
+        datasets = backend.list_datasets()
+        if not datasets:
+            print("No datasets stored yet. Upload one: amc datasets upload PATH")
+        for info in datasets:
+            print(f"{info.name:<32} {info.files:>7} files {_human_bytes(info.bytes):>10}")
+    return EXIT_OK
+
+
+def _parse_sets(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set needs key=value (got '{pair}')")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def training_hyperparameters(args) -> dict[str, str]:
+    """The job's hyperparameters: defaults, then the preset, then --set, then the named options."""
+    from amc_widgets.core.parameters import TrainingParameters
+
+    params = TrainingParameters()
+    if args.preset:
+        params = params.apply_preset(args.preset)
+    changes: dict[str, object] = _parse_sets(args.set or [])
+    for key in ("model", "epochs", "imgsz", "batch", "patience", "workers", "optimizer", "device"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    return params.with_changes(**changes).to_sagemaker()
+
+
+def cmd_train(args) -> int:
+    backend = _backend(args)
+    spec = JobSpec(dataset=args.dataset, hyperparameters=training_hyperparameters(args),
+                   instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
+                   name=args.name)
+    job = backend.start_job(spec)
+    print(f"Started training job {job.name}")
+    if not args.wait:
+        print(f"Follow it with: amc logs {job.name} --follow")
+        return EXIT_OK
+    return follow_logs(backend, job.name, sys.stdout)
+
+
+def follow_logs(backend, name: str, out: TextIO, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Print the job's log as it grows until the job ends; exit code from its outcome."""
+    cursor = None
+    while True:
+        chunk = backend.read_logs(name, cursor)
+        for line in chunk.lines:
+            out.write(line + "\n")
+        out.flush()
+        cursor = chunk.cursor
+        if chunk.finished:
+            break
+        sleep(FOLLOW_POLL_SECONDS)
+    job = backend.describe_job(name)
+    print(f"Job {name}: {job.status}" + (f" - {job.failure_reason.splitlines()[0]}" if job.failure_reason else ""),
+          file=sys.stderr)
+    return EXIT_OK if job.status == COMPLETED else EXIT_ERROR
+
+
+def cmd_jobs(args) -> int:
+    jobs = _backend(args).list_jobs()
+    if not jobs:
+        print("No training jobs yet. Start one: amc train DATASET")
+    for job in jobs:
+        created = datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M")
+        print(f"{job.name:<58} {job.status:<10} {job.secondary_status:<12} {created} {_duration(job.duration())}")
+    return EXIT_OK
+
+
+def cmd_logs(args) -> int:
+    backend = _backend(args)
+    if args.follow:
+        return follow_logs(backend, args.job, sys.stdout)
+    for line in backend.read_logs(args.job).lines:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_metrics(args) -> int:
+    frame = _backend(args).read_metrics(args.job)
+    if frame.empty:
+        print("No epoch finished yet.")
+    else:
+        print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return EXIT_OK
+
+
+def cmd_stop(args) -> int:
+    job = _backend(args).stop_job(args.job)
+    print(f"Job {job.name}: {job.status}")
+    return EXIT_OK
+
+
+def cmd_download(args) -> int:
+    result = _backend(args).download_outputs(args.job, Path(args.dest), progress=ProgressBar("download"),
+                                             overwrite=args.overwrite)
+    if result.onnx is None:
+        print(f"Downloaded to {result.folder} (no ONNX model in it)")
+    else:
+        print(result.onnx)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amc", description="AMC - Automated Model Creator")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--backend", default="local", choices=["local"], help="where datasets and jobs live")
+    parser.add_argument("--home", default=None, help="local workspace (default $AMC_HOME or ~/.amc)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo-dataset", help="write a synthetic solder-joint dataset (YOLO format)")
     demo.add_argument("dest", help="a new or empty folder")
@@ -33,11 +213,59 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--val", type=int, default=60, help="validation images (default 60)")
     demo.add_argument("--size", type=int, default=160, help="image size in pixels (default 160)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(run=_demo_dataset)
+    demo.set_defaults(run=cmd_demo_dataset)
 
-    check = commands.add_parser("check-dataset", help="check a YOLO dataset folder before uploading it")
+    check = commands.add_parser("check-dataset", help="check a YOLO dataset folder or zip")
     check.add_argument("path")
-    check.set_defaults(run=_check_dataset)
+    check.set_defaults(run=cmd_check_dataset)
+
+    datasets = commands.add_parser("datasets", help="list, upload (upload PATH) or delete (rm NAME) datasets")
+    datasets.add_argument("action", nargs="?", choices=["list", "upload", "rm"], default="list")
+    datasets.add_argument("target", nargs="?", help="folder or .zip to upload, or dataset to delete")
+    datasets.add_argument("--name", help="name to store the dataset under (default: folder or zip name)")
+    datasets.add_argument("--overwrite", action="store_true", help="replace a stored dataset of the same name")
+    datasets.set_defaults(run=cmd_datasets)
+
+    train = commands.add_parser("train", help="start a training job on a stored dataset")
+    train.add_argument("dataset")
+    train.add_argument("--model", choices=HYPERPARAMETERS["model"].choices)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--imgsz", type=int)
+    train.add_argument("--batch", type=int)
+    train.add_argument("--patience", type=int)
+    train.add_argument("--workers", type=int)
+    train.add_argument("--optimizer")
+    train.add_argument("--device")
+    train.add_argument("--preset", help="scratch-low, scratch-med, scratch-high or no-augmentation")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other parameter (repeatable)")
+    train.add_argument("--instance-type", default="local")
+    train.add_argument("--instance-count", type=int, default=1)
+    train.add_argument("--spot", action="store_true")
+    train.add_argument("--name", help="job name (default: generated, unique)")
+    train.add_argument("--wait", action="store_true", help="stream the log; exit with the job's outcome")
+    train.set_defaults(run=cmd_train)
+
+    jobs = commands.add_parser("jobs", help="list training jobs")
+    jobs.set_defaults(run=cmd_jobs)
+
+    logs = commands.add_parser("logs", help="print a job's log")
+    logs.add_argument("job")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    logs.set_defaults(run=cmd_logs)
+
+    metrics = commands.add_parser("metrics", help="a job's metrics per epoch")
+    metrics.add_argument("job")
+    metrics.set_defaults(run=cmd_metrics)
+
+    stop = commands.add_parser("stop", help="stop a job (it saves the model trained so far)")
+    stop.add_argument("job")
+    stop.set_defaults(run=cmd_stop)
+
+    download = commands.add_parser("download", help="download a job's outputs; prints the ONNX model's path")
+    download.add_argument("job")
+    download.add_argument("dest")
+    download.add_argument("--overwrite", action="store_true")
+    download.set_defaults(run=cmd_download)
     return parser
 
 
@@ -45,9 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (OSError, ValueError) as exc:  # bad paths and bad input: one clear line, no traceback
-        print(f"amc: error: {exc}", file=sys.stderr)
-        return 1
+    except HyperparameterError as exc:
+        print("amc: error: " + "; ".join(f"{k}: {v}" for k, v in exc.problems.items()), file=sys.stderr)
+    except (DatasetError, JobNotFoundError, OSError, ValueError) as exc:
+        message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        print("amc: error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()),
+              file=sys.stderr)
+    except KeyboardInterrupt:
+        print("amc: interrupted", file=sys.stderr)
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -1,27 +1,37 @@
 """Checks a YOLO-format dataset before anything is stored or trained, and resolves its layout.
 
-A dataset is a folder with a ``data.yaml`` somewhere in it.  ``train`` / ``val`` / ``test`` in
-data.yaml may name image folders or ``.txt`` lists of images, as one entry or a list, relative to
-``path:``, to data.yaml itself, written on another machine (``C:\\data\\train\\images``,
-``/home/me/data/train``) or in Roboflow's ``../train/images`` style.  :func:`resolve_dataset`
-finds each of them inside the folder it was given; :func:`check_dataset` then reads every image
-and label line and reports problems in words a factory engineer understands.
+A dataset is a folder, or a .zip archive, with a ``data.yaml`` somewhere in it.  ``train`` /
+``val`` / ``test`` in data.yaml may name image folders or ``.txt`` lists of images, as one entry or
+a list, relative to ``path:``, to data.yaml itself, written on another machine
+(``C:\\data\\train\\images``, ``/home/me/data/train``) or in Roboflow's ``../train/images`` style.
+Each is looked up in a listing of the dataset's files taken once, so folders and zips share the
+same code; :func:`check_dataset` then reads every image and label line and reports problems in
+words a factory engineer understands.  A zip is read member by member through
+:mod:`amc_widgets.core.archive` and never unpacked.
 """
 
 from __future__ import annotations
 
+import io
 import os
+import posixpath
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Iterable
 
 import yaml
 from PIL import Image, UnidentifiedImageError
 
+from amc_widgets.core.archive import BadArchiveError, SafeZip, UnsafeArchiveError, open_safe_zip
+
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"}
+DATA_YAML_NAMES = ("data.yaml", "data.yml")
 SPLITS = ("train", "val", "test")
 MAX_EXAMPLES = 5  # problems of one kind listed by name; the rest are counted
+_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 class DatasetError(ValueError):
@@ -103,37 +113,169 @@ class _Problems:
         return out
 
 
-def find_data_yaml(root: Path) -> Path:
-    """The dataset's data.yaml (or data.yml): the shallowest one under ``root``."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root} is not a folder")
-    found = sorted(
-        (p for p in root.rglob("*") if p.name.lower() in ("data.yaml", "data.yml") and p.is_file()),
-        key=lambda p: (len(p.relative_to(root).parts), str(p)),
-    )
+class _Tree(ABC):
+    """A dataset's files as relative POSIX paths, listed once; "" is the top folder."""
+
+    def __init__(self, files: Iterable[str], folders: Iterable[str] = ()):
+        self.files = sorted(set(files), key=_path_key)
+        self._file_set = set(self.files)
+        self._folders = {"", *folders}
+        for name in self.files:
+            folder = posixpath.dirname(name)
+            while folder not in self._folders:
+                self._folders.add(folder)
+                folder = posixpath.dirname(folder)
+
+    def is_file(self, rel: str) -> bool:
+        return rel in self._file_set
+
+    def is_dir(self, rel: str) -> bool:
+        return rel in self._folders
+
+    def images_under(self, folder: str) -> list[str]:
+        prefix = f"{folder}/" if folder else ""
+        return [name for name in self.files
+                if name.startswith(prefix) and posixpath.splitext(name)[1].lower() in IMAGE_SUFFIXES]
+
+    @abstractmethod
+    def open(self, rel: str) -> BinaryIO:
+        """The bytes of the file ``rel``."""
+
+    @abstractmethod
+    def path_of(self, rel: str) -> Path:
+        """How reports and callers name ``rel``."""
+
+    def close(self) -> None:
+        """Release what the listing holds open."""
+
+    def __enter__(self) -> _Tree:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class _FolderTree(_Tree):
+    """A dataset folder.  Links to folders are not followed; links to files are kept when they
+    point inside the folder."""
+
+    def __init__(self, root: Path):
+        root = Path(root)
+        if not root.is_dir():
+            raise DatasetError(f"{root} is not a folder")
+        self.root = root.resolve()
+        files, folders = [], []
+        for folder, _subfolders, names in os.walk(self.root):
+            rel_folder = os.path.relpath(folder, self.root).replace(os.sep, "/")
+            prefix = "" if rel_folder == "." else f"{rel_folder}/"
+            folders.append(prefix.rstrip("/"))
+            for name in names:
+                path = os.path.join(folder, name)
+                if os.path.isfile(path) and (not os.path.islink(path)
+                                             or Path(path).resolve().is_relative_to(self.root)):
+                    files.append(prefix + name)
+        super().__init__(files, folders)
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self.root / rel, "rb")
+
+    def path_of(self, rel: str) -> Path:
+        """The absolute path."""
+        return self.root / rel
+
+
+class _ZipTree(_Tree):
+    """A checked zip archive; members are read into memory one at a time."""
+
+    def __init__(self, archive: SafeZip):
+        self.archive = archive
+        super().__init__(archive.members)
+
+    def open(self, rel: str) -> BinaryIO:
+        return io.BytesIO(self.archive.read_bytes(rel))
+
+    def path_of(self, rel: str) -> Path:
+        """``solder.zip/solder-v3/data.yaml``, as :class:`zipfile.Path` names members."""
+        return self.archive.path / rel
+
+    def close(self) -> None:
+        self.archive.close()
+
+
+def _path_key(rel: str) -> list[str]:
+    """Sort like :class:`pathlib.Path`: component by component."""
+    return rel.split("/")
+
+
+def _open_tree(path: Path) -> _Tree:
+    if path.is_dir():
+        return _FolderTree(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        try:
+            return _ZipTree(open_safe_zip(path))
+        except (BadArchiveError, OSError) as exc:
+            raise DatasetError(str(exc)) from None
+    if not path.exists():
+        raise DatasetError(f"{path} does not exist")
+    raise DatasetError(f"{path} is neither a folder nor a .zip file")
+
+
+@dataclass
+class _Layout:
+    """:class:`ResolvedDataset` as paths inside a :class:`_Tree`."""
+
+    data_yaml: str
+    names: list[str]
+    images: dict[str, list[str]]
+
+
+def _find_data_yaml(tree: _Tree) -> str:
+    found = sorted((name for name in tree.files if posixpath.basename(name).lower() in DATA_YAML_NAMES),
+                   key=lambda name: (name.count("/"), name))
     if not found:
         raise DatasetError(
-            f"No data.yaml found in {root}. A YOLO dataset needs a data.yaml that lists the class "
-            "names and where the train and val images are."
+            f"No data.yaml found in {tree.path_of('')}. A YOLO dataset needs a data.yaml that lists the "
+            "class names and where the train and val images are."
         )
     return found[0]
 
 
+def find_data_yaml(root: Path) -> Path:
+    """The dataset's data.yaml (or data.yml): the shallowest one under the folder ``root``."""
+    tree = _FolderTree(root)
+    return tree.path_of(_find_data_yaml(tree))
+
+
 def label_path_for(image: Path) -> Path:
     """YOLO's convention (as ultralytics applies it): .../images/x.jpg -> .../labels/x.txt."""
-    text = str(image)
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    return Path(sb.join(text.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt")
+    return Path(_label_name(str(image), os.sep))
 
 
-def _read_yaml(path: Path) -> dict:
+def _label_name(image: str, sep: str) -> str:
+    sa, sb = f"{sep}images{sep}", f"{sep}labels{sep}"
+    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
+
+
+def _label_rel(image: str) -> str:
+    """:func:`label_path_for` for a relative POSIX path (a top ``images/`` folder counts too)."""
+    return _label_name(f"/{image}", "/")[1:]
+
+
+def _read_text(tree: _Tree, rel: str) -> str:
+    with tree.open(rel) as stream:
+        return stream.read().decode("utf-8-sig")
+
+
+def _read_yaml(tree: _Tree, rel: str) -> dict:
+    name = posixpath.basename(rel)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.safe_load(_read_text(tree, rel))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path.name} is not valid YAML: {exc}") from None
+        raise DatasetError(f"{name} is not valid YAML: {exc}") from None
+    except (BadArchiveError, OSError) as exc:
+        raise DatasetError(f"{rel} cannot be read: {exc}") from None
     if not isinstance(data, dict):
-        raise DatasetError(f"{path.name} must be a mapping with 'names', 'train' and 'val'")
+        raise DatasetError(f"{name} must be a mapping with 'names', 'train' and 'val'")
     return data
 
 
@@ -164,44 +306,55 @@ def _class_names(data: dict, yaml_name: str) -> list[str]:
 def _path_parts(entry: str) -> list[str]:
     """Components of a path written on any OS, without drive, root, '.' or '..'."""
     text = entry.strip().replace("\\", "/")
-    text = re.sub(r"^[A-Za-z]:", "", text)
+    text = _DRIVE.sub("", text)
     return [part for part in text.split("/") if part not in ("", ".", "..")]
 
 
-def _locate(entry: str, bases: list[Path], root: Path) -> Path | None:
-    """Find ``entry`` inside ``root``: as written relative to each base, then by its longest
-    trailing part that exists (paths written on another machine)."""
-    candidates = []
+def _inside(base: str, rel: str) -> str | None:
+    """``base/rel`` normalized, or None where it climbs out of the dataset."""
+    joined = posixpath.normpath(posixpath.join(base, rel))
+    if joined == ".." or joined.startswith("../"):
+        return None
+    return "" if joined == "." else joined
+
+
+def _locate(entry: str, bases: list[str], tree: _Tree) -> str | None:
+    """Find ``entry`` in ``tree``: as written relative to each base, then by its longest trailing
+    part that exists (paths written on another machine)."""
     raw = entry.strip().replace("\\", "/")
-    if raw and not raw.startswith("/") and not re.match(r"^[A-Za-z]:", raw):
-        candidates += [base / raw for base in bases]
+    written = [raw] if raw and not raw.startswith("/") and not _DRIVE.match(raw) else []
     parts = _path_parts(entry)
-    for start in range(len(parts)):
-        candidates += [base / Path(*parts[start:]) for base in bases]
-    for candidate in candidates:
-        resolved = candidate.resolve()
-        if resolved.exists() and resolved.is_relative_to(root):
-            return resolved
+    tails = written + ["/".join(parts[start:]) for start in range(len(parts))]
+    for tail in tails:
+        for base in bases:
+            candidate = _inside(base, tail)
+            if candidate is not None and (tree.is_file(candidate) or tree.is_dir(candidate)):
+                return candidate
     return None
 
 
-def _images_of(entry: str, bases: list[Path], root: Path, yaml_name: str, split: str) -> list[Path]:
-    location = _locate(entry, bases, root)
+def _images_of(entry: str, bases: list[str], tree: _Tree, yaml_name: str, split: str) -> list[str]:
+    location = _locate(entry, bases, tree)
     if location is None:
         raise DatasetError(
-            f"{yaml_name}: {split} path '{entry}' was not found in the dataset folder. "
+            f"{yaml_name}: {split} path '{entry}' was not found in the dataset. "
             "Check that the folder (or .txt list) it names was included."
         )
-    if location.is_dir():
-        return sorted(p for p in location.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if location.suffix.lower() == ".txt":
+    if tree.is_dir(location):
+        return tree.images_under(location)
+    suffix = posixpath.splitext(location)[1].lower()
+    if suffix == ".txt":
         images, missing = [], []
-        list_bases = [location.parent, *bases]
-        for line in location.read_text(encoding="utf-8-sig").splitlines():
+        list_bases = list(dict.fromkeys([posixpath.dirname(location), *bases]))
+        try:
+            lines = _read_text(tree, location).splitlines()
+        except (UnicodeDecodeError, BadArchiveError, OSError) as exc:
+            raise DatasetError(f"{location} ({split}) cannot be read: {exc}") from None
+        for line in lines:
             if not line.strip():
                 continue
-            image = _locate(line, list_bases, root)
-            if image is None or not image.is_file():
+            image = _locate(line, list_bases, tree)
+            if image is None or not tree.is_file(image):
                 missing.append(line.strip())
             else:
                 images.append(image)
@@ -209,51 +362,65 @@ def _images_of(entry: str, bases: list[Path], root: Path, yaml_name: str, split:
             shown = ", ".join(missing[:MAX_EXAMPLES]) + (f" (and {len(missing) - MAX_EXAMPLES} more)"
                                                          if len(missing) > MAX_EXAMPLES else "")
             raise DatasetError(
-                f"{location.name} ({split}) lists {len(missing)} image(s) that are not in the dataset: {shown}"
+                f"{posixpath.basename(location)} ({split}) lists {len(missing)} image(s) that are not in "
+                f"the dataset: {shown}"
             )
         return images
-    if location.suffix.lower() in IMAGE_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES:
         return [location]
     raise DatasetError(f"{yaml_name}: {split} path '{entry}' is neither a folder, a .txt list nor an image")
 
 
-def resolve_dataset(root: Path) -> ResolvedDataset:
-    """Find data.yaml under ``root`` and every split's images; raise :class:`DatasetError`."""
-    root = Path(root).resolve()
-    data_yaml = find_data_yaml(root)
-    data = _read_yaml(data_yaml)
-    yaml_name = str(data_yaml.relative_to(root))
-    names = _class_names(data, yaml_name)
+def _resolve_layout(tree: _Tree) -> _Layout:
+    data_yaml = _find_data_yaml(tree)
+    data = _read_yaml(tree, data_yaml)
+    names = _class_names(data, data_yaml)
+    yaml_folder = posixpath.dirname(data_yaml)
     bases = []
     if data.get("path"):
-        base = _locate(str(data["path"]), [data_yaml.parent, root], root)
-        if base is not None and base.is_dir():
+        base = _locate(str(data["path"]), [yaml_folder, ""], tree)
+        if base is not None and tree.is_dir(base):
             bases.append(base)
-    bases += [data_yaml.parent, root]
-    images: dict[str, list[Path]] = {}
+    bases = list(dict.fromkeys([*bases, yaml_folder, ""]))
+    images: dict[str, list[str]] = {}
     for split in SPLITS:
         entries = data.get(split)
         if entries in (None, "", []):
             continue
         entries = entries if isinstance(entries, list) else [entries]
-        found: list[Path] = []
+        found: list[str] = []
         for entry in entries:
-            found += _images_of(str(entry), bases, root, yaml_name, split)
+            found += _images_of(str(entry), bases, tree, data_yaml, split)
         images[split] = list(dict.fromkeys(found))
     for split in ("train", "val"):
         if split not in images:
-            raise DatasetError(f"{yaml_name} has no '{split}:' entry; YOLOv5 needs {split} images")
+            raise DatasetError(f"{data_yaml} has no '{split}:' entry; YOLOv5 needs {split} images")
         if not images[split]:
-            raise DatasetError(f"The {split} images folder named in {yaml_name} contains no images")
-    return ResolvedDataset(root=root, data_yaml=data_yaml, names=names, images=images)
+            raise DatasetError(f"The {split} images folder named in {data_yaml} contains no images")
+    return _Layout(data_yaml=data_yaml, names=names, images=images)
 
 
-def _check_labels(label: Path, nc: int, rel: str, problems: _Problems, counts: Counter) -> int:
+def resolve_dataset(root: Path) -> ResolvedDataset:
+    """Find data.yaml under the folder ``root`` and every split's images; raise :class:`DatasetError`.
+
+    Folders only: training reads files from disk.  :func:`check_dataset` also reads .zip archives.
+    """
+    tree = _FolderTree(root)
+    layout = _resolve_layout(tree)
+    return ResolvedDataset(
+        root=tree.root,
+        data_yaml=tree.path_of(layout.data_yaml),
+        names=layout.names,
+        images={split: [tree.path_of(rel) for rel in rels] for split, rels in layout.images.items()},
+    )
+
+
+def _check_labels(tree: _Tree, rel: str, nc: int, problems: _Problems, counts: Counter) -> int:
     """Validate one label file; return its number of objects."""
     objects = 0
     try:
-        text = label.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = _read_text(tree, rel)
+    except (OSError, UnicodeDecodeError, BadArchiveError) as exc:
         problems.add("Unreadable label files", f"{rel} ({exc.__class__.__name__})")
         return 0
     for number, line in enumerate(text.splitlines(), start=1):
@@ -294,35 +461,44 @@ def _check_labels(label: Path, nc: int, rel: str, problems: _Problems, counts: C
     return objects
 
 
+def _image_is_readable(tree: _Tree, rel: str, problems: _Problems) -> bool:
+    try:
+        with tree.open(rel) as stream, Image.open(stream) as image:
+            image.verify()
+            too_small = min(image.size) < 10
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, BadArchiveError) as exc:
+        problems.add("Images that cannot be read (corrupt or not an image)", f"{rel} ({exc.__class__.__name__})")
+        return False
+    if too_small:
+        problems.add("Images smaller than 10 pixels", rel)
+    return True
+
+
 def check_dataset(root: Path) -> DatasetReport:
-    """Read every image and label of the dataset under ``root``; never raises for bad data."""
+    """Read every image and label of the dataset in the folder or .zip ``root``; never raises for
+    bad data.  Problems name files by their path inside the folder or archive."""
     report = DatasetReport(root=Path(root))
     try:
-        resolved = resolve_dataset(root)
-    except DatasetError as exc:
+        with _open_tree(report.root) as tree:
+            _check_tree(tree, report)
+    except (DatasetError, UnsafeArchiveError) as exc:
         report.errors.append(str(exc))
-        return report
-    report.data_yaml, report.names = resolved.data_yaml, resolved.names
-    nc = len(resolved.names)
+    return report
+
+
+def _check_tree(tree: _Tree, report: DatasetReport) -> None:
+    layout = _resolve_layout(tree)
+    report.data_yaml, report.names = tree.path_of(layout.data_yaml), layout.names
+    nc = len(layout.names)
     problems, warnings = _Problems(), _Problems()
-    for split, images in resolved.images.items():
+    for split, images in layout.images.items():
         counts = report.splits.setdefault(split, SplitReport())
         for image in images:
-            rel = str(image.relative_to(resolved.root))
             counts.images += 1
-            try:
-                with Image.open(image) as im:
-                    im.verify()
-                    if min(im.size) < 10:
-                        problems.add("Images smaller than 10 pixels", rel)
-            except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-                problems.add("Images that cannot be read (corrupt or not an image)", f"{rel} ({exc.__class__.__name__})")
+            if not _image_is_readable(tree, image, problems):
                 continue
-            label = label_path_for(image)
-            objects = 0
-            if label.is_file():
-                objects = _check_labels(label, nc, str(label.relative_to(resolved.root)), problems,
-                                        report.class_counts)
+            label = _label_rel(image)
+            objects = _check_labels(tree, label, nc, problems, report.class_counts) if tree.is_file(label) else 0
             if objects:
                 counts.labelled += 1
                 counts.instances += objects
@@ -332,16 +508,15 @@ def check_dataset(root: Path) -> DatasetReport:
         counts = report.splits.get(split)
         if counts and counts.images and not counts.labelled:
             problems.add("Splits without a single labelled object", f"{split} ({counts.images} images)")
-    overlap = set(resolved.images["train"]) & set(resolved.images["val"])
+    overlap = set(layout.images["train"]).intersection(layout.images["val"])
     if overlap:
         warnings.add("Images in both train and val (validation scores will look better than they are)",
-                     str(next(iter(overlap)).relative_to(resolved.root)))
+                     min(overlap, key=_path_key))
     unused = [i for i in range(nc) if not report.class_counts.get(i)]
     if unused:
-        warnings.add("Classes without a single labelled object", ", ".join(resolved.names[i] for i in unused))
+        warnings.add("Classes without a single labelled object", ", ".join(layout.names[i] for i in unused))
     report.errors += problems.messages()
     report.warnings += warnings.messages()
-    return report
 
 
 def write_resolved_data_yaml(resolved: ResolvedDataset, dest_dir: Path) -> Path:

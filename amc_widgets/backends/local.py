@@ -1,0 +1,305 @@
+"""The local backend: datasets in a folder, jobs trained on this machine by the container's own
+entry point, laid out like the S3 bucket the SageMaker backend uses.
+
+``AMC_HOME`` (default ``~/.amc``)::
+
+    users/<user>/custom-uploads/<dataset>/...                     stored datasets
+    users/<user>/training-jobs/<job>/output/model.tar.gz          SageMaker's output layout
+    users/<user>/training-jobs/<job>/output/output.tar.gz
+    jobs/<job>/                                                   job state, log and emulated /opt/ml
+    slots/slot-<n>.lock                                           the concurrent-job "quota"
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from amc_widgets.backends.base import DatasetInfo, DownloadResult, LogChunk, OutputInfo, ProgressCallback
+from amc_widgets.backends.local_jobs import JobFiles
+from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.hyperparameters import decode_hyperparameters
+from amc_widgets.core.jobs import (
+    FAILED,
+    IN_PROGRESS,
+    STOPPED,
+    STOPPING,
+    JobDescription,
+    JobNotFoundError,
+    JobSpec,
+    check_job_name,
+    make_job_name,
+)
+from amc_widgets.core.metrics import parse_metrics
+from amc_widgets.core.storage import (
+    check_dataset_name,
+    check_onnx_model,
+    copy_file,
+    default_dataset_name,
+    extract_tar_gz,
+    iter_files,
+    publish_folder,
+    tree_size,
+)
+
+DEFAULT_MAX_CONCURRENT_JOBS = 2
+
+
+class LocalBackend:
+    """Backend protocol implementation on this machine's file system and processes."""
+
+    name = "local"
+
+    def __init__(self, home: Path | str | None = None, user: str | None = None,
+                 max_concurrent_jobs: int | None = None, clock: Callable[[], float] = time.time,
+                 popen: Callable[..., subprocess.Popen] = subprocess.Popen,
+                 container_command: list[str] | None = None):
+        self.home = Path(home or os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser()
+        self.user = user or os.environ.get("AMC_USER") or getpass.getuser() or "local"
+        self.max_concurrent_jobs = max_concurrent_jobs or int(
+            os.environ.get("AMC_MAX_JOBS", DEFAULT_MAX_CONCURRENT_JOBS))
+        self.clock = clock
+        self._popen = popen
+        self._container_command = container_command  # None: the real training container
+
+    # --- layout -------------------------------------------------------------------------------
+    @property
+    def uploads(self) -> Path:
+        return self.home / "users" / self.user / "custom-uploads"
+
+    @property
+    def training_jobs(self) -> Path:
+        return self.home / "users" / self.user / "training-jobs"
+
+    @property
+    def jobs_folder(self) -> Path:
+        return self.home / "jobs"
+
+    def _job(self, name: str) -> JobFiles:
+        job = JobFiles(self.jobs_folder / name, clock=self.clock)
+        if not job.state_json.exists() or job.owner() != self.user:
+            raise JobNotFoundError(f"No training job named '{name}'")
+        return job
+
+    # --- datasets -----------------------------------------------------------------------------
+    def list_datasets(self) -> list[DatasetInfo]:
+        if not self.uploads.is_dir():
+            return []
+        infos = []
+        for folder in sorted(p for p in self.uploads.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            files, size = tree_size(folder)
+            infos.append(DatasetInfo(folder.name, files, size, str(folder), folder.stat().st_mtime))
+        return infos
+
+    def dataset_folder(self, name: str) -> Path:
+        folder = self.uploads / check_dataset_name(name)
+        if not folder.is_dir():
+            raise DatasetError(f"No stored dataset named '{name}'")
+        return folder
+
+    def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
+                      progress: ProgressCallback | None = None) -> DatasetInfo:
+        """Check ``source`` (a folder or .zip), then copy it in; all or nothing."""
+        source = Path(source).expanduser()
+        if not source.exists():
+            raise FileNotFoundError(f"{source} does not exist")
+        name = check_dataset_name(name or default_dataset_name(source))
+        final = self.uploads / name
+        if final.exists() and not overwrite:
+            raise FileExistsError(f"A dataset named '{name}' is already stored; choose another name or overwrite it")
+        report = check_dataset(source)
+        if not report.ok:
+            raise DatasetError(f"{source.name} is not ready for training:\n" + "\n".join(report.errors))
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        staging = self.uploads / f".partial-{name}-{secrets.token_hex(3)}"
+        try:
+            if source.is_dir():
+                self._copy_folder(source, staging, progress)
+            else:
+                self._unpack_zip(source, staging, progress)
+            publish_folder(staging, final, overwrite)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        files, size = tree_size(final)
+        return DatasetInfo(name, files, size, str(final), final.stat().st_mtime)
+
+    @staticmethod
+    def _copy_folder(source: Path, staging: Path, progress: ProgressCallback | None) -> None:
+        files = list(iter_files(source))
+        total, done = sum(p.stat().st_size for p in files), 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
+
+        for path in files:
+            copy_file(path, staging / path.relative_to(source), advance)
+
+    @staticmethod
+    def _unpack_zip(source: Path, staging: Path, progress: ProgressCallback | None) -> None:
+        from amc_widgets.core.archive import open_safe_zip
+
+        with open_safe_zip(source) as archive:
+            total, done = archive.total_size, 0
+            for member in archive.members:
+                dest = staging / member
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(member) as src, open(dest, "wb") as out:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, total)
+
+    def delete_dataset(self, name: str) -> None:
+        folder = self.dataset_folder(name)
+        retired = folder.with_name(f".deleting-{name}-{secrets.token_hex(3)}")
+        os.rename(folder, retired)  # gone from listings at once, even if the removal is slow
+        shutil.rmtree(retired)
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def start_job(self, spec: JobSpec) -> JobDescription:
+        """Validate, queue and launch a job; returns at once (the job runs in its own process)."""
+        params = decode_hyperparameters(spec.hyperparameters)
+        dataset_folder = self.dataset_folder(spec.dataset)
+        if spec.instance_count != 1:
+            raise ValueError("The local backend trains on this one machine: instance count must be 1")
+        name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
+        job = JobFiles(self.jobs_folder / name, clock=self.clock)
+        if job.folder.exists():
+            raise FileExistsError(f"A training job named '{name}' already exists")
+        settings = {
+            "user": self.user,
+            "dataset_folder": str(dataset_folder),
+            "outputs_folder": str(self.training_jobs / name / "output"),
+            "slots_dir": str(self.home / "slots"),
+            "max_concurrent_jobs": self.max_concurrent_jobs,
+            "container_command": self._container_command,
+        }
+        job.create(JobSpec(**{**spec.__dict__, "name": name}), settings)
+        runner = self._popen(
+            [sys.executable, "-m", "amc_widgets.backends.local_runner", str(job.folder)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(job.folder / "runner.err", "wb"),
+            start_new_session=True,
+        )
+        threading.Thread(target=runner.wait, daemon=True).start()  # reap it when it ends
+        job.runner_pid_file.write_text(str(runner.pid))
+        return self.describe_job(name)
+
+    def describe_job(self, name: str) -> JobDescription:
+        job = self._job(name)
+        description = job.load()
+        if not description.is_terminal and not job.runner_alive():
+            description = job.load()  # it may have finished between the two reads
+            if not description.is_terminal:
+                description = self._mark_lost(job)
+        if description.status == IN_PROGRESS and job.stop_marker.exists():
+            description.status = STOPPING  # asked to stop; the runner has not said so yet
+        description.extra["runner_pid"] = job.runner_pid()
+        return description
+
+    def _mark_lost(self, job: JobFiles) -> JobDescription:
+        status = STOPPED if job.stop_marker.exists() else FAILED
+        description = job.transition(status, "The job's process ended without finishing it "
+                                             "(the machine restarted, or it was killed)", status=status)
+        description.ended = self.clock()
+        description.transitions[-1].end = description.ended
+        if status == FAILED:
+            description.failure_reason = description.message
+        job.save(description)
+        return description
+
+    def list_jobs(self) -> list[JobDescription]:
+        if not self.jobs_folder.is_dir():
+            return []
+        names = [p.name for p in self.jobs_folder.iterdir() if (p / "state.json").exists()]
+        jobs = []
+        for name in names:
+            try:
+                jobs.append(self.describe_job(name))
+            except JobNotFoundError:
+                continue  # another user's job
+        return sorted(jobs, key=lambda j: j.created, reverse=True)
+
+    def stop_job(self, name: str) -> JobDescription:
+        job = self._job(name)
+        description = self.describe_job(name)
+        if description.is_terminal:
+            return description
+        job.stop_marker.touch()
+        if job.runner_pid() and job.runner_alive():
+            os.kill(job.runner_pid(), signal.SIGTERM)
+        return self.describe_job(name)
+
+    def read_logs(self, name: str, cursor: Any = None) -> LogChunk:
+        """Complete lines after byte offset ``cursor`` (0 or None: from the start)."""
+        job = self._job(name)
+        offset = int(cursor or 0)
+        finished = self.describe_job(name).is_terminal  # read state first: no line can be missed
+        with open(job.log, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1
+        if finished:
+            end = len(data)  # the process is gone: a last line without newline is complete
+        text = data[:end].decode("utf-8", errors="replace")
+        return LogChunk(lines=text.splitlines(), cursor=offset + end, finished=finished)
+
+    def read_metrics(self, name: str) -> pd.DataFrame:
+        job = self._job(name)
+        with open(job.log, encoding="utf-8", errors="replace") as handle:
+            return parse_metrics(handle)
+
+    # --- outputs ------------------------------------------------------------------------------
+    def list_outputs(self) -> list[OutputInfo]:
+        if not self.training_jobs.is_dir():
+            return []
+        outputs = []
+        for folder in sorted(self.training_jobs.iterdir()):
+            files = {p.name: p.stat().st_size for p in (folder / "output").glob("*.tar.gz")}
+            if files:
+                outputs.append(OutputInfo(folder.name, files, str(folder / "output"),
+                                          max(p.stat().st_mtime for p in (folder / "output").glob("*.tar.gz"))))
+        return sorted(outputs, key=lambda o: o.modified or 0, reverse=True)
+
+    def download_outputs(self, name: str, dest: Path, progress: ProgressCallback | None = None,
+                         overwrite: bool = False) -> DownloadResult:
+        """Copy model.tar.gz / output.tar.gz to ``dest/<job>``, unpack, check best.onnx."""
+        source = self.training_jobs / name / "output"
+        archives = sorted(source.glob("*.tar.gz"))
+        if not archives:
+            raise JobNotFoundError(f"Training job '{name}' has no outputs (yet)")
+        folder = Path(dest).expanduser() / name
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise FileExistsError(f"{folder} already exists and is not empty")
+        total, done = sum(p.stat().st_size for p in archives), 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
+
+        files: list[Path] = []
+        for archive in archives:
+            local = folder / archive.name
+            copy_file(archive, local, advance)
+            files.append(local)
+            files += extract_tar_gz(local, folder / archive.name.removesuffix(".tar.gz"))
+        onnx = folder / "model" / "best.onnx"
+        if onnx.exists():
+            check_onnx_model(onnx)
+        return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)

@@ -1,0 +1,120 @@
+"""On-disk state of local training jobs, shared by the backend and the job runner process.
+
+``<AMC_HOME>/jobs/<name>/`` holds ``job.json`` (what was asked), ``state.json`` (status,
+transitions; written atomically by the runner), ``log.txt`` (the container's output), ``ml/``
+(the emulated /opt/ml) and ``stop`` (present once a stop was requested).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable
+
+from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
+
+
+def _write_json(path: Path, data: Any) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(partial, path)
+
+
+class JobFiles:
+    """The files of one local job."""
+
+    def __init__(self, folder: Path, clock: Callable[[], float] = time.time):
+        self.folder = Path(folder)
+        self.clock = clock
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    job_json = property(lambda self: self.folder / "job.json")
+    state_json = property(lambda self: self.folder / "state.json")
+    log = property(lambda self: self.folder / "log.txt")
+    ml_root = property(lambda self: self.folder / "ml")
+    stop_marker = property(lambda self: self.folder / "stop")
+
+    def create(self, spec: JobSpec, settings: dict[str, Any]) -> JobDescription:
+        """Write a new job's files; the folder must not exist yet."""
+        self.folder.mkdir(parents=True)
+        now = self.clock()
+        _write_json(self.job_json, {"spec": asdict(spec), "settings": settings, "created": now})
+        self.log.touch()
+        description = JobDescription(
+            name=self.name, status=IN_PROGRESS, secondary_status=STARTING, dataset=spec.dataset,
+            instance_type=spec.instance_type, instance_count=spec.instance_count,
+            hyperparameters=spec.hyperparameters, created=now, spot=spec.spot,
+            transitions=[StatusTransition(STARTING, now, message="Queued")],
+        )
+        self.save(description)
+        return description
+
+    def spec(self) -> JobSpec:
+        return JobSpec(**json.loads(self.job_json.read_text(encoding="utf-8"))["spec"])
+
+    def settings(self) -> dict[str, Any]:
+        return json.loads(self.job_json.read_text(encoding="utf-8"))["settings"]
+
+    def owner(self) -> str:
+        return self.settings().get("user", "")
+
+    def load(self) -> JobDescription:
+        data = json.loads(self.state_json.read_text(encoding="utf-8"))
+        data["transitions"] = [StatusTransition(**t) for t in data["transitions"]]
+        return JobDescription(**data)
+
+    def save(self, description: JobDescription) -> None:
+        _write_json(self.state_json, asdict(description))
+
+    def transition(self, secondary: str, message: str = "", status: str | None = None) -> JobDescription:
+        """Close the current secondary status and open ``secondary``."""
+        description = self.load()
+        now = self.clock()
+        if description.transitions and description.transitions[-1].end is None:
+            description.transitions[-1].end = now
+        description.transitions.append(StatusTransition(secondary, now, message=message))
+        description.secondary_status = secondary
+        if status is not None:
+            description.status = status
+        self.save(description)
+        return description
+
+    runner_pid_file = property(lambda self: self.folder / "runner.pid")
+
+    def runner_pid(self) -> int | None:
+        """The job runner's process id (its own file: the runner alone writes state.json)."""
+        try:
+            return int(self.runner_pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def runner_alive(self, grace_seconds: float = 30.0) -> bool:
+        """Is the runner process there?  A job whose pid is not yet recorded counts as starting."""
+        pid = self.runner_pid()
+        if pid is None:
+            return self.clock() - self.load().created < grace_seconds
+        return process_alive(pid, str(self.folder))
+
+
+def process_alive(pid: int | None, must_mention: str) -> bool:
+    """True if ``pid`` runs (not a zombie) and its command line mentions ``must_mention``."""
+    if not pid:
+        return False
+    if not Path("/proc").is_dir():  # no procfs (macOS): existence is all we can tell
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status and must_mention in cmdline

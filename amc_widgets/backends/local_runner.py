@@ -1,0 +1,173 @@
+"""The detached process that carries one local job from queue to outputs.
+
+``python -m amc_widgets.backends.local_runner JOB_FOLDER`` waits for a free training slot, lays out
+the emulated /opt/ml, runs the training container's entry point, packs model.tar.gz and
+output.tar.gz where SageMaker would put them, and records every status on the way.  It outlives
+the CLI or notebook that started it; SIGTERM stops the job (the container saves what it has).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from amc_widgets.backends.local_jobs import JobFiles
+from amc_widgets.core.jobs import (
+    COMPLETED,
+    DOWNLOADING,
+    FAILED,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    TRAINING,
+    UPLOADING,
+)
+from amc_widgets.core.storage import link_or_copy_tree, pack_tar_gz
+
+SLOT_POLL_SECONDS = 0.5
+
+
+def container_command() -> list[str]:
+    """The training container's entry point, as this Python runs it."""
+    script = Path(__file__).resolve().parents[2] / "container" / "train"
+    if script.is_file():  # a source checkout: the very file the Docker image runs
+        return [sys.executable, str(script)]
+    return [sys.executable, "-m", "amc_widgets.training"]
+
+
+def waiting_before(job: JobFiles) -> bool:
+    """True while an older job is still waiting for a slot: the queue is first come, first served."""
+    mine = job.load()
+    for folder in job.folder.parent.iterdir():
+        other = JobFiles(folder)
+        if folder == job.folder or not other.state_json.exists():
+            continue
+        try:
+            theirs = other.load()
+        except (OSError, ValueError):
+            continue
+        if (theirs.secondary_status == STARTING and not theirs.is_terminal
+                and (theirs.created, theirs.name) < (mine.created, mine.name) and other.runner_alive()):
+            return True
+    return False
+
+
+def acquire_slot(job: JobFiles, slots_dir: Path, slots: int, stop: threading.Event):
+    """Hold one of ``slots`` lock files (the local 'quota') once every older queued job has one;
+    None if stopped while waiting."""
+    slots_dir.mkdir(parents=True, exist_ok=True)
+    while not stop.is_set():
+        if not waiting_before(job):
+            for index in range(slots):
+                handle = open(slots_dir / f"slot-{index}.lock", "w")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return handle
+                except BlockingIOError:
+                    handle.close()
+        stop.wait(SLOT_POLL_SECONDS)
+    return None
+
+
+def prepare_ml_root(job: JobFiles, dataset_folder: Path, hyperparameters: dict[str, str]) -> None:
+    config = job.ml_root / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), encoding="utf-8")
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8")
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"training": {"TrainingInputMode": "File"}}), encoding="utf-8")
+    channel = job.ml_root / "input" / "data" / "training"
+    if not channel.exists():
+        link_or_copy_tree(dataset_folder, channel)
+
+
+def run_job(job: JobFiles) -> None:
+    settings = job.settings()
+    spec = job.spec()
+    stop = threading.Event()
+    child: list[subprocess.Popen] = []
+
+    def request_stop(*_):
+        if not stop.is_set():
+            stop.set()
+            job.transition(STOPPING, "Stop requested", status=STOPPING)
+            if child:
+                child[0].send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    if job.stop_marker.exists():
+        request_stop()
+    slot = acquire_slot(job, Path(settings["slots_dir"]), settings["max_concurrent_jobs"], stop)
+    if slot is None:
+        return finish(job, STOPPED, "Stopped while waiting for a training slot")
+
+    job.transition(DOWNLOADING, "Preparing the training input")
+    prepare_ml_root(job, Path(settings["dataset_folder"]), spec.hyperparameters)
+    description = job.transition(TRAINING, "Training on this machine")
+    description.started = job.clock()
+    job.save(description)
+    env = {**os.environ, "AMC_ML_ROOT": str(job.ml_root), "PYTHONUNBUFFERED": "1"}
+    with open(job.log, "ab") as log:
+        command = settings.get("container_command") or container_command()
+        child.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL))
+        if stop.is_set():
+            child[0].send_signal(signal.SIGTERM)
+        code = child[0].wait()
+    training_ended = job.clock()
+
+    model_dir, data_dir = job.ml_root / "model", job.ml_root / "output" / "data"
+    outputs = Path(settings["outputs_folder"])
+    artifact = None
+    if (model_dir / "best.pt").exists():
+        job.transition(UPLOADING, "Packing model.tar.gz and output.tar.gz")
+        artifact = str(pack_tar_gz(model_dir, outputs / "model.tar.gz"))
+        if data_dir.is_dir():
+            pack_tar_gz(data_dir, outputs / "output.tar.gz")
+    slot.close()
+
+    if stop.is_set():
+        status, message = STOPPED, "Stopped on request"
+    elif code == 0:
+        status, message = COMPLETED, "Training job completed"
+    else:
+        failure = job.ml_root / "output" / "failure"
+        message = failure.read_text(errors="replace")[:1024] if failure.exists() else f"exit code {code}"
+        status = FAILED
+    finish(job, status, message, artifact=artifact, billable=training_ended - (description.started or 0))
+
+
+def finish(job: JobFiles, status: str, message: str, artifact: str | None = None,
+           billable: float | None = None) -> None:
+    description = job.transition(status, message if status != FAILED else "Training job failed", status=status)
+    now = job.clock()
+    description.transitions[-1].end = now
+    description.ended = now
+    description.model_artifact = artifact
+    if billable is not None:
+        description.billable_seconds = int(round(billable))
+    if status == FAILED:
+        description.failure_reason = message
+    job.save(description)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    job = JobFiles(Path(args[0]))
+    try:
+        run_job(job)
+    except Exception as exc:  # the job must end in a state, whatever happened here
+        finish(job, FAILED, f"The local job runner failed: {type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

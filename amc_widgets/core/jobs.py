@@ -1,0 +1,110 @@
+"""Training jobs as both backends describe them, in SageMaker's own words.
+
+Statuses and secondary statuses use SageMaker's names, so the local backend and the SageMaker
+backend look the same to the CLI and the dashboard.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+# TrainingJobStatus
+IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = "InProgress", "Completed", "Failed", "Stopping", "Stopped"
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, STOPPED})
+# SecondaryStatus values the local backend uses (a subset of SageMaker's)
+STARTING, DOWNLOADING, TRAINING, UPLOADING = "Starting", "Downloading", "Training", "Uploading"
+
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+JOB_NAME_MAX = 63
+
+
+class JobNotFoundError(LookupError):
+    """No job of that name (for this user)."""
+
+
+@dataclass
+class JobSpec:
+    """What the user asks for when starting a job."""
+
+    dataset: str
+    hyperparameters: dict[str, str]  # SageMaker form: every value a string
+    instance_type: str = "local"
+    instance_count: int = 1
+    spot: bool = False
+    max_runtime_hours: float = 48.0
+    name: str | None = None
+
+
+@dataclass
+class StatusTransition:
+    """One entry of SageMaker's SecondaryStatusTransitions."""
+
+    status: str
+    start: float
+    end: float | None = None
+    message: str = ""
+
+
+@dataclass
+class JobDescription:
+    """A job's state, as DescribeTrainingJob would give it."""
+
+    name: str
+    status: str
+    secondary_status: str
+    dataset: str
+    instance_type: str
+    instance_count: int
+    hyperparameters: dict[str, str]
+    created: float
+    started: float | None = None
+    ended: float | None = None
+    failure_reason: str = ""
+    transitions: list[StatusTransition] = field(default_factory=list)
+    spot: bool = False
+    billable_seconds: int | None = None
+    model_artifact: str | None = None  # path or s3:// URI of model.tar.gz
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def duration(self, now: float | None = None) -> float:
+        """Seconds from creation to the end (or to ``now`` while running)."""
+        end = self.ended if self.ended is not None else (time.time() if now is None else now)
+        return max(0.0, end - self.created)
+
+    @property
+    def message(self) -> str:
+        return self.transitions[-1].message if self.transitions else ""
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", text).strip("-").lower()
+    return slug[:limit].strip("-")
+
+
+def make_job_name(model: str, dataset: str, clock: Callable[[], float] = time.time) -> str:
+    """A valid, unique SageMaker job name: ``amc-<model>-<dataset>-<UTC time>-<random>``."""
+    stamp = datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%d-%H%M%S")
+    suffix = f"{stamp}-{secrets.token_hex(2)}"
+    head = "-".join(part for part in ("amc", _slug(model, 10), _slug(dataset, 24)) if part)
+    name = f"{head[: JOB_NAME_MAX - len(suffix) - 1]}-{suffix}".replace("--", "-")
+    assert JOB_NAME_PATTERN.match(name), name
+    return name
+
+
+def check_job_name(name: str) -> str:
+    """Return ``name`` if SageMaker accepts it, else raise ValueError saying why."""
+    if not JOB_NAME_PATTERN.match(name):
+        raise ValueError(
+            f"'{name}' is not a valid job name: use 1-63 letters, digits and hyphens, "
+            "starting and ending with a letter or digit"
+        )
+    return name

@@ -1,0 +1,41 @@
+"""A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
+no training.  FAKE_EPOCHS lines, FAKE_EPOCH_SECONDS apart; FAKE_FAIL=1 fails like the real one."""
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from amc_widgets.core.metrics import format_metrics_line
+
+root = Path(os.environ["AMC_ML_ROOT"])
+epochs = int(os.environ.get("FAKE_EPOCHS", "3"))
+pause = float(os.environ.get("FAKE_EPOCH_SECONDS", "0.3"))
+stopped = []
+signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
+
+
+def save_model():
+    (root / "model").mkdir(parents=True, exist_ok=True)
+    (root / "model" / "best.pt").write_bytes(b"weights")
+    (root / "output" / "data").mkdir(parents=True, exist_ok=True)
+    (root / "output" / "data" / "results.csv").write_text("epoch\n1\n")
+
+
+print(f"fake container, dataset files: {len(list((root / 'input' / 'data' / 'training').rglob('*')))}", flush=True)
+for epoch in range(1, epochs + 1):
+    deadline = time.monotonic() + pause
+    while time.monotonic() < deadline and not stopped:
+        time.sleep(0.02)
+    if stopped:
+        save_model()
+        print("stopped", flush=True)
+        sys.exit(143)
+    print(format_metrics_line({"epoch": epoch, "epochs": epochs, "mAP50": epoch / 10}), flush=True)
+if os.environ.get("FAKE_FAIL"):
+    (root / "output").mkdir(parents=True, exist_ok=True)
+    (root / "output" / "failure").write_text("The dataset exploded: class 9 in labels/x.txt")
+    sys.exit(1)
+save_model()
+sys.stdout.write("last line without newline")

@@ -1,0 +1,110 @@
+"""The `amc` command line, run as a user runs it: separate processes, one workspace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FAST_JOB = ["--model", "yolov5n", "--imgsz", "96", "--batch", "8", "--set", "workers=0", "--set", "plots=false"]
+
+
+@pytest.fixture()
+def amc(tmp_path):
+    env = {**os.environ, "AMC_HOME": str(tmp_path / "home"), "AMC_USER": "ana", "AMC_MAX_JOBS": "2",
+           "PYTHONPATH": str(REPO)}
+
+    def run(*args, check=True, timeout=120):
+        result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", *map(str, args)], env=env,
+                                capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    return run
+
+
+def _one_clear_line(result):
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("amc: error: "), result.stderr
+    return lines[0]
+
+
+def test_bad_input_gets_one_clear_line(amc, tmp_path, small_dataset):
+    assert "does not exist" in _one_clear_line(amc("datasets", "upload", tmp_path / "nope", check=False))
+    missing = amc("check-dataset", tmp_path / "nope.zip", check=False)
+    assert missing.returncode == 1 and "NOT READY" in missing.stdout and "Traceback" not in missing.stderr
+    not_a_zip = tmp_path / "data.zip"
+    not_a_zip.write_text("hello")
+    assert "not a zip" in _one_clear_line(amc("datasets", "upload", not_a_zip, check=False)).lower()
+    amc("datasets", "upload", small_dataset, "--name", "solder")
+    line = _one_clear_line(amc("datasets", "upload", small_dataset, "--name", "solder", check=False))
+    assert "already stored" in line
+    line = _one_clear_line(amc("train", "solder", "--epochs", "0", "--set", "lr0=fast", check=False))
+    assert "epochs" in line and "lr0" in line
+    assert "Unknown preset" in _one_clear_line(amc("train", "solder", "--preset", "turbo", check=False))
+    assert "No stored dataset" in _one_clear_line(amc("train", "missing", check=False))
+    assert "No training job" in _one_clear_line(amc("logs", "nobody", check=False))
+    assert "No training job" in _one_clear_line(amc("stop", "nobody", check=False))
+    assert "no outputs" in _one_clear_line(amc("download", "nobody", tmp_path / "dl", check=False))
+
+
+def test_check_dataset_reports_problems_with_exit_code(amc, dataset_copy):
+    ok = amc("check-dataset", dataset_copy)
+    assert "ready for training" in ok.stdout and "train: 32 images" in ok.stdout
+    (dataset_copy / "val" / "labels" / "board_val_0001.txt").write_text("3 0.5 0.5 0.2 0.2\n")
+    bad = amc("check-dataset", dataset_copy, check=False)
+    assert bad.returncode == 1 and "class 3" in bad.stdout and "NOT READY" in bad.stdout
+
+
+@pytest.mark.slow
+def test_two_jobs_at_once_follow_stop_and_download(amc, tmp_path):
+    amc("demo-dataset", tmp_path / "demo", "--train", "32", "--val", "16", "--size", "128")
+    assert "Stored dataset 'solder'" in amc("datasets", "upload", tmp_path / "demo", "--name", "solder").stdout
+    assert "solder" in amc("datasets").stdout
+
+    def start(epochs):
+        out = amc("train", "solder", "--epochs", epochs, *FAST_JOB).stdout
+        return out.split("Started training job ")[1].split()[0]
+
+    keep, stop = start(2), start(40)
+    followed = amc("logs", keep, "--follow", timeout=600)  # returns when the job ends
+    assert followed.stdout.count("[amc-metrics]") == 2 and "Completed" in followed.stderr
+
+    deadline = time.monotonic() + 300
+    while "[amc-metrics]" not in amc("logs", stop).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert stop in amc("stop", stop).stdout
+    while "Stopped" not in amc("jobs").stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    jobs = amc("jobs").stdout
+    assert f"{keep}" in jobs and "Completed" in jobs and "Stopped" in jobs
+    assert "mAP50-95" in amc("metrics", keep).stdout
+
+    onnx = Path(amc("download", keep, tmp_path / "downloads").stdout.strip().splitlines()[-1])
+    assert onnx.name == "best.onnx" and onnx.is_file()
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 96, 96), np.float32)})
+    assert out.shape[:2] == (1, 7)
+    again = amc("download", keep, tmp_path / "downloads", check=False)
+    assert "already exists" in _one_clear_line(again)
+
+    from amc_widgets.backends.local import LocalBackend
+
+    backend = LocalBackend(home=tmp_path / "home", user="ana")
+    a, b = backend.describe_job(keep), backend.describe_job(stop)
+    train_a = next(t for t in a.transitions if t.status == "Training")
+    train_b = next(t for t in b.transitions if t.status == "Training")
+    assert train_a.start < train_b.end and train_b.start < train_a.end  # they really ran at once

@@ -1,0 +1,241 @@
+"""The local backend with a stand-in container (fast): storage, queue, statuses, stop, logs, restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from amc_widgets.backends.local import LocalBackend
+from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.hyperparameters import HyperparameterError
+from amc_widgets.core.jobs import (
+    COMPLETED,
+    FAILED,
+    JOB_NAME_PATTERN,
+    STOPPED,
+    TRAINING,
+    JobNotFoundError,
+    JobSpec,
+)
+
+FAKE = [sys.executable, str(Path(__file__).with_name("fake_container.py"))]
+HP = {"model": "yolov5n", "epochs": "3"}
+
+
+@pytest.fixture()
+def backend(tmp_path, small_dataset, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.3")
+    local = LocalBackend(home=tmp_path / "home", user="ana", max_concurrent_jobs=2, container_command=FAKE)
+    local.store_dataset(small_dataset, name="solder")
+    return local
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_done(backend, name, timeout=30.0):
+    return wait_for(lambda: (d := backend.describe_job(name)).is_terminal and d, timeout, f"{name} to end")
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+def test_store_list_and_delete(backend, small_dataset):
+    (info,) = backend.list_datasets()
+    assert info.name == "solder" and info.files == sum(1 for p in small_dataset.rglob("*") if p.is_file())
+    assert Path(info.location) == backend.home / "users" / "ana" / "custom-uploads" / "solder"
+    backend.delete_dataset("solder")
+    assert backend.list_datasets() == []
+    with pytest.raises(DatasetError):
+        backend.delete_dataset("solder")
+
+
+def test_existing_dataset_is_never_overwritten_unasked(backend, small_dataset, tmp_path):
+    marker = Path(backend.list_datasets()[0].location) / "data.yaml"
+    before = marker.read_text()
+    with pytest.raises(FileExistsError):
+        backend.store_dataset(small_dataset, name="solder")
+    assert marker.read_text() == before
+    changed = tmp_path / "changed"
+    import shutil
+    shutil.copytree(small_dataset, changed)
+    (changed / "NOTE.txt").write_text("v2")
+    backend.store_dataset(changed, name="solder", overwrite=True)
+    assert (marker.parent / "NOTE.txt").read_text() == "v2"
+
+
+def test_bad_dataset_is_not_stored(backend, dataset_copy):
+    (dataset_copy / "train" / "labels" / "board_train_0000.txt").write_text("9 0.5 0.5 0.1 0.1\n")
+    with pytest.raises(DatasetError, match="class 9"):
+        backend.store_dataset(dataset_copy, name="broken")
+    assert [d.name for d in backend.list_datasets()] == ["solder"]
+
+
+def test_failed_upload_leaves_no_half_dataset(backend, small_dataset):
+    def fail_halfway(done, total):
+        if done > total / 2:
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        backend.store_dataset(small_dataset, name="half", progress=fail_halfway)
+    assert [d.name for d in backend.list_datasets()] == ["solder"]
+    assert not [p for p in backend.uploads.iterdir() if p.name != "solder"]
+
+
+def test_bad_dataset_names_and_paths(backend, tmp_path):
+    with pytest.raises(ValueError, match="not a valid dataset name"):
+        backend.store_dataset(tmp_path, name="../escape")
+    with pytest.raises(FileNotFoundError):
+        backend.store_dataset(tmp_path / "nowhere", name="x")
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
+    job = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP))
+    assert JOB_NAME_PATTERN.match(job.name) and job.status == "InProgress"
+    done = wait_done(backend, job.name)
+    assert done.status == COMPLETED
+    assert [t.status for t in done.transitions] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
+    assert all(t.end is not None for t in done.transitions)
+    assert done.billable_seconds is not None and done.duration() >= 0.9
+    assert backend.read_metrics(job.name)["epoch"].tolist() == [1, 2, 3]
+    (output,) = backend.list_outputs()
+    assert output.job_name == job.name and set(output.files) == {"model.tar.gz", "output.tar.gz"}
+    assert Path(output.location) == backend.home / "users" / "ana" / "training-jobs" / job.name / "output"
+
+
+def test_logs_from_a_cursor_have_no_gaps_or_duplicates(backend, monkeypatch):
+    monkeypatch.setenv("FAKE_EPOCHS", "6")
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.15")
+    name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    lines, cursor = [], None
+    while True:
+        chunk = backend.read_logs(name, cursor)
+        lines += chunk.lines
+        cursor = chunk.cursor
+        if chunk.finished:
+            break
+        time.sleep(0.07)
+    assert lines == backend.read_logs(name).lines
+    assert lines[-1] == "last line without newline"
+    assert sum(line.startswith("[amc-metrics]") for line in lines) == 6
+
+
+def test_jobs_beyond_the_limit_wait_for_a_slot(tmp_path, small_dataset, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.4")
+    local = LocalBackend(home=tmp_path / "h", user="ana", max_concurrent_jobs=1, container_command=FAKE)
+    local.store_dataset(small_dataset, name="solder")
+    first = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    second = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    wait_for(lambda: local.describe_job(first).secondary_status == TRAINING, what="first training")
+    time.sleep(0.5)
+    assert local.describe_job(second).secondary_status == "Starting"
+    a, b = wait_done(local, first), wait_done(local, second)
+    assert a.status == b.status == COMPLETED
+    training = {n: next(t for t in d.transitions if t.status == TRAINING) for n, d in ((first, a), (second, b))}
+    assert training[second].start >= training[first].end  # never both at once
+
+
+def test_stop_a_running_job_keeps_its_model(backend, monkeypatch):
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "1")
+    monkeypatch.setenv("FAKE_EPOCHS", "30")
+    name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    wait_for(lambda: not backend.read_metrics(name).empty, what="a first epoch")
+    assert backend.stop_job(name).status in ("Stopping", "Stopped")
+    done = wait_done(backend, name, timeout=15)
+    assert done.status == STOPPED and done.failure_reason == ""
+    assert "model.tar.gz" in backend.list_outputs()[0].files
+
+
+def test_stop_a_queued_job(tmp_path, small_dataset, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "2")
+    local = LocalBackend(home=tmp_path / "h", user="ana", max_concurrent_jobs=1, container_command=FAKE)
+    local.store_dataset(small_dataset, name="solder")
+    first = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    queued = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    wait_for(lambda: local.describe_job(first).secondary_status == TRAINING, what="first training")
+    local.stop_job(queued)
+    done = wait_done(local, queued)
+    assert done.status == STOPPED and TRAINING not in [t.status for t in done.transitions]
+    local.stop_job(first)
+    wait_done(local, first)
+
+
+def test_failure_reason_comes_from_the_failure_file(backend, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    done = wait_done(backend, name)
+    assert done.status == FAILED and "class 9 in labels/x.txt" in done.failure_reason
+
+
+def test_jobs_survive_the_process_that_started_them(backend, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "5")
+    name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    fresh = LocalBackend(home=backend.home, user="ana")  # as after a restart of the notebook or CLI
+    assert [j.name for j in fresh.list_jobs()] == [name]
+    wait_for(lambda: fresh.describe_job(name).secondary_status == TRAINING, what="training")
+    os.kill(fresh.describe_job(name).extra["runner_pid"], signal.SIGKILL)  # the machine "restarts"
+    lost = wait_for(lambda: (d := fresh.describe_job(name)).is_terminal and d, what="lost job noticed")
+    assert lost.status == FAILED and "ended without finishing" in lost.failure_reason
+    assert LocalBackend(home=backend.home, user="bo").list_jobs() == []  # users see only their jobs
+
+
+def test_bad_job_requests(backend):
+    with pytest.raises(DatasetError, match="No stored dataset"):
+        backend.start_job(JobSpec(dataset="missing", hyperparameters=HP))
+    with pytest.raises(HyperparameterError) as caught:
+        backend.start_job(JobSpec(dataset="solder", hyperparameters={"epochs": "many"}))
+    assert "epochs" in caught.value.problems
+    with pytest.raises(ValueError, match="instance count"):
+        backend.start_job(JobSpec(dataset="solder", hyperparameters=HP, instance_count=2))
+    with pytest.raises(ValueError, match="not a valid job name"):
+        backend.start_job(JobSpec(dataset="solder", hyperparameters=HP, name="bad_name!"))
+    with pytest.raises(JobNotFoundError):
+        backend.describe_job("no-such-job")
+    name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP, name="mine")).name
+    with pytest.raises(FileExistsError):
+        backend.start_job(JobSpec(dataset="solder", hyperparameters=HP, name="mine"))
+    wait_done(backend, name)
+
+
+def test_zip_upload_is_unpacked_and_unsafe_zips_refused(backend, small_dataset, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "Solder Joints v2.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in small_dataset.rglob("*"):
+            if path.is_file():
+                zf.write(path, f"export/{path.relative_to(small_dataset).as_posix()}")
+        zf.writestr("__MACOSX/export/._data.yaml", "junk")
+    seen = []
+    info = backend.store_dataset(archive, progress=lambda done, total: seen.append((done, total)))
+    assert info.name == "Solder-Joints-v2" and seen[-1][0] == seen[-1][1] > 0
+    stored = Path(info.location)
+    assert (stored / "export" / "data.yaml").read_bytes() == (small_dataset / "data.yaml").read_bytes()
+    assert not (stored / "__MACOSX").exists()
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        for path in small_dataset.rglob("*"):
+            if path.is_file():
+                zf.write(path, path.relative_to(small_dataset).as_posix())
+        zf.writestr("../../outside.txt", "gotcha")
+    with pytest.raises(ValueError, match="outside.txt"):
+        backend.store_dataset(evil)
+    assert "evil" not in [d.name for d in backend.list_datasets()]
+    assert not (backend.home / "users" / "outside.txt").exists()
