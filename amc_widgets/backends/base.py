@@ -21,6 +21,7 @@ class DatasetInfo:
     bytes: int
     location: str  # folder path or s3:// prefix
     modified: float | None = None
+    complete: bool = True  # False: an upload that did not finish (upload again to resume)
 
 
 @dataclass

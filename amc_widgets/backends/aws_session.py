@@ -1,0 +1,142 @@
+"""AWS connection: credentials held in memory only, boto3 clients with botocore's retries, and
+who the caller is (account, user name for ``users/<UserName>/``, bucket, SageMaker roles)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+
+# Throttling and 5xx are retried with backoff by botocore itself ("adaptive" adds client-side rate limiting).
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60,
+                      max_pool_connections=32)  # as many as s3transfer runs at once
+
+ClientFactory = Callable[[str], Any]
+
+
+class AwsConnectionError(RuntimeError):
+    """The AWS account cannot be reached or used as configured; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class AwsCredentials:
+    """How to reach AWS: keys, a named profile, or (neither) the default chain — environment, SSO,
+    or the role of a SageMaker notebook instance.  Secrets never appear in repr or str."""
+
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    region: str = "us-east-1"
+    endpoint_url: str | None = None  # every service (a local emulator)
+    s3_endpoint_url: str | None = None  # S3 only (an S3-compatible store); defaults to endpoint_url
+
+    def session(self) -> boto3.Session:
+        try:
+            if self.access_key_id or self.secret_access_key:
+                if not (self.access_key_id and self.secret_access_key):
+                    raise AwsConnectionError("Give both the access key ID and the secret access key")
+                return boto3.Session(aws_access_key_id=self.access_key_id,
+                                     aws_secret_access_key=self.secret_access_key,
+                                     aws_session_token=self.session_token or None, region_name=self.region)
+            return boto3.Session(profile_name=self.profile or None, region_name=self.region)
+        except ProfileNotFound:
+            raise AwsConnectionError(f"No AWS profile named '{self.profile}' in ~/.aws/config") from None
+
+    def client_factory(self) -> ClientFactory:
+        session = self.session()
+
+        def client(service: str):
+            endpoint = (self.s3_endpoint_url or self.endpoint_url) if service == "s3" else self.endpoint_url
+            return session.client(service, region_name=self.region, endpoint_url=endpoint, config=RETRY_CONFIG)
+
+        return client
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    account: str
+    arn: str
+    user_name: str
+    region: str
+    bucket: str
+    bucket_exists: bool
+    roles: list[str]
+
+
+def user_name_from_arn(arn: str) -> str:
+    """The name for ``users/<UserName>/``: the IAM user, the role session, or 'root'."""
+    resource = arn.split(":", 5)[-1]
+    if resource == "root":
+        return "root"
+    name = resource.split("/")[-1]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "user"
+
+
+def default_bucket(region: str, account: str) -> str:
+    """SageMaker's default bucket name, which the seed app looked for too."""
+    return f"sagemaker-{region}-{account}"
+
+
+def explain_client_error(exc: Exception, action: str) -> str:
+    """One sentence for the user from a botocore error."""
+    if isinstance(exc, NoCredentialsError):
+        return "No AWS credentials found: enter an access key, choose a profile, or run where a role is attached"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "")
+        hints = {
+            "InvalidClientTokenId": "the access key ID is not valid (check it, and the region)",
+            "SignatureDoesNotMatch": "the secret access key does not match the access key ID",
+            "ExpiredToken": "the session token has expired; get new credentials",
+            "AccessDenied": "your IAM user lacks a permission (see `amc iam-policy`)",
+            "AccessDeniedException": "your IAM user lacks a permission (see `amc iam-policy`)",
+            "UnrecognizedClientException": "the credentials are not valid in this region",
+        }
+        return f"Could not {action}: {hints.get(code, f'{code}: {message}')}"
+    if isinstance(exc, BotoCoreError):
+        return f"Could not {action}: {exc}"
+    return f"Could not {action}: {exc}"
+
+
+def _trusts_sagemaker(document: Any) -> bool:
+    if isinstance(document, str):
+        document = json.loads(urllib.parse.unquote(document))
+    for statement in document.get("Statement", []):
+        services = statement.get("Principal", {}).get("Service", [])
+        services = [services] if isinstance(services, str) else services
+        if "sagemaker.amazonaws.com" in services:
+            return True
+    return False
+
+
+def describe_connection(client: ClientFactory, region: str) -> ConnectionInfo:
+    """Who is calling (STS), whether the default bucket is there, and which roles SageMaker may assume."""
+    try:
+        identity = client("sts").get_caller_identity()
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsConnectionError(explain_client_error(exc, "reach AWS")) from None
+    account, arn = identity["Account"], identity["Arn"]
+    bucket = default_bucket(region, account)
+    try:
+        client("s3").head_bucket(Bucket=bucket)
+        exists = True
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 403:
+            raise AwsConnectionError(f"The bucket {bucket} exists but you may not use it") from None
+        exists = False
+    roles: list[str] = []
+    try:
+        for page in client("iam").get_paginator("list_roles").paginate():
+            roles += [r["Arn"] for r in page["Roles"] if _trusts_sagemaker(r.get("AssumeRolePolicyDocument", {}))]
+    except ClientError:
+        pass  # listing roles needs iam:ListRoles; the user can still type the role ARN
+    return ConnectionInfo(account=account, arn=arn, user_name=user_name_from_arn(arn), region=region,
+                          bucket=bucket, bucket_exists=exists, roles=roles)

@@ -1,0 +1,171 @@
+"""Datasets in S3 under ``users/<UserName>/custom-uploads/<name>/``.
+
+Uploads go through s3transfer's TransferManager (parallel, multipart for big files, botocore's
+default checksums).  A file already in S3 with the same size and ETag is not sent again, so an
+interrupted upload resumes where it stopped.  A dataset counts as complete only once its manifest
+(``.amc-dataset.json``) is written, last; a zip is unpacked while uploading, member by member,
+straight from the archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterator
+
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from s3transfer.subscribers import BaseSubscriber
+
+from amc_widgets.backends.base import DatasetInfo, ProgressCallback
+from amc_widgets.core.storage import iter_files
+
+MANIFEST = ".amc-dataset.json"
+TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024,
+                                 max_concurrency=16)
+UPLOAD_WINDOW = 64  # files in flight at once
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One file to store: its key below the dataset prefix, size, and how to open / hash it."""
+
+    relative_key: str
+    size: int
+    open: Callable[[], BinaryIO]
+
+
+def etag_of(stream: BinaryIO, size: int, config: TransferConfig = TRANSFER_CONFIG) -> str:
+    """The ETag S3 gives an object uploaded with ``config`` (plain MD5, or MD5 of part MD5s)."""
+    if size < config.multipart_threshold:
+        return hashlib.md5(stream.read(), usedforsecurity=False).hexdigest()
+    digests = []
+    while chunk := stream.read(config.multipart_chunksize):
+        digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+
+
+class _Progress(BaseSubscriber):
+    def __init__(self, report: Callable[[int], None]):
+        self._report = report
+
+    def on_progress(self, future, bytes_transferred, **kwargs):
+        self._report(bytes_transferred)
+
+
+class S3DatasetStore:
+    """The user's datasets in one bucket and prefix."""
+
+    def __init__(self, s3, bucket: str, prefix: str, config: TransferConfig = TRANSFER_CONFIG,
+                 clock: Callable[[], float] = time.time):
+        self.s3, self.bucket, self.prefix = s3, bucket, prefix.rstrip("/") + "/"
+        self.config, self.clock = config, clock
+
+    def dataset_prefix(self, name: str) -> str:
+        return f"{self.prefix}{name}/"
+
+    def _objects(self, prefix: str) -> Iterator[dict[str, Any]]:
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            yield from page.get("Contents", [])
+
+    def manifest(self, name: str) -> dict | None:
+        try:
+            body = self.s3.get_object(Bucket=self.bucket, Key=self.dataset_prefix(name) + MANIFEST)["Body"].read()
+        except self.s3.exceptions.NoSuchKey:
+            return None
+        return json.loads(body)
+
+    def list(self) -> list[DatasetInfo]:
+        """Every dataset folder; ``complete`` is False for an upload that did not finish."""
+        sizes: dict[str, list[int]] = {}
+        complete: set[str] = set()
+        modified: dict[str, float] = {}
+        for obj in self._objects(self.prefix):
+            name, _, rest = obj["Key"][len(self.prefix):].partition("/")
+            if not rest:
+                continue
+            if rest == MANIFEST:
+                complete.add(name)
+            else:
+                sizes.setdefault(name, []).append(obj["Size"])
+            modified[name] = max(modified.get(name, 0.0), obj["LastModified"].timestamp())
+        return [
+            DatasetInfo(name, len(sizes.get(name, [])), sum(sizes.get(name, [])),
+                        f"s3://{self.bucket}/{self.dataset_prefix(name)}", modified.get(name), name in complete)
+            for name in sorted(set(sizes) | complete)
+        ]
+
+    def upload(self, name: str, items: list[UploadItem], source: str, overwrite: bool,
+               progress: ProgressCallback | None = None) -> DatasetInfo:
+        """Store ``items`` as dataset ``name``; unchanged objects are skipped, stale ones removed."""
+        prefix = self.dataset_prefix(name)
+        if self.manifest(name) is not None:
+            if not overwrite:
+                raise FileExistsError(f"A dataset named '{name}' is already stored; choose another name or overwrite it")
+            self.s3.delete_object(Bucket=self.bucket, Key=prefix + MANIFEST)  # incomplete from here on
+        existing = {obj["Key"]: obj for obj in self._objects(prefix)}
+        total = sum(item.size for item in items)
+        done = 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
+
+        pending = []
+        for item in items:
+            found = existing.get(prefix + item.relative_key)
+            if found and found["Size"] == item.size:
+                with item.open() as stream:
+                    if etag_of(stream, item.size, self.config) == found["ETag"].strip('"'):
+                        advance(item.size)
+                        continue
+            pending.append(item)
+        for start in range(0, len(pending), UPLOAD_WINDOW):  # bounded: a zip member stream each
+            self._send(pending[start:start + UPLOAD_WINDOW], prefix, advance)
+        wanted = {prefix + item.relative_key for item in items}
+        self._delete_keys([key for key in existing if key not in wanted and not key.endswith(MANIFEST)])
+        manifest = {"name": name, "files": len(items), "bytes": total, "source": source, "stored": self.clock()}
+        self.s3.put_object(Bucket=self.bucket, Key=prefix + MANIFEST, Body=json.dumps(manifest).encode())
+        return DatasetInfo(name, len(items), total, f"s3://{self.bucket}/{prefix}", self.clock(), True)
+
+    def _send(self, items: list[UploadItem], prefix: str, advance: Callable[[int], None]) -> None:
+        streams = [item.open() for item in items]
+        try:
+            with create_transfer_manager(self.s3, self.config) as manager:
+                futures = [manager.upload(stream, self.bucket, prefix + item.relative_key,
+                                          subscribers=[_Progress(advance)])
+                           for item, stream in zip(items, streams)]
+                for future in futures:
+                    future.result()
+        finally:
+            for stream in streams:
+                stream.close()
+
+    def delete(self, name: str) -> None:
+        prefix = self.dataset_prefix(name)
+        keys = [obj["Key"] for obj in self._objects(prefix)]
+        if not keys:
+            raise LookupError(f"No stored dataset named '{name}'")
+        manifest = [k for k in keys if k.endswith(MANIFEST)]
+        self._delete_keys(manifest)  # first: it stops looking complete at once
+        self._delete_keys([k for k in keys if k not in manifest])
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start:start + 1000]]
+            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+
+def folder_items(folder: Path) -> list[UploadItem]:
+    return [UploadItem(path.relative_to(folder).as_posix(), path.stat().st_size,
+                       lambda path=path: open(path, "rb")) for path in sorted(iter_files(folder))]
+
+
+def zip_items(archive) -> list[UploadItem]:
+    """Members of an open :class:`amc_widgets.core.archive.SafeZip`, streamed when uploaded."""
+    return [UploadItem(member, archive.size(member), lambda member=member: archive.open(member))
+            for member in archive.members]

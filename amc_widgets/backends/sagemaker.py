@@ -1,0 +1,344 @@
+"""The SageMaker backend: datasets in the user's S3 space, training jobs on SageMaker from AMC's
+image, logs from CloudWatch, quotas from Service Quotas — behind the same protocol as local.
+
+Bucket layout (``sagemaker-<region>-<account>``)::
+
+    users/<UserName>/custom-uploads/<dataset>/...                   datasets (+ .amc-dataset.json)
+    users/<UserName>/training-jobs/<job>/output/model.tar.gz        SageMaker's OutputDataConfig
+    users/<UserName>/training-jobs/<job>/checkpoints/               spot checkpoints
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
+
+from amc_widgets.backends.aws_session import (
+    AwsConnectionError,
+    AwsCredentials,
+    ClientFactory,
+    ConnectionInfo,
+    describe_connection,
+    explain_client_error,
+)
+from amc_widgets.backends.base import DatasetInfo, DownloadResult, LogChunk, OutputInfo, ProgressCallback
+from amc_widgets.backends.cloudwatch_logs import LOG_GROUP, LogFollower
+from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
+from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.hyperparameters import decode_hyperparameters
+from amc_widgets.core.instances import get_instance, validate_instance_count
+from amc_widgets.core.jobs import (
+    IN_PROGRESS,
+    JobDescription,
+    JobNotFoundError,
+    JobSpec,
+    StatusTransition,
+    check_job_name,
+    make_job_name,
+)
+from amc_widgets.core.metrics import metric_definitions, parse_metrics
+from amc_widgets.core.storage import check_dataset_name, check_onnx_model, default_dataset_name, extract_tar_gz
+
+DEFAULT_IMAGE_ENV = "AMC_TRAINING_IMAGE"
+VOLUME_GB = 50
+MAX_RUNTIME_SECONDS = 48 * 3600
+MIN_POLL_SECONDS = 10.0  # DescribeTrainingJob at most this often per running job
+APP_TAG = "amc"
+
+
+class QuotaError(RuntimeError):
+    """Starting the job would exceed the account's SageMaker quota."""
+
+
+def _ts(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None
+
+
+class SageMakerBackend:
+    """Backend protocol on S3, SageMaker, CloudWatch Logs, STS and Service Quotas."""
+
+    name = "sagemaker"
+
+    def __init__(self, client: ClientFactory, info: ConnectionInfo, role_arn: str, image_uri: str | None = None,
+                 clock: Callable[[], float] = time.time, min_poll_seconds: float = MIN_POLL_SECONDS):
+        self._client = client
+        self.info, self.role_arn = info, role_arn
+        self.user, self.bucket, self.region = info.user_name, info.bucket, info.region
+        self.image_uri = image_uri or os.environ.get(DEFAULT_IMAGE_ENV) or (
+            f"{info.account}.dkr.ecr.{info.region}.amazonaws.com/amc-yolov5-training:latest")
+        self.clock, self.min_poll_seconds = clock, min_poll_seconds
+        self.s3, self.sm, self.logs = client("s3"), client("sagemaker"), client("logs")
+        self.datasets = S3DatasetStore(self.s3, self.bucket, f"users/{self.user}/custom-uploads", clock=clock)
+        self._follower = LogFollower(self.logs)
+        self._described: dict[str, tuple[float, JobDescription]] = {}
+        self._owners: dict[str, str] = {}
+
+    # --- connection ---------------------------------------------------------------------------
+    @staticmethod
+    def test_connection(credentials: AwsCredentials) -> ConnectionInfo:
+        """STS GetCallerIdentity, the default bucket, the roles SageMaker may assume."""
+        return describe_connection(credentials.client_factory(), credentials.region)
+
+    @classmethod
+    def connect(cls, credentials: AwsCredentials, role_arn: str, create_bucket: bool = False,
+                image_uri: str | None = None) -> "SageMakerBackend":
+        if not role_arn or not role_arn.startswith("arn:"):
+            raise AwsConnectionError("Give the ARN of an IAM role SageMaker may assume (arn:aws:iam::...:role/...)")
+        client = credentials.client_factory()
+        info = describe_connection(client, credentials.region)
+        if not info.bucket_exists:
+            if not create_bucket:
+                raise AwsConnectionError(f"The bucket {info.bucket} does not exist; agree to create it to go on")
+            kwargs = {} if info.region == "us-east-1" else {
+                "CreateBucketConfiguration": {"LocationConstraint": info.region}}
+            try:
+                client("s3").create_bucket(Bucket=info.bucket, **kwargs)
+            except ClientError as exc:
+                raise AwsConnectionError(explain_client_error(exc, f"create the bucket {info.bucket}")) from None
+            info = describe_connection(client, credentials.region)
+        return cls(client, info, role_arn, image_uri=image_uri)
+
+    @property
+    def outputs_prefix(self) -> str:
+        return f"users/{self.user}/training-jobs/"
+
+    # --- datasets -----------------------------------------------------------------------------
+    def list_datasets(self) -> list[DatasetInfo]:
+        return self.datasets.list()
+
+    def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
+                      progress: ProgressCallback | None = None) -> DatasetInfo:
+        """Check, then upload a folder (parallel, resumable) or a zip (unpacked while uploading)."""
+        source = Path(source).expanduser()
+        if not source.exists():
+            raise FileNotFoundError(f"{source} does not exist")
+        name = check_dataset_name(name or default_dataset_name(source))
+        report = check_dataset(source)
+        if not report.ok:
+            raise DatasetError(f"{source.name} is not ready for training:\n" + "\n".join(report.errors))
+        try:
+            if source.is_dir():
+                return self.datasets.upload(name, folder_items(source), source.name, overwrite, progress)
+            from amc_widgets.core.archive import open_safe_zip
+
+            with open_safe_zip(source) as archive:
+                return self.datasets.upload(name, zip_items(archive), source.name, overwrite, progress)
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsConnectionError(explain_client_error(exc, f"upload '{name}' (run the upload again to "
+                                                               "resume; what arrived is kept)")) from None
+
+    def delete_dataset(self, name: str) -> None:
+        try:
+            self.datasets.delete(check_dataset_name(name))
+        except LookupError as exc:
+            raise DatasetError(str(exc)) from None
+
+    # --- jobs ---------------------------------------------------------------------------------
+    def check_quota(self, instance_type: str, count: int, spot: bool) -> None:
+        """Refuse a launch the account's quota would reject (instead of ResourceLimitExceeded)."""
+        quota_name = f"{instance_type} for {'spot ' if spot else ''}training job usage"
+        limit = None
+        try:
+            pages = self._client("service-quotas").get_paginator("list_service_quotas").paginate(
+                ServiceCode="sagemaker")
+            for page in pages:
+                for quota in page.get("Quotas", []):
+                    if quota.get("QuotaName") == quota_name:
+                        limit = quota.get("Value")
+        except (ClientError, BotoCoreError):
+            return  # no servicequotas permission: SageMaker itself will say no if it must
+        if limit is None:
+            return
+        in_use = 0
+        for page in self.sm.get_paginator("list_training_jobs").paginate(StatusEquals=IN_PROGRESS):
+            for summary in page.get("TrainingJobSummaries", []):
+                job = self.sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
+                resources = job.get("ResourceConfig", {})
+                if (resources.get("InstanceType") == instance_type
+                        and bool(job.get("EnableManagedSpotTraining")) == spot):
+                    in_use += resources.get("InstanceCount", 1)
+        if in_use + count > limit:
+            raise QuotaError(
+                f"Your account may run {int(limit)} x {instance_type}{' (spot)' if spot else ''} at once and "
+                f"{in_use} {'is' if in_use == 1 else 'are'} in use, so {count} more cannot start. Wait for a job "
+                f"to finish, or ask for more in Service Quotas (quota '{quota_name}', region {self.region}).")
+
+    def training_job_request(self, spec: JobSpec, name: str) -> dict[str, Any]:
+        """The CreateTrainingJob request for ``spec``."""
+        dataset_uri = f"s3://{self.bucket}/{self.datasets.dataset_prefix(spec.dataset)}"
+        request: dict[str, Any] = {
+            "TrainingJobName": name,
+            "HyperParameters": spec.hyperparameters,
+            "AlgorithmSpecification": {"TrainingImage": self.image_uri, "TrainingInputMode": "File",
+                                       "MetricDefinitions": metric_definitions()},
+            "RoleArn": self.role_arn,
+            "InputDataConfig": [{"ChannelName": "training", "InputMode": "File", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": dataset_uri, "S3DataDistributionType": "FullyReplicated"}}}],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{self.bucket}/{self.outputs_prefix}"},
+            "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
+                               "VolumeSizeInGB": VOLUME_GB},
+            "StoppingCondition": {"MaxRuntimeInSeconds": int(min(spec.max_runtime_hours * 3600, MAX_RUNTIME_SECONDS))},
+            "Tags": [{"Key": f"{APP_TAG}:user", "Value": self.user}, {"Key": f"{APP_TAG}:dataset", "Value": spec.dataset},
+                     {"Key": f"{APP_TAG}:app", "Value": "amc"}],
+        }
+        if spec.spot:
+            runtime = request["StoppingCondition"]["MaxRuntimeInSeconds"]
+            request["EnableManagedSpotTraining"] = True
+            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = max(runtime, MAX_RUNTIME_SECONDS)
+            request["CheckpointConfig"] = {"S3Uri": f"s3://{self.bucket}/{self.outputs_prefix}{name}/checkpoints/",
+                                           "LocalPath": "/opt/ml/checkpoints"}
+        return request
+
+    def start_job(self, spec: JobSpec) -> JobDescription:
+        params = decode_hyperparameters(spec.hyperparameters)
+        instance = get_instance(spec.instance_type)
+        validate_instance_count(instance, spec.instance_count)
+        manifest = self.datasets.manifest(check_dataset_name(spec.dataset))
+        if manifest is None:
+            raise DatasetError(f"No complete dataset named '{spec.dataset}' in s3://{self.bucket}/"
+                               f"{self.datasets.prefix} (an unfinished upload resumes when run again)")
+        name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
+        if self._exists(name):
+            raise FileExistsError(f"A training job named '{name}' already exists")
+        self.check_quota(instance.name, spec.instance_count, spec.spot)
+        try:
+            self.sm.create_training_job(**self.training_job_request(spec, name))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("ResourceInUse", "ValidationException") and "already exists" in str(exc):
+                raise FileExistsError(f"A training job named '{name}' already exists") from None
+            if code == "ResourceLimitExceeded":
+                raise QuotaError(f"SageMaker refused the job: {exc.response['Error'].get('Message', '')}") from None
+            raise AwsConnectionError(explain_client_error(exc, "start the training job")) from None
+        self._owners[name] = self.user
+        return self.describe_job(name)
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.sm.describe_training_job(TrainingJobName=name)
+            return True
+        except ClientError:
+            return False
+
+    def _owner(self, name: str, arn: str) -> str:
+        if name not in self._owners:
+            tags = self.sm.list_tags(ResourceArn=arn).get("Tags", [])
+            self._owners[name] = next((t["Value"] for t in tags if t["Key"] == f"{APP_TAG}:user"), "")
+        return self._owners[name]
+
+    def describe_job(self, name: str) -> JobDescription:
+        """DescribeTrainingJob, at most every ``min_poll_seconds`` for a running job, never again once ended."""
+        cached = self._described.get(name)
+        now = self.clock()
+        if cached and (cached[1].is_terminal or now - cached[0] < self.min_poll_seconds):
+            return cached[1]
+        try:
+            raw = self.sm.describe_training_job(TrainingJobName=name)
+        except ClientError as exc:
+            if "ValidationException" in str(exc) or "ResourceNotFound" in str(exc) or "not found" in str(exc).lower():
+                raise JobNotFoundError(f"No training job named '{name}'") from None
+            raise AwsConnectionError(explain_client_error(exc, "read the job's status")) from None
+        if self._owner(name, raw["TrainingJobArn"]) != self.user:
+            raise JobNotFoundError(f"No training job named '{name}'")
+        description = self._description(raw)
+        self._described[name] = (now, description)
+        return description
+
+    def _description(self, raw: dict[str, Any]) -> JobDescription:
+        resources = raw.get("ResourceConfig", {})
+        uri = raw.get("InputDataConfig", [{}])[0].get("DataSource", {}).get("S3DataSource", {}).get("S3Uri", "")
+        transitions = [StatusTransition(t["Status"], _ts(t.get("StartTime")) or 0.0, _ts(t.get("EndTime")),
+                                        t.get("StatusMessage", "")) for t in raw.get("SecondaryStatusTransitions", [])]
+        billable, training = raw.get("BillableTimeInSeconds"), raw.get("TrainingTimeInSeconds")
+        extra: dict[str, Any] = {}
+        if raw.get("EnableManagedSpotTraining") and billable and training:
+            extra["spot_savings"] = round(1 - billable / training, 3)
+        return JobDescription(
+            name=raw["TrainingJobName"], status=raw["TrainingJobStatus"], secondary_status=raw.get("SecondaryStatus", ""),
+            dataset=uri.rstrip("/").rsplit("/", 1)[-1], instance_type=resources.get("InstanceType", ""),
+            instance_count=resources.get("InstanceCount", 1), hyperparameters=raw.get("HyperParameters", {}),
+            created=_ts(raw.get("CreationTime")) or 0.0, started=_ts(raw.get("TrainingStartTime")),
+            ended=_ts(raw.get("TrainingEndTime")) if raw["TrainingJobStatus"] in ("Completed", "Failed", "Stopped")
+            else None,
+            failure_reason=raw.get("FailureReason", ""), transitions=transitions,
+            spot=bool(raw.get("EnableManagedSpotTraining")), billable_seconds=billable,
+            model_artifact=raw.get("ModelArtifacts", {}).get("S3ModelArtifacts"), extra=extra,
+        )
+
+    def list_jobs(self) -> list[JobDescription]:
+        jobs = []
+        for page in self.sm.get_paginator("list_training_jobs").paginate():
+            for summary in page.get("TrainingJobSummaries", []):
+                if self._owner(summary["TrainingJobName"], summary["TrainingJobArn"]) == self.user:
+                    jobs.append(self.describe_job(summary["TrainingJobName"]))
+        return sorted(jobs, key=lambda j: j.created, reverse=True)
+
+    def stop_job(self, name: str) -> JobDescription:
+        description = self.describe_job(name)
+        if not description.is_terminal:
+            self.sm.stop_training_job(TrainingJobName=name)
+            self._described.pop(name, None)
+        return self.describe_job(name)
+
+    def read_logs(self, name: str, cursor: Any = None) -> LogChunk:
+        """Every host's new lines since ``cursor`` (a dict of stream tokens), merged by time."""
+        finished = self.describe_job(name).is_terminal
+        lines, cursor = self._follower.read(name, cursor)
+        return LogChunk(lines=lines, cursor=cursor, finished=finished and not lines)
+
+    def read_metrics(self, name: str) -> pd.DataFrame:
+        self.describe_job(name)
+        lines, _ = self._follower.read(name, None)
+        return parse_metrics(lines)
+
+    def log_group_arn(self) -> str:
+        return f"arn:aws:logs:{self.region}:{self.info.account}:log-group:{LOG_GROUP}"
+
+    # --- outputs ------------------------------------------------------------------------------
+    def list_outputs(self) -> list[OutputInfo]:
+        """This user's job outputs only (their prefix of the bucket)."""
+        jobs: dict[str, dict[str, int]] = {}
+        modified: dict[str, float] = {}
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.outputs_prefix):
+            for obj in page.get("Contents", []):
+                job, _, rest = obj["Key"][len(self.outputs_prefix):].partition("/")
+                if rest in ("output/model.tar.gz", "output/output.tar.gz"):
+                    jobs.setdefault(job, {})[rest.split("/")[-1]] = obj["Size"]
+                    modified[job] = max(modified.get(job, 0.0), obj["LastModified"].timestamp())
+        return sorted((OutputInfo(job, files, f"s3://{self.bucket}/{self.outputs_prefix}{job}/output", modified[job])
+                       for job, files in jobs.items()), key=lambda o: o.modified or 0, reverse=True)
+
+    def download_outputs(self, name: str, dest: Path, progress: ProgressCallback | None = None,
+                         overwrite: bool = False) -> DownloadResult:
+        output = next((o for o in self.list_outputs() if o.job_name == name), None)
+        if output is None:
+            raise JobNotFoundError(f"Training job '{name}' has no outputs (yet)")
+        folder = Path(dest).expanduser() / name
+        if folder.exists() and any(folder.iterdir()) and not overwrite:
+            raise FileExistsError(f"{folder} already exists and is not empty")
+        folder.mkdir(parents=True, exist_ok=True)
+        total, done = sum(output.files.values()), 0
+
+        def advance(count: int) -> None:
+            nonlocal done
+            done += count
+            if progress:
+                progress(done, total)
+
+        files: list[Path] = []
+        for file_name in sorted(output.files):
+            local = folder / file_name
+            self.s3.download_file(self.bucket, f"{self.outputs_prefix}{name}/output/{file_name}", str(local),
+                                  Callback=advance)
+            files.append(local)
+            files += extract_tar_gz(local, folder / file_name.removesuffix(".tar.gz"))
+        onnx = folder / "model" / "best.onnx"
+        if onnx.exists():
+            check_onnx_model(onnx)
+        return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)

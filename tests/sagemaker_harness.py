@@ -1,0 +1,312 @@
+"""Plays SageMaker's part on top of a moto server on 127.0.0.1, for tests of the SageMaker backend.
+
+moto stores training jobs but marks them Completed at once, has no StopTrainingJob and no
+Service Quotas for SageMaker.  :class:`SageMakerEmulator` watches the jobs created in moto and runs
+each with the real ``container/train`` on the channel downloaded from moto's S3, writes the
+output lines into moto's CloudWatch Logs stream, syncs checkpoints, uploads model.tar.gz and
+output.tar.gz, and moves the job through SageMaker's statuses in moto's own state.  Faults can be
+injected: a spot interruption (the container is killed and the job restarts from its
+checkpoints), a failing job, a stop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from botocore.awsrequest import AWSResponse
+from moto.sagemaker.models import sagemaker_backends
+from moto.server import ThreadedMotoServer
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MotoServer:
+    """A moto server on loopback for the length of a test session."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "MotoServer":
+        self.server.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.stop()
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def ok_response() -> tuple[AWSResponse, dict]:
+    """What a botocore before-call handler returns to answer a call itself."""
+    return AWSResponse("http://127.0.0.1/", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+class SageMakerEmulator:
+    """Runs the training jobs created in moto with the real container, as SageMaker would."""
+
+    def __init__(self, client, workdir: Path, container_command: list[str] | None = None):
+        self.client = client  # factory: service name -> boto3 client on the moto endpoint
+        self.s3, self.sm, self.logs = client("s3"), client("sagemaker"), client("logs")
+        self.workdir = workdir
+        self.container_command = container_command or [sys.executable, str(REPO / "container" / "train")]
+        self.stop_requests: set[str] = set()
+        self.interrupt_after_epoch: dict[str, int] = {}  # job -> epoch after which the spot instance "vanishes"
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.threads: dict[str, threading.Thread] = {}
+        self._claimed: set[str] = set()
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self.logs_dropped = 0
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def start(self) -> "SageMakerEmulator":
+        try:
+            self.logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        self._watcher.start()
+        return self
+
+    def close(self) -> None:
+        self._stopped.set()
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+        for thread in self.threads.values():
+            thread.join(timeout=30)
+
+    def attach(self, sagemaker_client) -> None:
+        """Hook the backend's client: a created job is InProgress at once (moto would say Completed),
+        and StopTrainingJob (which moto lacks) is answered here."""
+        sagemaker_client.meta.events.register("before-parameter-build.sagemaker.CreateTrainingJob",
+                                              lambda params, **_: self._pending.add(params["TrainingJobName"]))
+        sagemaker_client.meta.events.register("after-call.sagemaker.CreateTrainingJob",
+                                              lambda **kw: self._claim_pending())
+
+        def stop(params, **_):  # before-call: params is the serialized request
+            name = json.loads(params["body"])["TrainingJobName"]
+            self.stop_requests.add(name)
+            if self._job(name).training_job_status == "InProgress":
+                self._set(name, "Stopping", "Stopping", "Stop requested")
+            return ok_response()
+
+        sagemaker_client.meta.events.register("before-call.sagemaker.StopTrainingJob", stop)
+
+    def _claim_pending(self) -> None:
+        for name in list(self._pending):
+            self._pending.discard(name)
+            self._claim(name)
+
+    def _claim(self, name: str) -> None:
+        with self._lock:
+            if name in self.threads or name not in sagemaker_backends[ACCOUNT][REGION].training_jobs:
+                return
+            self._set(name, "InProgress", "Starting", "Preparing the instances for training")
+            thread = threading.Thread(target=self._run, args=(name,), daemon=True)
+            self.threads[name] = thread
+            thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopped.is_set():
+            for name in list(sagemaker_backends[ACCOUNT][REGION].training_jobs):
+                self._claim(name)
+            self._stopped.wait(0.1)
+
+    def _job(self, name: str):
+        return sagemaker_backends[ACCOUNT][REGION].training_jobs[name]
+
+    def _set(self, name: str, status: str, secondary: str, message: str, **attributes) -> None:
+        job = self._job(name)
+        now = _now()
+        if name not in self._claimed:  # replace moto's instant "Completed" record
+            self._claimed.add(name)
+            job.secondary_status_transitions = []
+            job.training_start_time = job.training_end_time = None
+        transitions = job.secondary_status_transitions
+        if transitions and "EndTime" not in transitions[-1]:
+            transitions[-1]["EndTime"] = now
+        transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
+        job.training_job_status, job.secondary_status, job.last_modified_time = status, secondary, now
+        for key, value in attributes.items():
+            setattr(job, key, value)
+
+    # --- one job ------------------------------------------------------------------------------
+    def _download_prefix(self, uri: str, dest: Path) -> None:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                target = dest / obj["Key"][len(prefix):].lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, obj["Key"], str(target))
+
+    def _upload_folder(self, folder: Path, uri: str) -> None:
+        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        for path in folder.rglob("*"):
+            if path.is_file() and not path.name.endswith(".partial"):
+                self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}")
+
+    def _layout(self, name: str, job: dict, attempt: int) -> Path:
+        root = self.workdir / name / f"attempt-{attempt}" / "ml"
+        config = root / "input" / "config"
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(job.get("HyperParameters", {})))
+        (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"],
+                                                                "network_interface_name": "lo"}))
+        channels = {c["ChannelName"]: {"TrainingInputMode": "File"} for c in job["InputDataConfig"]}
+        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        for channel in job["InputDataConfig"]:
+            self._download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"],
+                                  root / "input" / "data" / channel["ChannelName"])
+        if job.get("CheckpointConfig"):
+            self._download_prefix(job["CheckpointConfig"]["S3Uri"], root / "checkpoints")
+        return root
+
+    def _stream_output(self, name: str, process: subprocess.Popen, stream: str, root: Path, job: dict) -> None:
+        """Copy the container's lines into CloudWatch; sync checkpoints after each epoch."""
+        self.logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
+        epochs = 0
+        for raw in process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            if not line.strip():
+                continue  # CloudWatch takes no empty events
+            self.logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
+                                     logEvents=[{"timestamp": int(time.time() * 1000), "message": line}])
+            if line.startswith("[amc-metrics]"):
+                epochs += 1
+                if job.get("CheckpointConfig"):
+                    self._upload_folder(root / "checkpoints", job["CheckpointConfig"]["S3Uri"])
+                if self.interrupt_after_epoch.get(name) == epochs:
+                    del self.interrupt_after_epoch[name]
+                    process.kill()  # the spot instance is taken back: no SIGTERM, no goodbye
+                    self._set(name, "InProgress", "Interrupted", "Spot capacity reclaimed; restarting")
+
+    def _run(self, name: str) -> None:
+        try:
+            self._run_attempts(name)
+        except Exception as exc:  # a harness fault must end the job, not hang the test
+            self._set(name, "Failed", "Failed", "Harness error", failure_reason=f"harness: {exc!r}")
+            raise
+
+    def _run_attempts(self, name: str) -> None:
+        job = self.sm.describe_training_job(TrainingJobName=name)
+        started = time.time()
+        attempt = 0
+        while True:
+            attempt += 1
+            self._set(name, "InProgress", "Downloading", "Downloading input data")
+            root = self._layout(name, job, attempt)
+            self._set(name, "InProgress", "Training", "Training image download completed. Training in progress.",
+                      training_start_time=_now())
+            env = {**os.environ, "AMC_ML_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
+            process = subprocess.Popen(self.container_command, env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT)
+            self.processes[name] = process
+            if name in self.stop_requests:
+                process.send_signal(signal.SIGTERM)
+            stopper = threading.Thread(target=self._forward_stop, args=(name, process), daemon=True)
+            stopper.start()
+            self._stream_output(name, process, f"{name}/algo-1-{int(time.time())}-{attempt}", root, job)
+            code = process.wait()
+            if code == -signal.SIGKILL and name not in self.stop_requests and not self._stopped.is_set():
+                continue  # spot interruption: start again from the checkpoints
+            break
+        self._finish(name, job, root, code, started)
+
+    def _forward_stop(self, name: str, process: subprocess.Popen) -> None:
+        while process.poll() is None:
+            if name in self.stop_requests:
+                process.send_signal(signal.SIGTERM)
+                return
+            time.sleep(0.1)
+
+    def _finish(self, name: str, job: dict, root: Path, code: int, started: float) -> None:
+        output = f"{job['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output"
+        bucket, _, prefix = output.removeprefix("s3://").partition("/")
+        if (root / "model").is_dir() and any((root / "model").iterdir()):
+            self._set(name, self._job(name).training_job_status, "Uploading", "Uploading generated training model")
+            for folder, archive in ((root / "model", "model.tar.gz"), (root / "output" / "data", "output.tar.gz")):
+                if folder.is_dir():
+                    packed = root.parent / archive
+                    with tarfile.open(packed, "w:gz") as tar:
+                        for path in sorted(folder.rglob("*")):
+                            if path.is_file():
+                                tar.add(path, arcname=path.relative_to(folder).as_posix())
+                    self.s3.upload_file(str(packed), bucket, f"{prefix}/{archive}")
+        seconds = int(time.time() - started) + 1
+        times = {"training_end_time": _now(), "training_time_in_seconds": seconds,
+                 "billable_time_in_seconds": max(1, seconds // 3) if job.get("EnableManagedSpotTraining") else seconds}
+        if name in self.stop_requests:
+            self._set(name, "Stopped", "Stopped", "Training job stopped", **times)
+        elif code == 0:
+            self._set(name, "Completed", "Completed", "Training job completed", **times)
+        else:
+            failure = root / "output" / "failure"
+            reason = failure.read_text()[:1024] if failure.exists() else f"AlgorithmError: exit code {code}"
+            self._set(name, "Failed", "Failed", "Training job failed", failure_reason=reason, **times)
+        self._job(name).secondary_status_transitions[-1]["EndTime"] = _now()
+
+
+class FakeServiceQuotas:
+    """Service Quotas for SageMaker, which moto lacks: set values per quota name."""
+
+    def __init__(self, values: dict[str, float]):
+        self.values = values
+
+    def get_paginator(self, operation: str):
+        assert operation == "list_service_quotas"
+        quotas = [{"QuotaName": name, "Value": value} for name, value in self.values.items()]
+        return type("Paginator", (), {"paginate": lambda _self, **kw: iter([{"Quotas": quotas}])})()
+
+
+def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None):
+    """Clients on the moto endpoint; Service Quotas from the fake."""
+    from amc_widgets.backends.aws_session import AwsCredentials
+
+    real = AwsCredentials(access_key_id="testing", secret_access_key="testing", region=REGION,
+                          endpoint_url=endpoint).client_factory()
+    cache: dict[str, object] = {}
+
+    def client(service: str):
+        if service == "service-quotas" and quotas is not None:
+            return quotas
+        if service not in cache:
+            cache[service] = real(service)
+        return cache[service]
+
+    return client
+
+
+def wait_until(predicate, timeout: float = 120.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+

@@ -1,0 +1,292 @@
+"""The SageMaker backend over real HTTP against moto on 127.0.0.1, with SageMaker's part played by
+tests/sagemaker_harness.py (the real training container runs each job)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from amc_widgets.backends.aws_session import (
+    AwsConnectionError,
+    AwsCredentials,
+    explain_client_error,
+    user_name_from_arn,
+)
+from amc_widgets.backends.sagemaker import QuotaError, SageMakerBackend
+from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobNotFoundError, JobSpec
+from amc_widgets.core.metrics import metric_definitions
+from tests.sagemaker_harness import (
+    REGION,
+    FakeServiceQuotas,
+    MotoServer,
+    SageMakerEmulator,
+    moto_client_factory,
+    wait_until,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = {"model": "yolov5n", "imgsz": "96", "batch": "8", "workers": "0", "plots": "false"}
+
+
+@pytest.fixture(scope="module")
+def moto():
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def role_arn(moto):
+    iam = moto_client_factory(moto.endpoint)("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"Service": "sagemaker.amazonaws.com"}}]}
+    return iam.create_role(RoleName="AmcExecution", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
+@pytest.fixture(scope="module")
+def quotas():
+    return FakeServiceQuotas({})
+
+
+@pytest.fixture(scope="module")
+def backend(moto, role_arn, quotas):
+    """A connected backend that describes jobs on every call (the courtesy delay has its own test)."""
+    client = moto_client_factory(moto.endpoint, quotas)
+    from amc_widgets.backends.aws_session import describe_connection
+
+    info = describe_connection(client, REGION)
+    if not info.bucket_exists:
+        client("s3").create_bucket(Bucket=info.bucket)
+        info = describe_connection(client, REGION)
+    return SageMakerBackend(client, info, role_arn, image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/amc:test",
+                            min_poll_seconds=0)
+
+
+@pytest.fixture(scope="module")
+def emulator(backend, moto, tmp_path_factory):
+    harness = SageMakerEmulator(moto_client_factory(moto.endpoint), tmp_path_factory.mktemp("sagemaker")).start()
+    harness.attach(backend.sm)
+    yield harness
+    harness.close()
+
+
+def _count_calls(client, operation: str) -> list[str]:
+    calls: list[str] = []
+    client.meta.events.register(f"before-parameter-build.s3.{operation}", lambda params, **_: calls.append(params["Key"]))
+    return calls
+
+
+# --- connection -------------------------------------------------------------------------------
+
+def test_connection_finds_account_user_bucket_and_roles(moto, role_arn):
+    credentials = AwsCredentials(access_key_id="testing", secret_access_key="sekrit-value", region=REGION,
+                                 endpoint_url=moto.endpoint)
+    assert "sekrit" not in repr(credentials) and "sekrit" not in str(credentials)
+    info = SageMakerBackend.test_connection(credentials)
+    assert info.account == "123456789012" and info.bucket == "sagemaker-us-east-1-123456789012"
+    assert info.user_name == user_name_from_arn(info.arn)
+    assert role_arn in info.roles
+    with pytest.raises(AwsConnectionError, match="role"):
+        SageMakerBackend.connect(credentials, role_arn="")
+
+
+def test_user_names_and_error_messages():
+    assert user_name_from_arn("arn:aws:iam::1:user/alice") == "alice"
+    assert user_name_from_arn("arn:aws:sts::1:assumed-role/SageMakerRole/bob@corp.com") == "bob-corp.com"
+    assert user_name_from_arn("arn:aws:iam::1:root") == "root"
+    error = ClientError({"Error": {"Code": "InvalidClientTokenId", "Message": "x"}}, "GetCallerIdentity")
+    assert "access key ID is not valid" in explain_client_error(error, "reach AWS")
+
+
+def test_missing_bucket_is_created_only_when_agreed(moto, role_arn):
+    credentials = AwsCredentials(access_key_id="testing", secret_access_key="testing", region="eu-west-1",
+                                 endpoint_url=moto.endpoint)
+    with pytest.raises(AwsConnectionError, match="does not exist"):
+        SageMakerBackend.connect(credentials, role_arn)
+    backend = SageMakerBackend.connect(credentials, role_arn, create_bucket=True)
+    assert backend.bucket == "sagemaker-eu-west-1-123456789012" and backend.info.bucket_exists
+
+
+# --- datasets ---------------------------------------------------------------------------------
+
+def test_folder_upload_skips_unchanged_files(backend, small_dataset):
+    info = backend.store_dataset(small_dataset, name="folder-up")
+    files = [p for p in small_dataset.rglob("*") if p.is_file()]
+    assert info.files == len(files) and info.complete
+    listed = {d.name: d for d in backend.list_datasets()}["folder-up"]
+    assert listed.files == len(files) and listed.bytes == sum(p.stat().st_size for p in files)
+    assert listed.location.startswith(f"s3://{backend.bucket}/users/{backend.user}/custom-uploads/folder-up/")
+    puts = _count_calls(backend.s3, "PutObject")
+    with pytest.raises(FileExistsError):
+        backend.store_dataset(small_dataset, name="folder-up")
+    backend.store_dataset(small_dataset, name="folder-up", overwrite=True)
+    assert puts == [f"users/{backend.user}/custom-uploads/folder-up/.amc-dataset.json"]  # only the manifest
+
+
+def test_interrupted_upload_looks_incomplete_and_resumes(backend, small_dataset):
+    sent: list[str] = []
+
+    def network_drops_after_ten(params, **_):
+        if not params["Key"].endswith(".amc-dataset.json"):
+            sent.append(params["Key"])
+            if len(sent) == 10:
+                raise EndpointConnectionError(endpoint_url="http://127.0.0.1")
+
+    backend.s3.meta.events.register("before-parameter-build.s3.PutObject", network_drops_after_ten, unique_id="drop")
+    try:
+        with pytest.raises(AwsConnectionError, match="resume"):
+            backend.store_dataset(small_dataset, name="flaky")
+    finally:
+        backend.s3.meta.events.unregister("before-parameter-build.s3.PutObject", unique_id="drop")
+    assert {d.name: d.complete for d in backend.list_datasets()}["flaky"] is False
+    with pytest.raises(DatasetError, match="No complete dataset"):
+        backend.start_job(JobSpec(dataset="flaky", hyperparameters=FAST, instance_type="ml.m5.large"))
+    arrived = backend.s3.list_objects_v2(Bucket=backend.bucket, Prefix=backend.datasets.dataset_prefix("flaky"))
+    arrived = {obj["Key"] for obj in arrived.get("Contents", [])}
+    assert 0 < len(arrived)
+    puts = _count_calls(backend.s3, "PutObject")
+    info = backend.store_dataset(small_dataset, name="flaky")
+    assert info.complete
+    total = sum(1 for p in small_dataset.rglob("*") if p.is_file())
+    resent = [k for k in puts if not k.endswith(".json")]
+    assert len(resent) == total - len(arrived) and not set(resent) & arrived  # only what was missing
+
+
+class _FlakyRaw:
+    def __init__(self, body: bytes):
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+def test_s3_500s_and_throttling_are_retried(backend, small_dataset):
+    failures = {"left": 4}
+
+    def fail_some(request, **_):
+        if failures["left"] and request.method == "PUT":
+            failures["left"] -= 1
+            code = "SlowDown" if failures["left"] % 2 else "InternalError"
+            body = f"<Error><Code>{code}</Code><Message>try again</Message></Error>".encode()
+            return AWSResponse(request.url, 503 if code == "SlowDown" else 500, {}, _FlakyRaw(body))
+        return None
+
+    backend.s3.meta.events.register("before-send.s3", fail_some, unique_id="flaky500")
+    try:
+        info = backend.store_dataset(small_dataset, name="retried")
+    finally:
+        backend.s3.meta.events.unregister("before-send.s3", unique_id="flaky500")
+    assert failures["left"] == 0 and info.complete
+
+
+def test_zip_is_unpacked_while_uploading_and_unsafe_zips_refused(backend, small_dataset, tmp_path):
+    archive = tmp_path / "solder.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in small_dataset.rglob("*"):
+            if path.is_file():
+                zf.write(path, f"export/{path.relative_to(small_dataset).as_posix()}")
+    info = backend.store_dataset(archive)
+    assert info.name == "solder" and info.files == sum(1 for p in small_dataset.rglob("*") if p.is_file())
+    body = backend.s3.get_object(Bucket=backend.bucket,
+                                 Key=f"users/{backend.user}/custom-uploads/solder/export/data.yaml")["Body"].read()
+    assert body == (small_dataset / "data.yaml").read_bytes()
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../etc/cron.d/x", "boom")
+    with pytest.raises((DatasetError, ValueError)):
+        backend.store_dataset(evil)
+    assert "evil" not in [d.name for d in backend.list_datasets()]
+
+
+def test_delete_dataset(backend, small_dataset):
+    backend.store_dataset(small_dataset, name="doomed")
+    backend.delete_dataset("doomed")
+    assert "doomed" not in [d.name for d in backend.list_datasets()]
+    with pytest.raises(DatasetError):
+        backend.delete_dataset("doomed")
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+def test_training_job_request_is_complete(backend):
+    request = backend.training_job_request(
+        JobSpec(dataset="solder", hyperparameters={"epochs": "3"}, instance_type="ml.g4dn.12xlarge",
+                instance_count=2, spot=True), "amc-job-1")
+    assert request["ResourceConfig"] == {"InstanceType": "ml.g4dn.12xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50}
+    stopping = request["StoppingCondition"]
+    assert stopping["MaxRuntimeInSeconds"] == 48 * 3600 <= stopping["MaxWaitTimeInSeconds"]
+    assert request["CheckpointConfig"]["S3Uri"] == (
+        f"s3://{backend.bucket}/users/{backend.user}/training-jobs/amc-job-1/checkpoints/")
+    assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{backend.bucket}/users/{backend.user}/training-jobs/"
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
+    assert {t["Key"] for t in request["Tags"]} == {"amc:user", "amc:dataset", "amc:app"}
+    assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+
+
+def test_quota_refuses_before_launch(backend, quotas, small_dataset):
+    backend.store_dataset(small_dataset, name="quota-set", overwrite=True)
+    quotas.values["ml.g4dn.xlarge for spot training job usage"] = 0
+    try:
+        with pytest.raises(QuotaError, match="may run 0 x ml.g4dn.xlarge"):
+            backend.start_job(JobSpec(dataset="quota-set", hyperparameters=FAST, instance_type="ml.g4dn.xlarge",
+                                      spot=True))
+    finally:
+        quotas.values.clear()
+    with pytest.raises(ValueError, match="no GPU"):
+        backend.start_job(JobSpec(dataset="quota-set", hyperparameters=FAST, instance_type="ml.m5.large",
+                                  instance_count=2))
+    with pytest.raises(JobNotFoundError):
+        backend.describe_job("amc-never-started")
+
+
+@pytest.mark.slow
+def test_two_jobs_logs_metrics_stop_and_download(backend, emulator, small_dataset, tmp_path):
+    backend.store_dataset(small_dataset, name="flow", overwrite=True)
+    keep = backend.start_job(JobSpec(dataset="flow", hyperparameters={**FAST, "epochs": "2"},
+                                     instance_type="ml.m5.large", name="amc-keep"))
+    stop = backend.start_job(JobSpec(dataset="flow", hyperparameters={**FAST, "epochs": "40"},
+                                     instance_type="ml.m5.large", name="amc-stop"))
+    with pytest.raises(FileExistsError):
+        backend.start_job(JobSpec(dataset="flow", hyperparameters=FAST, instance_type="ml.m5.large", name="amc-keep"))
+    lines, cursor = [], None
+
+    def follow() -> bool:
+        nonlocal cursor
+        chunk = backend.read_logs(keep.name, cursor)
+        lines.extend(chunk.lines)
+        cursor = chunk.cursor
+        return chunk.finished
+
+    wait_until(follow, timeout=300, what="the first job to finish")
+    assert sum(line.startswith("[amc-metrics]") for line in lines) == 2
+    # a reconnect (a fresh backend) from the same cursor finds nothing new: no duplicates
+    fresh = SageMakerBackend(backend._client, backend.info, backend.role_arn, min_poll_seconds=0)
+    assert fresh.read_logs(keep.name, cursor).lines == []
+    assert lines == fresh.read_logs(keep.name).lines  # and nothing was missed
+    assert backend.describe_job(keep.name).status == COMPLETED
+    assert backend.read_metrics(keep.name)["epoch"].tolist() == [1, 2]
+
+    wait_until(lambda: not backend.read_metrics(stop.name).empty, timeout=300, what="a first epoch of the job to stop")
+    backend.stop_job(stop.name)
+    stopped = wait_until(lambda: (d := backend.describe_job(stop.name)).status == STOPPED and d, timeout=120,
+                         what="the stop")
+    assert [t.status for t in stopped.transitions][-1] == "Stopped"
+
+    outputs = {o.job_name for o in backend.list_outputs()}
+    assert {keep.name, stop.name} <= outputs
+    result = backend.download_outputs(keep.name, tmp_path / "dl")
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(result.onnx), providers=["CPUExecutionProvider"])
+    (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 96, 96), np.float32)})
+    assert out.shape[:2] == (1, 7)
+    assert {j.name for j in backend.list_jobs()} >= {keep.name, stop.name}
