@@ -7,12 +7,17 @@ usage errors), never a traceback.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, TextIO
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from amc_widgets.backends.aws_session import AwsError, explain_client_error
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
@@ -43,12 +48,24 @@ class ProgressBar:
         self.stream.flush()
 
 
+def _credentials(args: argparse.Namespace):
+    """AWS credentials from --profile, or the default chain (environment, SSO, instance role)."""
+    from amc_widgets.backends.aws_session import AwsCredentials
+
+    region = args.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    return AwsCredentials(profile=args.profile, region=region, endpoint_url=args.endpoint_url)
+
+
 def _backend(args: argparse.Namespace):
     if args.backend == "local":
         from amc_widgets.backends.local import LocalBackend
 
         return LocalBackend(home=args.home)
-    raise ValueError(f"The '{args.backend}' backend is not available yet")
+    from amc_widgets.backends.sagemaker import SageMakerBackend
+
+    role = args.role_arn or os.environ.get("AMC_ROLE_ARN", "")
+    return SageMakerBackend.connect(_credentials(args), role, create_bucket=args.create_bucket,
+                                    image_uri=args.image_uri)
 
 
 def _human_bytes(size: float) -> str:
@@ -201,10 +218,52 @@ def cmd_download(args) -> int:
     return EXIT_OK
 
 
+def cmd_connect(args) -> int:
+    """Test the AWS connection: who you are, the bucket, the roles SageMaker may assume."""
+    from amc_widgets.backends.sagemaker import SageMakerBackend
+
+    info = SageMakerBackend.test_connection(_credentials(args))
+    print(f"account  {info.account}\nuser     {info.user_name} ({info.arn})\nregion   {info.region}")
+    print(f"bucket   {info.bucket} ({'exists' if info.bucket_exists else 'missing: add --create-bucket'})")
+    print("roles    " + (", ".join(info.roles) or "none found (pass --role-arn)"))
+    return EXIT_OK
+
+
+def cmd_iam_policy(args) -> int:
+    from amc_widgets.backends import iam_policy
+
+    bucket = args.bucket or f"sagemaker-{args.region or 'REGION'}-{args.account or 'ACCOUNT'}"
+    role = args.role_arn or f"arn:aws:iam::{args.account or 'ACCOUNT'}:role/AmcSageMakerExecution"
+    documents = {
+        "user_policy": iam_policy.user_policy(bucket, args.user, role, args.region or "*", args.account or "*"),
+        "execution_role_policy": iam_policy.execution_role_policy(bucket, args.region or "*", args.account or "*"),
+        "execution_role_trust_policy": iam_policy.trust_policy(),
+    }
+    print(json.dumps(documents, indent=2))
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    """Serve the Voila dashboard on the local backend (``--home`` or $AMC_HOME)."""
+    from amc_widgets.ui.serve import serve
+
+    if args.home:
+        os.environ["AMC_HOME"] = str(Path(args.home).expanduser().resolve())
+    return serve(port=args.port, host=args.host)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amc", description="AMC - Automated Model Creator")
-    parser.add_argument("--backend", default="local", choices=["local"], help="where datasets and jobs live")
+    parser.add_argument("--backend", default="local", choices=["local", "sagemaker"],
+                        help="where datasets and jobs live (default local)")
     parser.add_argument("--home", default=None, help="local workspace (default $AMC_HOME or ~/.amc)")
+    aws = parser.add_argument_group("sagemaker backend")
+    aws.add_argument("--profile", help="AWS profile (default: environment, SSO or instance role)")
+    aws.add_argument("--region", help="AWS region (default $AWS_REGION or us-east-1)")
+    aws.add_argument("--endpoint-url", help="another endpoint for every AWS service (S3-compatible or local)")
+    aws.add_argument("--role-arn", help="execution role SageMaker assumes (default $AMC_ROLE_ARN)")
+    aws.add_argument("--image-uri", help="training image in ECR (default $AMC_TRAINING_IMAGE)")
+    aws.add_argument("--create-bucket", action="store_true", help="create sagemaker-<region>-<account> if missing")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo-dataset", help="write a synthetic solder-joint dataset (YOLO format)")
@@ -266,6 +325,20 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("dest")
     download.add_argument("--overwrite", action="store_true")
     download.set_defaults(run=cmd_download)
+
+    connect = commands.add_parser("connect", help="test the AWS connection (account, user, bucket, roles)")
+    connect.set_defaults(run=cmd_connect)
+
+    policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policies the SageMaker backend needs")
+    policy.add_argument("--user", default="${aws:username}", help="IAM user name (default: any user, own prefix)")
+    policy.add_argument("--bucket")
+    policy.add_argument("--account")
+    policy.set_defaults(run=cmd_iam_policy)
+
+    serve = commands.add_parser("serve", help="serve the dashboard (Voila) on the local backend")
+    serve.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 
@@ -275,7 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except HyperparameterError as exc:
         print("amc: error: " + "; ".join(f"{k}: {v}" for k, v in exc.problems.items()), file=sys.stderr)
-    except (DatasetError, JobNotFoundError, OSError, ValueError) as exc:
+    except (ClientError, BotoCoreError) as exc:
+        print("amc: error: " + explain_client_error(exc, "complete the request"), file=sys.stderr)
+    except (DatasetError, JobNotFoundError, AwsError, OSError, ValueError) as exc:
         message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
         print("amc: error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()),
               file=sys.stderr)

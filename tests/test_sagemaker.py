@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -290,3 +291,167 @@ def test_two_jobs_logs_metrics_stop_and_download(backend, emulator, small_datase
     (out,) = session.run(None, {session.get_inputs()[0].name: np.zeros((1, 3, 96, 96), np.float32)})
     assert out.shape[:2] == (1, 7)
     assert {j.name for j in backend.list_jobs()} >= {keep.name, stop.name}
+
+
+class _CountingSageMaker:
+    """DescribeTrainingJob that counts its calls (the courtesy delay needs no real job)."""
+
+    def __init__(self, user: str):
+        self.user, self.calls, self.status = user, 0, "InProgress"
+
+    def describe_training_job(self, TrainingJobName):
+        from datetime import datetime, timezone
+
+        self.calls += 1
+        return {"TrainingJobName": TrainingJobName, "TrainingJobArn": f"arn:aws:sagemaker:::training-job/{TrainingJobName}",
+                "TrainingJobStatus": self.status, "SecondaryStatus": "Training",
+                "CreationTime": datetime.now(timezone.utc), "ResourceConfig": {"InstanceType": "ml.m5.large"}}
+
+    def list_tags(self, ResourceArn):
+        return {"Tags": [{"Key": "amc:user", "Value": self.user}]}
+
+
+def test_status_polling_is_gentle(backend):
+    """A running job is described at most every 10 s however often it is asked; an ended one never again."""
+    now = [1000.0]
+    fake = _CountingSageMaker(backend.user)
+    gentle = SageMakerBackend(lambda service: fake if service == "sagemaker" else backend._client(service),
+                              backend.info, backend.role_arn, clock=lambda: now[0])
+    for step in range(20):  # a dashboard asking twice a second for 10 s
+        gentle.describe_job("amc-polled")
+        now[0] += 0.5
+    assert fake.calls == 1
+    now[0] += 0.5
+    gentle.describe_job("amc-polled")
+    assert fake.calls == 2
+    fake.status = "Completed"
+    now[0] += 10
+    assert gentle.describe_job("amc-polled").is_terminal
+    now[0] += 1000
+    gentle.describe_job("amc-polled")
+    assert fake.calls == 3
+
+
+def test_a_dropped_log_stream_loses_no_line(backend, moto):
+    logs = backend.logs
+    group = "/aws/sagemaker/TrainingJobs"
+    try:
+        logs.create_log_group(logGroupName=group)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    streams = ["amc-logs/algo-1-100", "amc-logs/algo-2-100"]
+    for stream in streams:
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+
+    base = int(time.time() * 1000)
+
+    def put(stream, start, count):
+        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=[
+            {"timestamp": base + i * 10 + (5 if stream.endswith("2-100") else 0),
+             "message": f"{stream[-10:-4]} line {i}"} for i in range(start, start + count)])
+
+    from amc_widgets.backends.cloudwatch_logs import LogFollower
+
+    follower = LogFollower(logs)
+    put(streams[0], 0, 3)
+    put(streams[1], 0, 3)
+    lines, cursor = follower.read("amc-logs", None)
+    assert lines[:2] == ["[algo-1] algo-1 line 0", "[algo-2] algo-2 line 0"]  # merged by time, host named
+    put(streams[0], 3, 2)
+    put(streams[1], 3, 2)
+    dropped = {"n": 0}
+
+    def drop_host_two(params, **_):
+        if params.get("logStreamName") == streams[1] and dropped["n"] == 0:
+            dropped["n"] += 1
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1")
+
+    logs.meta.events.register("before-parameter-build.logs.GetLogEvents", drop_host_two, unique_id="drop-log")
+    try:
+        more, cursor = follower.read("amc-logs", cursor)
+    finally:
+        logs.meta.events.unregister("before-parameter-build.logs.GetLogEvents", unique_id="drop-log")
+    assert more == ["[algo-1] algo-1 line 3", "[algo-1] algo-1 line 4"]
+    reconnected = LogFollower(backend._client("logs"))  # a new connection continues from the cursor
+    rest, cursor = reconnected.read("amc-logs", cursor)
+    assert rest == ["[algo-2] algo-2 line 3", "[algo-2] algo-2 line 4"]
+    assert reconnected.read("amc-logs", cursor)[0] == []
+    everything = lines + more + rest
+    assert sorted(everything) == sorted(follower.read("amc-logs", None)[0]) and len(set(everything)) == 10
+
+
+def test_live_tail_delivers_lines():
+    from amc_widgets.backends.cloudwatch_logs import live_tail
+
+    class FakeLiveTailLogs:  # moto has no live stream: the event stream's shape, as boto3 yields it
+        def start_live_tail(self, logGroupIdentifiers, logStreamNamePrefixes):
+            assert logStreamNamePrefixes == ["amc-tail/"]
+            return {"responseStream": iter([
+                {"sessionStart": {}},
+                {"sessionUpdate": {"sessionResults": [{"message": "epoch 1\n"}, {"message": "epoch 2"}]}},
+                {"sessionUpdate": {"sessionResults": [{"message": "epoch 3"}]}},
+            ])}
+
+    got: list[str] = []
+    live_tail(FakeLiveTailLogs(), "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/TrainingJobs", "amc-tail",
+              got.append, should_stop=lambda: len(got) >= 3)
+    assert got == ["epoch 1", "epoch 2", "epoch 3"]
+
+
+def test_cli_works_against_the_sagemaker_backend(moto, role_arn, small_dataset, tmp_path):
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "PYTHONPATH": str(REPO), "AMC_ROLE_ARN": role_arn}
+    base = [sys.executable, "-m", "amc_widgets.cli", "--backend", "sagemaker", "--endpoint-url", moto.endpoint,
+            "--region", REGION]
+
+    def amc(*args):
+        return subprocess.run([*base, *map(str, args)], env=env, capture_output=True, text=True, timeout=120)
+
+    connected = amc("connect")
+    assert connected.returncode == 0 and "123456789012" in connected.stdout and role_arn in connected.stdout
+    assert "testing" not in connected.stdout + connected.stderr  # no secret in output
+    uploaded = amc("datasets", "upload", small_dataset, "--name", "from-cli")
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "from-cli" in amc("datasets").stdout
+    bad = amc("train", "from-cli", "--instance-type", "ml.m5.large", "--instance-count", "3")
+    assert bad.returncode == 1 and "no GPU" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = amc("train", "from-cli", "--instance-type", "ml.g4dn.xlarg")
+    assert "did you mean" in unknown.stderr.lower() or "ml.g4dn.xlarge" in unknown.stderr
+
+
+def test_iam_policy_is_scoped_to_the_users_prefix(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", "--region", "eu-west-1", "iam-policy",
+                             "--account", "111122223333", "--user", "ana"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    documents = json.loads(result.stdout)
+    statements = {s["Sid"]: s for s in documents["user_policy"]["Statement"]}
+    assert statements["OwnPrefix"]["Resource"] == "arn:aws:s3:::sagemaker-eu-west-1-111122223333/users/ana/*"
+    assert statements["PassExecutionRole"]["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+    assert "*" not in json.dumps(statements["OwnPrefix"]["Action"])
+    assert documents["execution_role_trust_policy"]["Statement"][0]["Principal"]["Service"] == "sagemaker.amazonaws.com"
+
+
+@pytest.mark.slow
+def test_spot_interruption_resumes_from_checkpoints(backend, emulator, small_dataset):
+    backend.store_dataset(small_dataset, name="spot", overwrite=True)
+    emulator.interrupt_after_epoch["amc-spot"] = 1
+    backend.start_job(JobSpec(dataset="spot", hyperparameters={**FAST, "epochs": "3"}, instance_type="ml.g4dn.xlarge",
+                              spot=True, name="amc-spot"))
+    done = wait_until(lambda: (d := backend.describe_job("amc-spot")).is_terminal and d, timeout=300, what="spot job")
+    assert done.status == COMPLETED, done.failure_reason
+    assert "Interrupted" in [t.status for t in done.transitions]
+    lines = backend.read_logs("amc-spot").lines
+    assert any("Resuming" in line for line in lines)
+    assert all(line.startswith("[algo-1]") for line in lines)  # two streams (attempts) of one host
+    assert backend.read_metrics("amc-spot")["epoch"].tolist() == [1, 2, 3]
+    assert done.spot and 0 < done.extra["spot_savings"] < 1
+
+
+@pytest.mark.slow
+def test_a_failing_job_reports_the_containers_reason(backend, emulator, small_dataset):
+    backend.store_dataset(small_dataset, name="failing", overwrite=True)
+    backend.start_job(JobSpec(dataset="failing", hyperparameters={**FAST, "epochs": "1", "weights": "start.pt"},
+                              instance_type="ml.m5.large", name="amc-failing"))
+    done = wait_until(lambda: (d := backend.describe_job("amc-failing")).is_terminal and d, timeout=120, what="failure")
+    assert done.status == FAILED
+    assert "weights: 'start.pt'" in done.failure_reason and "no 'weights' channel" in done.failure_reason

@@ -20,8 +20,12 @@ RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_t
 ClientFactory = Callable[[str], Any]
 
 
-class AwsConnectionError(RuntimeError):
-    """The AWS account cannot be reached or used as configured; the message says what to fix."""
+class AwsError(RuntimeError):
+    """Something on the AWS side the user must fix; the message says what."""
+
+
+class AwsConnectionError(AwsError):
+    """The AWS account cannot be reached or used as configured."""
 
 
 @dataclass(frozen=True)

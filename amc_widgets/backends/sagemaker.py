@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from amc_widgets.backends.aws_session import (
     AwsConnectionError,
+    AwsError,
     AwsCredentials,
     ClientFactory,
     ConnectionInfo,
@@ -52,7 +53,7 @@ MIN_POLL_SECONDS = 10.0  # DescribeTrainingJob at most this often per running jo
 APP_TAG = "amc"
 
 
-class QuotaError(RuntimeError):
+class QuotaError(AwsError):
     """Starting the job would exceed the account's SageMaker quota."""
 
 
