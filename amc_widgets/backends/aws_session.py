@@ -58,7 +58,10 @@ class AwsCredentials:
 
         def client(service: str):
             endpoint = (self.s3_endpoint_url or self.endpoint_url) if service == "s3" else self.endpoint_url
-            return session.client(service, region_name=self.region, endpoint_url=endpoint, config=RETRY_CONFIG)
+            config = RETRY_CONFIG
+            if service == "s3" and endpoint:  # S3-compatible stores and emulators want path-style URLs
+                config = config.merge(Config(s3={"addressing_style": "path"}))
+            return session.client(service, region_name=self.region, endpoint_url=endpoint, config=config)
 
         return client
 
