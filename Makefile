@@ -5,11 +5,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+NODE_TOOLS := node_modules/.package-lock.json
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PORT ?= 8866
 
 DEMO_DIR ?= demo
 DEMO_EPOCHS ?= 15
 
-.PHONY: test test-fast venv demo clean
+.PHONY: test test-fast venv demo dashboard clean
 
 venv: $(STAMP)
 
@@ -18,14 +22,28 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[train,dev]"
 	touch $(STAMP)
 
-test: $(STAMP)
+# s3rver, the second S3 server of the upload compatibility test (exact versions from package-lock.json)
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+# Debian's chromium for the browser tests (Playwright drives it; it never downloads a browser)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
 	$(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
 	$(PY) -m pytest -m "not slow"
 
-# The main job until the dashboard lands: make the demo dataset (once), lay out an emulated /opt/ml
-# and train with the very program SageMaker runs.  Each run gets its own folder under $(DEMO_DIR)/runs.
+# The main job: the dashboard on the local backend at http://127.0.0.1:$(PORT) (stores the demo
+# dataset first when the workspace, $$AMC_HOME or ~/.amc, has none).
+dashboard: $(STAMP)
+	$(VENV)/bin/amc serve --port $(PORT)
+
+# The container alone: make the demo dataset (once), lay out an emulated /opt/ml and train with the
+# very program SageMaker runs.  Each run gets its own folder under $(DEMO_DIR)/runs.
 demo: $(STAMP)
 	@test -f $(DEMO_DIR)/dataset/data.yaml || $(VENV)/bin/amc demo-dataset $(DEMO_DIR)/dataset
 	@run=$(DEMO_DIR)/runs/$$(date +%Y%m%d-%H%M%S) && mkdir -p $$run/input/config $$run/input/data && \
@@ -36,4 +54,4 @@ demo: $(STAMP)
 	echo "ONNX model: $$run/model/best.onnx"
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache node_modules

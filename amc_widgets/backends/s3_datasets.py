@@ -37,14 +37,19 @@ class UploadItem:
     open: Callable[[], BinaryIO]
 
 
-def etag_of(stream: BinaryIO, size: int, config: TransferConfig = TRANSFER_CONFIG) -> str:
-    """The ETag S3 gives an object uploaded with ``config`` (plain MD5, or MD5 of part MD5s)."""
-    if size < config.multipart_threshold:
-        return hashlib.md5(stream.read(), usedforsecurity=False).hexdigest()
+def matches_etag(stream: BinaryIO, etag: str, config: TransferConfig = TRANSFER_CONFIG) -> bool:
+    """Whether ``stream`` holds the object behind ``etag``: a plain MD5 (single PUT, or a store such as
+    s3rver that hashes whole objects) or AWS's multipart form, the MD5 of ``config``-sized part MD5s."""
+    etag = etag.strip('"')
+    if "-" not in etag:
+        digest = hashlib.md5(usedforsecurity=False)
+        while chunk := stream.read(config.multipart_chunksize):
+            digest.update(chunk)
+        return digest.hexdigest() == etag
     digests = []
     while chunk := stream.read(config.multipart_chunksize):
         digests.append(hashlib.md5(chunk, usedforsecurity=False).digest())
-    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}"
+    return f"{hashlib.md5(b''.join(digests), usedforsecurity=False).hexdigest()}-{len(digests)}" == etag
 
 
 class _Progress(BaseSubscriber):
@@ -120,7 +125,7 @@ class S3DatasetStore:
             found = existing.get(prefix + item.relative_key)
             if found and found["Size"] == item.size:
                 with item.open() as stream:
-                    if etag_of(stream, item.size, self.config) == found["ETag"].strip('"'):
+                    if matches_etag(stream, found["ETag"], self.config):
                         advance(item.size)
                         continue
             pending.append(item)
