@@ -1,6 +1,8 @@
 """A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
-no training.  FAKE_EPOCHS lines, FAKE_EPOCH_SECONDS apart; FAKE_FAIL=1 fails like the real one."""
+no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
+FAKE_FAIL=1 fails like the real one."""
 
+import math
 import os
 import signal
 import sys
@@ -32,7 +34,13 @@ for epoch in range(1, epochs + 1):
         save_model()
         print("stopped", flush=True)
         sys.exit(143)
-    print(format_metrics_line({"epoch": epoch, "epochs": epochs, "mAP50": epoch / 10}), flush=True)
+    progress = 1 - math.exp(-4 * epoch / epochs)  # 0 -> ~1 over the run, like a learning curve
+    losses = {f"{split}_{kind}_loss": round(start * (1 - 0.6 * progress) + (0.05 if split == "val" else 0), 4)
+              for split in ("train", "val") for kind, start in (("box", 2.2), ("cls", 2.8), ("dfl", 1.6))}
+    print(format_metrics_line({"epoch": epoch, "epochs": epochs, **losses, "precision": round(0.9 * progress, 4),
+                               "recall": round(0.85 * progress, 4), "mAP50": round(0.92 * progress, 4),
+                               "mAP50-95": round(0.6 * progress, 4), "lr": 0.01, "epoch_seconds": pause}),
+          flush=True)
 if os.environ.get("FAKE_FAIL"):
     (root / "output").mkdir(parents=True, exist_ok=True)
     (root / "output" / "failure").write_text("The dataset exploded: class 9 in labels/x.txt")

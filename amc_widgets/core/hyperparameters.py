@@ -136,7 +136,7 @@ _SPECS = [
     _p("patience", "int", 100, "run", "stop after this many epochs without improvement (0 = never)", low=0, high=10000),
     _p("batch", "int", 16, "run", "images per step over all GPUs and instances; -1 = auto", low=-1, high=4096),
     _p("workers", "int", 8, "run", "data-loading processes per GPU", low=0, high=64),
-    _p("optimizer", "choice", "auto", "run", "optimizer", choices=OPTIMIZERS),
+    _p("optimizer", "choice", "auto", "run", "auto picks SGD or AdamW by the length of the run", choices=OPTIMIZERS),
     _p("device", "str", "auto", "run", "'auto' (every GPU, else CPU), 'cpu', or GPU ids like '0' or '0,1'"),
     _p("seed", "int", 0, "run", "random seed", low=0, high=2**31 - 1),
     _p("deterministic", "bool", True, "run", "reproducible (slower) kernels"),

@@ -1,0 +1,115 @@
+"""The dashboard: header, tabs (Connection, Dataset, Train, Jobs, Compare, Help) and the one poller."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+import ipywidgets as w
+
+from amc_widgets.core.jobs import JobSpec
+from amc_widgets.ui.models.connection import ConnectionModel
+from amc_widgets.ui.models.dataset import DatasetModel
+from amc_widgets.ui.models.jobs import JobBoard
+from amc_widgets.ui.models.parameters import ParametersModel
+from amc_widgets.ui.poller import Poller
+from amc_widgets.ui.views.common import CSS, message
+from amc_widgets.ui.views.connection import ConnectionView
+from amc_widgets.ui.views.dataset import DatasetView
+from amc_widgets.ui.views.jobs import CompareView, JobsView
+from amc_widgets.ui.views.train import TrainView
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+TABS = ("Connection", "Dataset", "Train", "Jobs", "Compare", "Help")
+
+
+def downloads_folder() -> Path:
+    """Where models are downloaded: ``$AMC_DOWNLOADS``, else ``$AMC_HOME/downloads`` (``~/.amc/downloads``)."""
+    explicit = os.environ.get("AMC_DOWNLOADS")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser() / "downloads"
+
+
+def help_html(readme: Path = README) -> str:
+    """The README rendered from Markdown (it is our own file; mistune escapes raw HTML anyway)."""
+    import mistune
+
+    if not readme.exists():
+        return message("info", "The README is not installed with this copy of AMC.")
+    render = mistune.create_markdown(escape=True, plugins=["table"])
+    return f'<div class="amc-help" style="max-width:960px;font-size:14px">{render(readme.read_text("utf-8"))}</div>'
+
+
+class Dashboard:
+    """Builds the models and views, wires them together and owns the poller."""
+
+    def __init__(self, connection: ConnectionModel | None = None, connect_local: bool = True):
+        self.connection = connection or ConnectionModel()
+        self.datasets = DatasetModel(self.connection)
+        self.params = ParametersModel(local=True)
+        self.board = JobBoard(self.connection.require_backend)
+
+        self.connection_view = ConnectionView(self.connection)
+        self.dataset_view = DatasetView(self.datasets)
+        self.train_view = TrainView(self.params, self.datasets, self.start_job)
+        self.jobs_view = JobsView(self.board, downloads_folder, self.datasets.validation_image, self.new_job)
+        self.compare_view = CompareView(self.board)
+        self.help = w.HTML(help_html())
+
+        self.header = w.HTML()
+        self.status = w.HTML()
+        self.status.add_class("amc-app-status")
+        self.tabs = w.Tab(children=[self.connection_view.widget, self.dataset_view.widget, self.train_view.widget,
+                                    self.jobs_view.widget, self.compare_view.widget, self.help], titles=TABS)
+        self.tabs.add_class("amc-tabs")
+        self.widget = w.VBox([w.HTML(CSS), self.header, self.status, self.tabs])
+        self.widget.add_class("amc-app")
+        self.tabs.observe(self._on_tab, "selected_index")
+        self.connection.subscribe(self._on_connection)
+        self.poller = Poller(self.board, self.jobs_view.on_change, self._show_error)
+        if connect_local:
+            self.connection.connect()
+        self._render_header()
+        self.poller.start()
+
+    # --- wiring -------------------------------------------------------------------------------
+    def _on_connection(self, what: str) -> None:
+        self._render_header()
+        if what in ("connected", "closed"):
+            self.jobs_view.clear()
+            if self.connection.connected:
+                self.params.set_local(self.connection.is_local)
+                self.train_view.show_instances()
+                self.datasets.refresh()
+                self.jobs_view.restore()
+                self.compare_view.refresh()
+
+    def _render_header(self) -> None:
+        summary = self.connection.summary()
+        where = " · ".join(f"{k}: {v}" for k, v in summary.items() if k in ("Backend", "Workspace", "Account",
+                                                                               "Bucket", "Status"))
+        self.header.value = ('<div class="amc-header"><h1>AMC · Automated Model Creator</h1>'
+                             f'<div class="amc-sub">Train YOLOv5 detectors from labelled images · '
+                             f'{html.escape(where)}</div></div>')
+
+    def _on_tab(self, change: dict) -> None:
+        if TABS[change["new"]] == "Compare":
+            self.compare_view.refresh()
+
+    def _show_error(self, exc: Exception) -> None:
+        self.status.value = message("error", f"Live updates hit a problem: {exc}")
+
+    # --- actions ------------------------------------------------------------------------------
+    def start_job(self, spec: JobSpec) -> None:
+        card = self.board.start(spec)
+        self.jobs_view.add(card)
+        self.tabs.selected_index = TABS.index("Jobs")
+
+    def new_job(self) -> None:
+        self.tabs.selected_index = TABS.index("Train")
+
+    def close(self) -> None:
+        self.poller.stop()
+

@@ -1,0 +1,172 @@
+"""Which backend the dashboard talks to: the local workspace, or an AWS account through SageMaker."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from amc_widgets.backends.base import Backend
+from amc_widgets.ui.models import Observable
+from amc_widgets.ui.text import redact
+
+LOCAL, AWS = "local", "aws"
+AWS_UNAVAILABLE = "AWS backend not available in this version"
+CONTAINER_COMMAND_ENV = "AMC_CONTAINER_COMMAND"  # tests only: JSON list, a stand-in for container/train
+
+
+def local_backend_from_env() -> Backend:
+    """The local backend on ``$AMC_HOME``; ``$AMC_CONTAINER_COMMAND`` (JSON list) swaps the container."""
+    from amc_widgets.backends.local import LocalBackend
+
+    command = os.environ.get(CONTAINER_COMMAND_ENV)
+    return LocalBackend(container_command=json.loads(command) if command else None)
+
+
+def load_aws_module() -> ModuleType:
+    """The SageMaker backend module, imported only when AWS is chosen."""
+    return importlib.import_module("amc_widgets.backends.sagemaker")
+
+
+@dataclass
+class AwsForm:
+    """What the user types to reach an AWS account. The secret stays here and nowhere else."""
+
+    access_key_id: str = ""
+    secret_access_key: str = ""
+    session_token: str = ""
+    profile: str = ""
+    region: str = "us-east-1"
+    role_arn: str = ""
+
+    def secrets(self) -> tuple[str, str]:
+        return self.secret_access_key, self.session_token
+
+
+class ConnectionModel(Observable):
+    """The backend in use, how it was reached, and what the user should see about it."""
+
+    def __init__(self, local_factory: Callable[[], Backend] = local_backend_from_env,
+                 aws_loader: Callable[[], ModuleType] = load_aws_module):
+        super().__init__()
+        self._local_factory = local_factory
+        self._aws_loader = aws_loader
+        self.kind = LOCAL
+        self.aws = AwsForm()
+        self.backend: Backend | None = None
+        self.info: Any = None  # the SageMaker backend's ConnectionInfo
+        self.message = ""
+        self.error = ""
+
+    # --- AWS availability ---------------------------------------------------------------------
+    def aws_module(self) -> ModuleType | None:
+        try:
+            return self._aws_loader()
+        except ImportError:
+            return None
+
+    @property
+    def aws_available(self) -> bool:
+        return self.aws_module() is not None
+
+    def credentials(self, module: ModuleType) -> Any:
+        form = self.aws
+        return module.AwsCredentials(
+            access_key_id=form.access_key_id.strip() or None,
+            secret_access_key=form.secret_access_key or None,
+            session_token=form.session_token or None,
+            profile=form.profile.strip() or None,
+            region=form.region.strip() or "us-east-1",
+        )
+
+    # --- actions ------------------------------------------------------------------------------
+    def set_kind(self, kind: str) -> None:
+        if kind not in (LOCAL, AWS):
+            raise ValueError(f"Unknown backend {kind!r}")
+        self.kind, self.error = kind, ""
+        self._notify("kind")
+
+    def test(self) -> Any:
+        """Check the AWS credentials without connecting; returns the ConnectionInfo (None on error)."""
+        module = self.aws_module()
+        if module is None:
+            return self._fail(AWS_UNAVAILABLE)
+        try:
+            info = module.SageMakerBackend.test_connection(self.credentials(module))
+        except Exception as exc:  # noqa: BLE001 - any AWS error is shown, secrets removed
+            return self._fail(f"Connection test failed: {exc}")
+        self.info, self.error = info, ""
+        if not self.aws.role_arn and getattr(info, "roles", None):
+            self.aws.role_arn = info.roles[0]
+        self.message = "Credentials work. " + ("" if info.bucket_exists else f"Bucket {info.bucket} will be created.")
+        self._notify("tested")
+        return info
+
+    def connect(self) -> Backend | None:
+        """Connect to the chosen backend (replacing the current one); AWS secrets are dropped once used."""
+        self.backend = None
+        if self.kind == LOCAL:
+            self.backend = self._local_factory()
+            self.message = "Connected to this machine"
+        else:
+            module = self.aws_module()
+            if module is None:
+                return self._fail(AWS_UNAVAILABLE)
+            if not self.aws.role_arn.strip():
+                return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)")
+            try:
+                creds = self.credentials(module)
+                if self.info is None:
+                    self.info = module.SageMakerBackend.test_connection(creds)
+                self.backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
+                                                               create_bucket=not self.info.bucket_exists)
+            except Exception as exc:  # noqa: BLE001
+                return self._fail(f"Could not connect: {exc}")
+            self.aws.secret_access_key = self.aws.session_token = ""
+            self.message = "Connected to AWS"
+        self.error = ""
+        self._notify("connected")
+        return self.backend
+
+    def close(self) -> None:
+        """Forget the backend, and the secret with it."""
+        self.backend, self.info = None, None
+        self.aws.secret_access_key = self.aws.session_token = ""
+        self.message = "Not connected"
+        self._notify("closed")
+
+    def _fail(self, message: str) -> None:
+        self.error = redact(message, self.aws.secrets())
+        self._notify("error")
+        return None
+
+    # --- what the panel shows -----------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self.backend is not None
+
+    @property
+    def is_local(self) -> bool:
+        return getattr(self.backend, "name", LOCAL) == LOCAL
+
+    def require_backend(self) -> Backend:
+        if self.backend is None:
+            raise RuntimeError("Not connected: open the Connection tab and connect first")
+        return self.backend
+
+    def summary(self) -> dict[str, str]:
+        """Label -> value rows describing the connection (never a secret)."""
+        if self.backend is None:
+            return {"Status": "Not connected"}
+        if self.is_local:
+            home = getattr(self.backend, "home", None)
+            return {"Backend": "Local (this machine)", "User": self.backend.user,
+                    "Workspace": str(Path(home)) if home else "-"}
+        info = self.info
+        return {"Backend": "AWS SageMaker", "Account": getattr(info, "account", "-"),
+                "User": getattr(info, "user_name", "") or getattr(info, "arn", "-"),
+                "Bucket": getattr(info, "bucket", "-"), "Region": self.aws.region, "Role": self.aws.role_arn}

@@ -1,0 +1,101 @@
+"""Checking, storing, listing and deleting datasets, as the Dataset panel needs it."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from amc_widgets.backends.base import DatasetInfo, ProgressCallback
+from amc_widgets.core.dataset_check import DatasetError, DatasetReport, check_dataset, resolve_dataset
+from amc_widgets.core.storage import default_dataset_name
+from amc_widgets.ui.models import Observable
+from amc_widgets.ui.models.connection import ConnectionModel
+
+UPLOAD_LIMIT_BYTES = 100 * 1024 * 1024  # the browser upload is one websocket message; bigger: give a path
+
+
+class DatasetModel(Observable):
+    """The last checked dataset and its report, and the datasets stored on the backend."""
+
+    def __init__(self, connection: ConnectionModel, upload_dir: Path | None = None):
+        super().__init__()
+        self.connection = connection
+        self.upload_dir = Path(upload_dir or tempfile.mkdtemp(prefix="amc-uploads-"))
+        self.checked_path: Path | None = None
+        self.report: DatasetReport | None = None
+        self.datasets: list[DatasetInfo] = []
+
+    # --- checking -----------------------------------------------------------------------------
+    def check(self, path: str | Path) -> DatasetReport:
+        """Check a folder or .zip on this server's file system; the report is kept for upload."""
+        text = str(path).strip()
+        if not text:
+            raise ValueError("Enter the path of a dataset folder or .zip file on this server")
+        self.checked_path = Path(text).expanduser()
+        self.report = check_dataset(self.checked_path)
+        self._notify("report")
+        return self.report
+
+    def save_browser_upload(self, filename: str, content: bytes) -> Path:
+        """Write a .zip sent by the browser next to the other uploads; returns its path on this server."""
+        if not filename.lower().endswith(".zip"):
+            raise ValueError("Upload a .zip of the dataset (or give the path of a folder on this server)")
+        if len(content) > UPLOAD_LIMIT_BYTES:
+            raise ValueError(f"{filename} is over {UPLOAD_LIMIT_BYTES >> 20} MB; copy it to the server and give its path")
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename).name)
+        path = self.upload_dir / safe
+        path.write_bytes(content)
+        return path
+
+    def histogram(self) -> tuple[list[str], list[int]]:
+        """Class names and object counts of the last report."""
+        if self.report is None:
+            return [], []
+        names = self.report.names
+        return list(names), [int(self.report.class_counts.get(i, 0)) for i in range(len(names))]
+
+    def suggested_name(self) -> str:
+        return default_dataset_name(self.checked_path) if self.checked_path else ""
+
+    # --- stored datasets ----------------------------------------------------------------------
+    def refresh(self) -> list[DatasetInfo]:
+        self.datasets = self.connection.require_backend().list_datasets()
+        self._notify("datasets")
+        return self.datasets
+
+    def store(self, name: str, overwrite: bool = False, progress: ProgressCallback | None = None) -> DatasetInfo:
+        """Store the checked dataset under ``name``; it must have passed the check."""
+        if self.checked_path is None or self.report is None:
+            raise ValueError("Check a dataset first")
+        if not self.report.ok:
+            raise DatasetError("The dataset has errors; fix them and check it again before uploading")
+        info = self.connection.require_backend().store_dataset(self.checked_path, name=name.strip() or None,
+                                                               overwrite=overwrite, progress=progress)
+        self.refresh()
+        return info
+
+    def delete(self, name: str) -> None:
+        self.connection.require_backend().delete_dataset(name)
+        self.refresh()
+
+    def names(self) -> list[str]:
+        return [info.name for info in self.datasets]
+
+    def validation_image(self, dataset: str) -> Path | None:
+        """One validation image of ``dataset`` readable on this machine (the stored folder, or the
+        folder last checked here), for the model preview; None if there is none."""
+        candidates = [Path(info.location) for info in self.datasets if info.name == dataset]
+        if self.checked_path is not None:
+            candidates.append(self.checked_path)
+        for folder in candidates:
+            if not folder.is_dir():
+                continue
+            try:
+                images = resolve_dataset(folder).images
+            except DatasetError:
+                continue
+            for split in ("val", "test", "train"):
+                if images.get(split):
+                    return images[split][0]
+        return None

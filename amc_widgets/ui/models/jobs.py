@@ -1,0 +1,260 @@
+"""Job cards: each job's status, bounded log, metrics and download; the board that polls them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from amc_widgets.backends.base import Backend, DownloadResult
+from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
+from amc_widgets.core.metrics import MARKER, METRIC_NAMES
+from amc_widgets.ui.text import clean_log_line, human_duration
+
+MAX_LOG_LINES = 400
+# (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing
+# down by BACKOFF per quiet poll. CloudWatch and DescribeTrainingJob are rate-limited, hence remote.
+LOCAL_POLL_SECONDS = (0.5, 2.0)
+REMOTE_POLL_SECONDS = (5.0, 20.0)
+BACKOFF = 1.5
+ERROR_RETRY_SECONDS = 10.0
+
+
+@dataclass
+class Change:
+    """What one poll changed, so views redraw only that."""
+
+    status: bool = False
+    log: bool = False
+    metrics: bool = False
+
+    def __bool__(self) -> bool:
+        return self.status or self.log or self.metrics
+
+
+@dataclass
+class DownloadState:
+    done: int = 0
+    total: int = 0
+    running: bool = False
+    result: DownloadResult | None = None
+    error: str = ""
+    preview: Path | None = None
+    preview_note: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else (1.0 if self.result else 0.0)
+
+
+@dataclass
+class JobCard:
+    """One training job as its card shows it; updated only by :meth:`poll`."""
+
+    name: str
+    description: JobDescription | None = None
+    poll_seconds: tuple[float, float] = LOCAL_POLL_SECONDS
+    wall_clock: Callable[[], float] = time.time
+    log: deque = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
+    log_lines_total: int = 0
+    cursor: Any = None
+    log_finished: bool = False
+    metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(METRIC_NAMES)))
+    next_poll: float = 0.0
+    error: str = ""
+    download: DownloadState = field(default_factory=DownloadState)
+    interval: float = 0.0
+
+    @property
+    def settled(self) -> bool:
+        """Ended and fully read: never polled again."""
+        return self.description is not None and self.description.is_terminal and self.log_finished
+
+    def poll(self, backend: Backend, now: float) -> Change:
+        """Read status, new log lines and (when an epoch ended) metrics; schedule the next poll."""
+        change = Change()
+        try:
+            description = backend.describe_job(self.name)
+            change.status = True  # the duration moves while it runs
+            self.description = description
+            chunk = backend.read_logs(self.name, self.cursor)
+            self.cursor, self.log_finished = chunk.cursor, chunk.finished
+            if chunk.lines:
+                self.log.extend(clean_log_line(line) for line in chunk.lines)
+                self.log_lines_total += len(chunk.lines)
+                change.log = True
+            if any(MARKER in line for line in chunk.lines):
+                self.metrics = backend.read_metrics(self.name)
+                change.metrics = True
+            self.error = ""
+            fastest, slowest = self.poll_seconds
+            self.interval = fastest if change.log or not self.interval else min(slowest, self.interval * BACKOFF)
+            self.next_poll = now + self.interval
+        except Exception as exc:  # noqa: BLE001 - shown on the card; the poller goes on
+            self.error = f"Could not refresh: {exc}"
+            change.status = True
+            self.next_poll = now + ERROR_RETRY_SECONDS
+        return change
+
+    def header(self) -> dict[str, str]:
+        """Label -> value rows for the card's header."""
+        job = self.description
+        if job is None:
+            return {"Status": "Starting"}
+        instance = "this machine" if job.instance_type == "local" else f"{job.instance_count} x {job.instance_type}"
+        billable = human_duration(job.billable_seconds) if job.billable_seconds is not None else "-"
+        return {
+            "Instance": instance + (" (spot)" if job.spot else ""),
+            "Dataset": job.dataset,
+            "Status": job.status,
+            "Step": job.secondary_status,
+            "Duration": human_duration(job.duration(self.wall_clock())),
+            "Billable": billable,
+            "Epoch": self.epoch_text(),
+        }
+
+    def epoch_text(self) -> str:
+        if self.metrics.empty:
+            return "-"
+        last = self.metrics.iloc[-1]
+        return f"{int(last['epoch'])} / {int(last['epochs'])}"
+
+    @property
+    def status(self) -> str:
+        return self.description.status if self.description else IN_PROGRESS
+
+    @property
+    def failure_reason(self) -> str:
+        return self.description.failure_reason if self.description else ""
+
+
+class JobBoard:
+    """Every card on the page, newest first; thread-safe for the one poller and the UI thread."""
+
+    def __init__(self, backend: Callable[[], Backend], clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time, poll_seconds: tuple[float, float] | None = None):
+        self._backend = backend
+        self.clock = clock
+        self.wall_clock = wall_clock
+        self._poll_seconds = poll_seconds
+        self._cards: dict[str, JobCard] = {}
+        self._lock = threading.Lock()
+        self.wakeup = threading.Event()  # set when a card needs a poll sooner than planned
+
+    @property
+    def poll_seconds(self) -> tuple[float, float]:
+        if self._poll_seconds is not None:
+            return self._poll_seconds
+        return LOCAL_POLL_SECONDS if getattr(self._backend(), "name", "local") == "local" else REMOTE_POLL_SECONDS
+
+    def cards(self) -> list[JobCard]:
+        with self._lock:
+            return sorted(self._cards.values(), key=lambda c: c.description.created if c.description else 0,
+                          reverse=True)
+
+    def card(self, name: str) -> JobCard:
+        with self._lock:
+            return self._cards[name]
+
+    def _add(self, description: JobDescription) -> JobCard:
+        card = JobCard(description.name, description, poll_seconds=self.poll_seconds, wall_clock=self.wall_clock)
+        with self._lock:
+            self._cards[card.name] = card
+        self.wakeup.set()
+        return card
+
+    def start(self, spec: JobSpec) -> JobCard:
+        """Start a job on the backend and add its card (it is polled at once)."""
+        return self._add(self._backend().start_job(spec))
+
+    def restore(self) -> list[JobCard]:
+        """Cards for the backend's jobs not on the page yet (after a reload, or started elsewhere)."""
+        with self._lock:
+            known = set(self._cards)
+        return [self._add(job) for job in reversed(self._backend().list_jobs()) if job.name not in known]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cards.clear()
+
+    def stop(self, name: str) -> None:
+        card = self.card(name)
+        card.description = self._backend().stop_job(name)
+        card.next_poll, card.interval = 0.0, 0.0
+        self.wakeup.set()
+
+    def due(self, now: float) -> list[JobCard]:
+        return [card for card in self.cards() if not card.settled and card.next_poll <= now]
+
+    def seconds_to_next_poll(self, now: float) -> float | None:
+        """None when every card is settled: nothing to do until a job is added."""
+        pending = [card.next_poll for card in self.cards() if not card.settled]
+        return max(0.0, min(pending) - now) if pending else None
+
+    def poll_due(self) -> list[tuple[JobCard, Change]]:
+        """Poll every card that is due; returns the ones that changed."""
+        backend = self._backend()
+        changed = []
+        for card in self.due(self.clock()):
+            change = card.poll(backend, self.clock())
+            if change:
+                changed.append((card, change))
+        return changed
+
+    def download(self, name: str, dest: Path, validation_image: Path | None,
+                 on_progress: Callable[[JobCard], None]) -> DownloadResult | None:
+        """Download a job's outputs into ``dest`` (progress reported), then draw the model's boxes on
+        ``validation_image``. Runs in the caller's thread; errors are kept on the card."""
+        card = self.card(name)
+        state = card.download = DownloadState(running=True)
+        on_progress(card)
+
+        def progress(done: int, total: int) -> None:
+            state.done, state.total = done, total
+            on_progress(card)
+
+        try:
+            state.result = self._download_once(name, dest, progress)
+            if state.result.onnx is None:
+                state.preview_note = "The outputs hold no ONNX model (the job ended before exporting one)."
+            elif validation_image is None:
+                state.preview_note = "No validation image of this dataset on this machine for a preview."
+            else:
+                from amc_widgets.ui.preview import predict_image
+
+                drawn, detections = predict_image(state.result.onnx, validation_image)
+                state.preview = state.result.folder / "preview.png"
+                drawn.save(state.preview)
+                state.preview_note = (f"{len(detections)} object(s) found on {validation_image.name} "
+                                      "(confidence >= 0.25)")
+        except Exception as exc:  # noqa: BLE001 - shown on the card
+            state.error = f"Download failed: {exc}"
+        finally:
+            state.running = False
+            on_progress(card)
+        return state.result
+
+    def _download_once(self, name: str, dest: Path, progress: Callable[[int, int], None]) -> DownloadResult:
+        """Download, or reuse a complete earlier download of the same job."""
+        try:
+            return self._backend().download_outputs(name, dest, progress=progress)
+        except FileExistsError:
+            folder = Path(dest) / name
+            onnx = folder / "model" / "best.onnx"
+            if not onnx.exists():
+                raise
+            return DownloadResult(folder=folder, onnx=onnx, files=sorted(p for p in folder.rglob("*") if p.is_file()))
+
+
+def compare_series(cards: list[JobCard], metric: str) -> dict[str, tuple[list[int], list[float]]]:
+    """Job name -> (epochs, values) of one metric, for the jobs that have reached an epoch."""
+    series = {}
+    for card in cards:
+        if not card.metrics.empty and metric in card.metrics:
+            series[card.name] = (card.metrics["epoch"].astype(int).tolist(), card.metrics[metric].astype(float).tolist())
+    return series

@@ -1,0 +1,50 @@
+"""The one background thread that refreshes every job card."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard
+
+ChangeHandler = Callable[[JobCard, Change], None]
+
+
+class Poller:
+    """Polls the cards that are due, hands changes to ``on_change``, then sleeps until the next one
+    is due; with every card settled it sleeps until ``board.wakeup`` is set (a job added or stopped)."""
+
+    def __init__(self, board: JobBoard, on_change: ChangeHandler, on_error: Callable[[Exception], None] | None = None):
+        self.board = board
+        self.on_change = on_change
+        self.on_error = on_error
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="amc-dashboard-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.board.wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def run_once(self) -> float | None:
+        """One round: poll due cards, report changes; returns seconds until the next round (None: idle)."""
+        for card, change in self.board.poll_due():
+            self.on_change(card, change)
+        return self.board.seconds_to_next_poll(self.board.clock())
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                wait = self.run_once()
+            except Exception as exc:  # noqa: BLE001 - a view error must not end live updates
+                if self.on_error:
+                    self.on_error(exc)
+                wait = 1.0
+            self.board.wakeup.wait(wait)
+            self.board.wakeup.clear()

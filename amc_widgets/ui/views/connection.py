@@ -1,0 +1,103 @@
+"""Connection panel: Local or AWS, credentials (secret in a password field), test, connect, close."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel
+from amc_widgets.ui.views.common import Field, button, guarded, key_values, message, panel
+
+
+class ConnectionView:
+    def __init__(self, model: ConnectionModel):
+        self.model = model
+        self.kind = w.ToggleButtons(options=[("Local (this machine)", LOCAL), ("AWS SageMaker", AWS)],
+                                    value=model.kind, description="Backend", style={"button_width": "180px"})
+        self.kind.add_class("amc-backend-kind")
+        self.access_key = Field("access-key", w.Text(description="Access key ID", placeholder="AKIA..."))
+        self.secret = Field("secret", w.Password(description="Secret key"), "never shown, stored or logged")
+        self.token = Field("token", w.Password(description="Session token"), "optional (temporary credentials)")
+        self.profile = Field("profile", w.Text(description="or profile", placeholder="a profile in ~/.aws"),
+                             "instead of keys: a named AWS CLI profile on this server")
+        self.region = Field("region", w.Text(description="Region", value=model.aws.region))
+        self.role = Field("role", w.Combobox(description="Role ARN", placeholder="arn:aws:iam::...:role/...",
+                                            ensure_option=False, layout=w.Layout(width="520px")),
+                          "the IAM role SageMaker trains with; Test connection lists the ones it may assume")
+        for field in (self.access_key, self.secret, self.token, self.profile, self.region):
+            field.input.layout.width = "420px"
+        self.test_button = button("Test connection", icon="plug", css="amc-test-connection")
+        self.connect_button = button("Connect", "primary", icon="link", css="amc-connect")
+        self.close_button = button("Close connection", icon="unlink", css="amc-close-connection")
+        self.status = w.HTML()
+        self.status.add_class("amc-connection-status")
+        self.details = w.HTML()
+        self.details.add_class("amc-connection-details")
+        self.aws_box = w.VBox()
+        self.widget = panel("Connection", self.kind, self.aws_box,
+                            w.HBox([self.test_button, self.connect_button, self.close_button]),
+                            self.status, self.details, css="amc-connection")
+
+        self.kind.observe(self._on_kind, "value")
+        guard = guarded(self.status)
+        self.test_button.on_click(guard(self._on_test))
+        self.connect_button.on_click(guard(self._on_connect))
+        self.close_button.on_click(guard(self._on_close))
+        model.subscribe(lambda _what: self.render())
+        self.render()
+
+    def _read_form(self) -> None:
+        form = self.model.aws
+        form.access_key_id = self.access_key.input.value
+        form.secret_access_key = self.secret.input.value
+        form.session_token = self.token.input.value
+        form.profile = self.profile.input.value
+        form.region = self.region.input.value
+        form.role_arn = self.role.input.value
+
+    def _on_kind(self, change: dict) -> None:
+        self.model.set_kind(change["new"])
+
+    def _on_test(self, _button: w.Button) -> None:
+        self._read_form()
+        self.status.value = message("info", "Testing the connection...")
+        self.model.test()
+
+    def _on_connect(self, _button: w.Button) -> None:
+        self._read_form()
+        self.status.value = message("info", "Connecting...")
+        self.model.connect()
+
+    def _on_close(self, _button: w.Button) -> None:
+        self.model.close()
+
+    def render(self) -> None:
+        model = self.model
+        if model.kind == LOCAL:
+            self.aws_box.children = [w.HTML(message("info", "The local backend needs no credentials: datasets and "
+                                                             "jobs live in the workspace below."))]
+            self.test_button.layout.display = "none"
+        elif not model.aws_available:
+            self.aws_box.children = [w.HTML(message("error", AWS_UNAVAILABLE))]
+            self.test_button.layout.display = "none"
+        else:
+            self.aws_box.children = [self.access_key.box, self.secret.box, self.token.box, self.profile.box,
+                                     self.region.box, self.role.box]
+            self.test_button.layout.display = None
+        roles = list(getattr(model.info, "roles", None) or [])
+        self.role.input.options = roles
+        if model.aws.role_arn and not self.role.input.value:
+            self.role.input.value = model.aws.role_arn
+        # the form keeps no secret once it has been used or closed
+        self.secret.input.value = model.aws.secret_access_key
+        self.token.input.value = model.aws.session_token
+        self.connect_button.disabled = model.kind == AWS and not model.aws_available
+        self.close_button.disabled = not model.connected
+        if model.error:
+            self.status.value = message("error", model.error)
+        else:
+            self.status.value = message("ok" if model.connected else "info", model.message)
+        rows = model.summary()
+        if model.info is not None and not model.connected:
+            rows = {"Account": model.info.account, "User": model.info.user_name or model.info.arn,
+                    "Bucket": model.info.bucket + ("" if model.info.bucket_exists else " (will be created)")}
+        self.details.value = key_values(rows)

@@ -1,0 +1,177 @@
+"""Dataset panel: check a folder or zip (server path or small browser upload), the report with a
+class histogram, store it with a progress bar, list / delete stored datasets."""
+
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+import plotly.graph_objects as go
+
+from amc_widgets.core.dataset_check import DatasetReport
+from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
+from amc_widgets.ui.text import human_bytes
+from amc_widgets.ui.views.common import Field, button, guarded, in_background, message, panel
+
+
+def report_html(report: DatasetReport) -> str:
+    """Counts per split, then problems and warnings, every text escaped."""
+    verdict = ('<div class="amc-msg amc-msg-ok">Ready for training</div>' if report.ok else
+               '<div class="amc-msg amc-msg-error">Not ready: fix the problems below and check again</div>')
+    rows = "".join(
+        f"<tr><td>{html.escape(split)}</td><td>{c.images}</td><td>{c.labelled}</td><td>{c.background}</td>"
+        f"<td>{c.instances}</td></tr>" for split, c in report.splits.items())
+    table = ('<table class="amc-kv amc-report-counts"><tr><td></td><td>images</td><td>labelled</td>'
+             f'<td>without objects</td><td>objects</td></tr>{rows}</table>') if rows else ""
+    classes = (f"<div>{len(report.names)} classes: {html.escape(', '.join(report.names))}</div>"
+               if report.names else "")
+    errors = "".join(f"<li>{html.escape(e)}</li>" for e in report.errors)
+    warnings = "".join(f"<li>{html.escape(w_)}</li>" for w_ in report.warnings)
+    return (verdict + classes + table
+            + (f'<div class="amc-msg-error">Problems</div><ul class="amc-problems amc-msg-error">{errors}</ul>'
+               if errors else "")
+            + (f'<div style="color:#92400e;font-weight:600">Warnings</div><ul class="amc-problems" '
+               f'style="color:#92400e">{warnings}</ul>' if warnings else ""))
+
+
+def histogram_figure(names: list[str], counts: list[int]) -> go.FigureWidget:
+    """Labelled objects per class, as bars."""
+    figure = go.FigureWidget(layout=go.Layout(title="Objects per class", width=520, height=260, template="plotly_white",
+                                              margin=dict(l=40, r=10, t=40, b=40)))
+    figure.add_bar(x=names, y=counts, marker_color="#0f3d5e", text=counts, textposition="auto")
+    return figure
+
+
+class DatasetView:
+    def __init__(self, model: DatasetModel):
+        self.model = model
+        self.path = Field("dataset-path", w.Text(description="Folder or .zip",
+                                                 placeholder="/data/solder or /data/solder.zip",
+                                                 layout=w.Layout(width="560px")),
+                          "a path on this server (any size); or upload a small .zip from your computer")
+        self.check_button = button("Check dataset", "primary", icon="search", css="amc-check-dataset")
+        self.file_upload = w.FileUpload(accept=".zip", multiple=False,
+                                        description=f"Upload .zip (< {UPLOAD_LIMIT_BYTES >> 20} MB)",
+                                        layout=w.Layout(width="260px"))
+        self.check_status = w.HTML()
+        self.report = w.HTML()
+        self.report.add_class("amc-dataset-report")
+        self.histogram_box = w.Box([], layout=w.Layout(width="520px"))
+        self.histogram_box.add_class("amc-histogram")
+
+        self.store_name = Field("store-name", w.Text(description="Store as", layout=w.Layout(width="360px")))
+        self.overwrite = w.Checkbox(description="replace a stored dataset of that name", indent=False)
+        self.store_button = button("Upload to backend", "success", icon="upload", css="amc-store-dataset")
+        self.store_progress = w.FloatProgress(min=0, max=1, description="Upload", layout=w.Layout(width="420px"))
+        self.store_status = w.HTML()
+        self.store_box = w.VBox([w.HBox([self.store_name.box, self.overwrite]), w.HBox([self.store_button,
+                                 self.store_progress]), self.store_status], layout=w.Layout(display="none"))
+
+        self.stored = w.Select(options=[], rows=6, layout=w.Layout(width="560px"))
+        self.stored.add_class("amc-stored-datasets")
+        self.refresh_button = button("Refresh", icon="refresh")
+        self.delete_button = button("Delete...", "danger", icon="trash", css="amc-delete-dataset")
+        self.confirm_text = w.HTML()
+        self.confirm_yes = button("Yes, delete it", "danger", css="amc-confirm-delete")
+        self.confirm_no = button("Cancel")
+        self.confirm_box = w.HBox([self.confirm_text, self.confirm_yes, self.confirm_no],
+                                  layout=w.Layout(display="none"))
+        self.list_status = w.HTML()
+
+        self.widget = w.VBox([
+            panel("1. Check a dataset", w.HBox([self.path.box, self.check_button]), self.file_upload,
+                  self.check_status, w.HBox([self.report, self.histogram_box]), self.store_box,
+                  css="amc-dataset-check"),
+            panel("Stored datasets", self.stored, w.HBox([self.refresh_button, self.delete_button]),
+                  self.confirm_box, self.list_status, css="amc-dataset-list"),
+        ])
+        self.check_button.on_click(guarded(self.check_status)(self._on_check))
+        self.file_upload.observe(guarded(self.check_status)(self._on_file), "value")
+        self.store_button.on_click(guarded(self.store_status)(self._on_store))
+        self.refresh_button.on_click(guarded(self.list_status)(lambda _b: self.model.refresh()))
+        self.delete_button.on_click(guarded(self.list_status)(self._on_delete))
+        self.confirm_yes.on_click(guarded(self.list_status)(self._on_confirm))
+        self.confirm_no.on_click(lambda _b: self._hide_confirm())
+        model.subscribe(self._on_model)
+
+    # --- checking -----------------------------------------------------------------------------
+    def _on_check(self, _button: w.Button) -> None:
+        self._check(self.path.input.value)
+
+    def _on_file(self, change: dict) -> None:
+        if not change["new"]:
+            return
+        upload = change["new"][0]
+        path = self.model.save_browser_upload(upload["name"], bytes(upload["content"]))
+        self.path.input.value = str(path)
+        self._check(str(path))
+
+    def _check(self, path: str) -> None:
+        self.check_status.value = message("info", "Checking every image and label...")
+        self.path.show_error(None)
+        try:
+            report = self.model.check(path)
+        except ValueError as exc:
+            self.path.show_error(str(exc))
+            self.check_status.value = ""
+            return
+        self.check_status.value = ""
+        self.path.show_error(None if report.ok or report.splits else report.errors[0])
+
+    def _show_report(self) -> None:
+        report = self.model.report
+        if report is None:
+            return
+        self.report.value = report_html(report)
+        names, counts = self.model.histogram()
+        self.histogram_box.children = [histogram_figure(names, counts)] if names else []
+        self.store_box.layout.display = "flex" if report.ok else "none"
+        self.store_name.input.value = self.model.suggested_name()
+        self.store_progress.value = 0
+        self.store_status.value = ""
+
+    # --- storing ------------------------------------------------------------------------------
+    def _on_store(self, _button: w.Button) -> None:
+        name, overwrite = self.store_name.input.value, self.overwrite.value
+        self.store_button.disabled = True
+        self.store_status.value = message("info", "Uploading...")
+
+        def progress(done: int, total: int) -> None:
+            self.store_progress.value = done / total if total else 1.0
+
+        def work() -> None:
+            try:
+                info = self.model.store(name, overwrite=overwrite, progress=progress)
+                self.store_progress.value = 1.0
+                self.store_status.value = message(
+                    "ok", f"Stored '{info.name}': {info.files} files, {human_bytes(info.bytes)}")
+            except Exception as exc:  # noqa: BLE001 - shown to the user
+                self.store_status.value = message("error", str(exc))
+            finally:
+                self.store_button.disabled = False
+
+        in_background(work, "amc-store-dataset")
+
+    # --- stored datasets ----------------------------------------------------------------------
+    def _on_delete(self, _button: w.Button) -> None:
+        if not self.stored.value:
+            raise ValueError("Select a dataset to delete")
+        self.confirm_text.value = message("error", f"Delete '{self.stored.value}' from the backend? "
+                                                   "This cannot be undone.")
+        self.confirm_box.layout.display = "flex"
+
+    def _on_confirm(self, _button: w.Button) -> None:
+        name = self.stored.value
+        self._hide_confirm()
+        self.model.delete(name)
+        self.list_status.value = message("ok", f"Deleted '{name}'")
+
+    def _hide_confirm(self) -> None:
+        self.confirm_box.layout.display = "none"
+
+    def _on_model(self, what: str) -> None:
+        if what == "report":
+            self._show_report()
+        elif what == "datasets":
+            self.stored.options = [(f"{d.name}  -  {d.files} files, {human_bytes(d.bytes)}", d.name)
+                                   for d in self.model.datasets]

@@ -1,0 +1,218 @@
+"""Job cards (status, live log, live charts, stop, download with a model preview) and the compare view."""
+
+from __future__ import annotations
+
+import html
+from copy import deepcopy
+from pathlib import Path
+from typing import Callable
+
+import ipywidgets as w
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
+from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
+from amc_widgets.ui.text import log_html
+from amc_widgets.ui.views.common import button, facts, guarded, in_background, message
+
+LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
+QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
+
+
+def metrics_figure() -> go.FigureWidget:
+    """Losses on the left, precision / recall / mAP on the right, one line per metric."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Precision, recall, mAP"),
+                           horizontal_spacing=0.12)
+    for name, colour in zip(LOSS_NAMES, LOSS_COLOURS):
+        figure.add_scatter(x=[], y=[], name=name.replace("_loss", ""), mode="lines+markers", row=1, col=1,
+                           line=dict(color=colour, dash="dot" if name.startswith("val") else "solid"))
+    for name, colour in zip(QUALITY_NAMES, QUALITY_COLOURS):
+        figure.add_scatter(x=[], y=[], name=name, mode="lines+markers", row=1, col=2, line=dict(color=colour))
+    figure.update_layout(width=1100, height=280, margin=dict(l=40, r=10, t=30, b=35), template="plotly_white",
+                         legend=dict(font=dict(size=11)))
+    figure.update_xaxes(title_text="epoch", title_font=dict(size=11))
+    figure.update_yaxes(range=[0, 1], row=1, col=2)
+    return go.FigureWidget(figure)
+
+
+def sync_widget_state(figure: go.FigureWidget) -> None:
+    """Copy the figure's data into its synced widget state, as plotly does when a figure is displayed.
+
+    Trace updates travel as one-off messages that only front-end models alive at that moment apply;
+    Voila builds the page from the widgets' synced state once the notebook has run, so without this a
+    card whose chart was filled before the page appeared (jobs found again on load) would show none."""
+    figure._widget_data = deepcopy(figure._data)
+    figure._widget_layout = deepcopy(figure._layout_obj._props)
+
+
+class JobCardView:
+    """One card; :meth:`update` redraws only what a poll changed."""
+
+    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None]):
+        self.card = card
+        self.title = w.HTML()
+        self.details = w.HTML()
+        self.chart = metrics_figure()
+        self.log = w.HTML(log_html([]))
+        self.log.add_class("amc-job-log")
+        self.stop_button = button("Stop", "warning", icon="stop", css="amc-stop-job",
+                                  tooltip="Stop the job; the model trained so far is saved")
+        self.download_button = button("Download model", "primary", icon="download", css="amc-download-job")
+        self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
+        self.action_status = w.HTML()
+        self.download_info = w.HTML()
+        self.download_info.add_class("amc-download-info")
+        self.preview = w.Image(format="png", layout=w.Layout(display="none", max_width="420px"))
+        self.preview.add_class("amc-preview")
+        self.failure = w.HTML()
+        self.failure.add_class("amc-failure-box")
+        self.widget = w.VBox([self.title, self.details, self.failure, self.chart, self.log,
+                              w.HBox([self.stop_button, self.download_button, self.progress]),
+                              self.action_status, self.download_info, self.preview])
+        self.widget.add_class("amc-card")
+        self.widget.add_class(f"amc-job-{card.name}")
+        guard = guarded(self.action_status)
+        self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
+        self.download_button.on_click(guard(lambda _b: on_download(card.name)))
+        self.update(Change(status=True, log=True, metrics=True))
+
+    def update(self, change: Change) -> None:
+        card = self.card
+        if change.status:
+            status = card.status
+            self.title.value = (f'<div style="display:flex;gap:12px;align-items:center">'
+                                f'<b style="font-size:15px">{html.escape(card.name)}</b>'
+                                f'<span class="amc-badge amc-badge-{html.escape(status)} amc-status">'
+                                f'{html.escape(status)}</span></div>')
+            self.details.value = facts(card.header())
+            finished = card.description is not None and card.description.is_terminal
+            self.stop_button.disabled = finished or status == "Stopping"
+            self.download_button.disabled = not finished or card.download.running
+            reason = card.failure_reason or card.error
+            self.failure.value = (f'<div class="amc-failure"><b>{"Failure reason" if card.failure_reason else "Note"}:'
+                                  f'</b> {html.escape(reason)}</div>') if reason else ""
+        if change.log:
+            self.log.value = log_html(card.log)
+        if change.metrics and not card.metrics.empty:
+            frame = card.metrics
+            epochs = frame["epoch"].tolist()
+            with self.chart.batch_update():
+                for trace, name in zip(self.chart.data, (*LOSS_NAMES, *QUALITY_NAMES)):
+                    trace.x, trace.y = epochs, frame[name].tolist()
+            sync_widget_state(self.chart)
+
+    def show_download(self) -> None:
+        state = self.card.download
+        self.progress.layout.display = "flex" if state.running or state.result else "none"
+        self.progress.value = state.fraction
+        self.download_button.disabled = state.running
+        if state.error:
+            self.download_info.value = message("error", state.error)
+        elif state.result is not None:
+            onnx = state.result.onnx
+            self.download_info.value = (
+                f'<div class="amc-msg amc-msg-ok">Downloaded to {html.escape(str(state.result.folder))}</div>'
+                + (f'<div>ONNX model: <code class="amc-onnx-path">{html.escape(str(onnx))}</code></div>' if onnx else "")
+                + (f'<div class="amc-msg amc-msg-info">{html.escape(state.preview_note)}</div>'
+                   if state.preview_note else ""))
+            if state.preview is not None:
+                self.preview.value = Path(state.preview).read_bytes()
+                self.preview.layout.display = "block"
+        elif state.running:
+            self.download_info.value = message("info", "Downloading...")
+
+
+class JobsView:
+    """The Jobs tab: 'New training job', the cards (newest first); updated by the one poller."""
+
+    def __init__(self, board: JobBoard, downloads: Callable[[], Path],
+                 validation_image: Callable[[str], Path | None], on_new_job: Callable[[], None]):
+        self.board = board
+        self.downloads = downloads
+        self.validation_image = validation_image
+        self.views: dict[str, JobCardView] = {}
+        self.new_button = button("New training job", "success", icon="plus", css="amc-new-job",
+                                 tooltip="Set up another job; running jobs carry on")
+        self.refresh_button = button("Find jobs", icon="refresh", css="amc-find-jobs",
+                                     tooltip="Show jobs started elsewhere (another page, the amc command)")
+        self.status = w.HTML()
+        self.empty = w.HTML(message("info", "No training jobs yet: set one up under Train and press Start training."))
+        self.cards_box = w.VBox([self.empty])
+        self.cards_box.add_class("amc-cards")
+        self.widget = w.VBox([w.HBox([self.new_button, self.refresh_button]), self.status, self.cards_box])
+        self.new_button.on_click(lambda _b: on_new_job())
+        self.refresh_button.on_click(guarded(self.status)(lambda _b: self.restore()))
+
+    def add(self, card: JobCard) -> JobCardView:
+        view = JobCardView(card, self.stop, self.download)
+        self.views[card.name] = view
+        self._layout()
+        return view
+
+    def restore(self) -> None:
+        for card in self.board.restore():
+            self.add(card)
+
+    def clear(self) -> None:
+        self.board.clear()
+        self.views.clear()
+        self._layout()
+
+    def _layout(self) -> None:
+        # Cards are only ever appended (the CSS shows them newest first): moving a widget in a Box makes
+        # the page build a new view of it, and a re-made plotly chart stops receiving updates.
+        self.cards_box.children = [view.widget for view in self.views.values()] or [self.empty]
+
+    def on_change(self, card: JobCard, change: Change) -> None:
+        """Called from the poller thread."""
+        view = self.views.get(card.name)
+        if view is not None:
+            view.update(change)
+
+    def stop(self, name: str) -> None:
+        self.board.stop(name)
+        self.views[name].update(Change(status=True))
+
+    def download(self, name: str) -> None:
+        view = self.views[name]
+        dataset = self.board.card(name).description.dataset
+        dest = self.downloads()
+        in_background(lambda: self.board.download(name, dest, self.validation_image(dataset),
+                                                  lambda _card: view.show_download()), f"amc-download-{name}")
+
+
+class CompareView:
+    """One metric across chosen jobs, overlaid."""
+
+    def __init__(self, board: JobBoard):
+        self.board = board
+        self.jobs = w.SelectMultiple(options=[], rows=8, description="Jobs", layout=w.Layout(width="560px"))
+        self.jobs.add_class("amc-compare-jobs")
+        self.metric = w.Dropdown(options=[m for m in METRIC_NAMES if m not in ("epoch", "epochs")], value="mAP50-95",
+                                 description="Metric")
+        self.metric.add_class("amc-compare-metric")
+        self.refresh_button = button("Refresh", icon="refresh")
+        self.chart = go.FigureWidget(layout=go.Layout(height=360, template="plotly_white", xaxis_title="epoch",
+                                                      margin=dict(l=50, r=10, t=30, b=40)))
+        self.widget = w.VBox([w.HBox([self.jobs, w.VBox([self.metric, self.refresh_button])]), self.chart])
+        self.widget.add_class("amc-compare")
+        self.jobs.observe(lambda _c: self.draw(), "value")
+        self.metric.observe(lambda _c: self.draw(), "value")
+        self.refresh_button.on_click(lambda _b: self.refresh())
+
+    def refresh(self) -> None:
+        chosen = self.jobs.value
+        names = [card.name for card in self.board.cards()]
+        self.jobs.options = names
+        self.jobs.value = tuple(n for n in chosen if n in names)
+        self.draw()
+
+    def draw(self) -> None:
+        cards = [self.board.card(name) for name in self.jobs.value]
+        series = compare_series(cards, self.metric.value)
+        self.chart.data = []
+        for name, (epochs, values) in series.items():
+            self.chart.add_scatter(x=epochs, y=values, name=name, mode="lines+markers")
+        self.chart.layout.yaxis.title = self.metric.value
+        sync_widget_state(self.chart)

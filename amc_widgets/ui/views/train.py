@@ -1,0 +1,217 @@
+"""Train panel: dataset, run settings, the hyperparameter editor, presets, instance and cost, Start."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import ipywidgets as w
+
+from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
+from amc_widgets.core.jobs import JobSpec
+from amc_widgets.ui.models.dataset import DatasetModel
+from amc_widgets.ui.models.parameters import (
+    EDITOR_GROUPS,
+    INSTANCE_ERROR_KEY,
+    RUN_KEYS,
+    ParametersModel,
+    editor_keys,
+)
+from amc_widgets.ui.views.common import Field, button, describe_error, guarded, message, panel
+
+GROUP_TITLES = {"learning": "Learning rate and optimizer", "loss": "Loss gains", "augmentation": "Augmentation"}
+
+
+def _input_for(key: str) -> w.Widget:
+    spec = HYPERPARAMETERS[key]
+    if spec.kind == "choice":
+        return w.Dropdown(options=list(spec.choices), description=key)
+    if spec.kind == "bool":
+        return w.Checkbox(description=key, indent=False)
+    return w.Text(description=key, continuous_update=False, layout=w.Layout(width="260px"))
+
+
+class TrainView:
+    def __init__(self, params: ParametersModel, datasets: DatasetModel, on_start: Callable[[JobSpec], None]):
+        self.params = params
+        self.datasets = datasets
+        self.on_start = on_start
+        self._syncing = False
+        self.fields: dict[str, Field] = {}
+
+        self.dataset = w.Dropdown(options=[], description="Dataset", layout=w.Layout(width="420px"))
+        self.dataset.style.description_width = "130px"
+        self.dataset.add_class("amc-train-dataset")
+        run_fields = [self._field(key, HYPERPARAMETERS[key].help) for key in RUN_KEYS]
+        self.batch_auto = w.Checkbox(description="auto (16 per GPU x instances)", indent=False, value=True,
+                                     layout=w.Layout(width="auto"))
+        self.batch_auto.add_class("amc-batch-auto")
+        self.fields["batch"].box.children = (w.HBox([self.fields["batch"].input, self.batch_auto]),
+                                             *self.fields["batch"].box.children[1:])
+
+        self.preset = w.Dropdown(options=params.presets(), value=params.preset, description="Preset")
+        self.preset.style.description_width = "130px"
+        self.reset_button = button("Reset to preset", icon="undo", css="amc-reset-preset")
+        sections = []
+        for group in EDITOR_GROUPS:
+            fields = [self._field(key) for key in editor_keys(group)]
+            sections.append(w.GridBox([f.box for f in fields],
+                                      layout=w.Layout(grid_template_columns="repeat(3, 340px)")))
+        self.editor = w.Accordion(children=sections, titles=[GROUP_TITLES[g] for g in EDITOR_GROUPS])
+        self.editor.add_class("amc-hyperparameters")
+
+        self.preset_path = w.Text(description="Preset file", placeholder="solder-preset.yaml",
+                                  layout=w.Layout(width="420px"))
+        self.preset_path.style.description_width = "130px"
+        self.preset_overwrite = w.Checkbox(description="replace an existing file", indent=False)
+        self.save_button = button("Save preset", icon="save", css="amc-save-preset")
+        self.load_button = button("Load preset", icon="folder-open", css="amc-load-preset")
+        self.preset_status = w.HTML()
+
+        self.instance = w.Dropdown(description="Instance", layout=w.Layout(width="600px"))
+        self.instance.style.description_width = "130px"
+        self.instance.add_class("amc-instance")
+        self.count = w.BoundedIntText(value=1, min=1, max=64, description="Instances", layout=w.Layout(width="220px"))
+        self.count.style.description_width = "130px"
+        self.spot = w.Checkbox(description="spot (cheaper, may be interrupted and resumed)", indent=False,
+                               layout=w.Layout(width="auto"))
+        self.hours = w.BoundedFloatText(value=params.max_hours, min=0.1, max=120, step=0.5,
+                                        description="Max hours", layout=w.Layout(width="220px"))
+        self.hours.style.description_width = "130px"
+        self.instance_error = w.HTML()
+        self.cost = w.HTML()
+        self.cost.add_class("amc-cost")
+
+        self.start_button = button("Start training", "success", icon="play", css="amc-start-training")
+        self.start_button.layout.min_width = "200px"
+        self.start_status = w.HTML()
+        self.start_status.add_class("amc-start-status")
+
+        self.widget = w.VBox([
+            panel("Dataset and run", self.dataset, w.GridBox(
+                [f.box for f in run_fields], layout=w.Layout(grid_template_columns="repeat(2, 480px)"))),
+            panel("Hyperparameters", w.HBox([self.preset, self.reset_button]), self.editor,
+                  w.HBox([self.preset_path, self.preset_overwrite]), w.HBox([self.save_button, self.load_button]),
+                  self.preset_status),
+            panel("Instance", self.instance, w.HBox([self.count, self.hours]), self.spot, self.instance_error,
+                  self.cost),
+            w.HBox([self.start_button, self.start_status], layout=w.Layout(margin="8px 0")),
+        ])
+        self.widget.add_class("amc-train")
+
+        self.batch_auto.observe(self._on_batch_auto, "value")
+        self.reset_button.on_click(lambda _b: self.params.apply_preset(self.preset.value))
+        self.save_button.on_click(guarded(self.preset_status)(self._on_save))
+        self.load_button.on_click(guarded(self.preset_status)(self._on_load))
+        for widget in (self.instance, self.count, self.spot, self.hours):
+            widget.observe(self._on_instance, "value")
+        self.start_button.on_click(guarded(self.start_status)(self._on_start))
+        params.subscribe(self._on_params)
+        datasets.subscribe(self._on_datasets)
+        self.show_instances()
+
+    def _field(self, key: str, help_text: str = "") -> Field:
+        field = Field(key, _input_for(key), help_text,
+                      label_width="130px")
+        if key not in RUN_KEYS:
+            field.input.tooltip = HYPERPARAMETERS[key].help
+            if isinstance(field.input, w.Text):
+                field.input.layout.width = "250px"
+        self.fields[key] = field
+        self._set_input(key)
+        field.input.observe(lambda change, key=key: self._on_field(key, change["new"]), "value")
+        return field
+
+    # --- model -> widgets ---------------------------------------------------------------------
+    def _set_input(self, key: str) -> None:
+        widget, value = self.fields[key].input, self.params.value(key)
+        widget.value = value if not isinstance(widget, w.Text) else str(value)
+        self.fields[key].show_error(self.params.errors.get(key))
+
+    def sync_all(self) -> None:
+        self._syncing = True
+        try:
+            for key in self.fields:
+                self._set_input(key)
+            self.batch_auto.value = self.params.batch_auto
+            self.preset.value = self.params.preset
+        finally:
+            self._syncing = False
+
+    def _on_params(self, what: str) -> None:
+        if what in ("preset", "loaded", "errors", "instance", "batch"):
+            self.sync_all()
+        if what in ("instance", "batch"):
+            self.show_cost()
+
+    def _on_datasets(self, what: str) -> None:
+        if what == "datasets":
+            current = self.dataset.value
+            names = self.datasets.names()
+            self.dataset.options = names
+            if current in names:
+                self.dataset.value = current
+
+    def show_instances(self) -> None:
+        """Refill the instance picker for the backend in use."""
+        self._syncing = True
+        try:
+            self.instance.options = self.params.instance_choices()
+            self.instance.value = self.params.instance_type
+            self.count.value = self.params.instance_count
+            self.spot.value = self.params.spot
+            self.spot.disabled = self.params.local
+            self.hours.disabled = self.params.local
+        finally:
+            self._syncing = False
+        self.show_cost()
+
+    def show_cost(self) -> None:
+        problem = self.params.errors.get(INSTANCE_ERROR_KEY)
+        self.instance_error.value = message("error", problem or "")
+        self.count.disabled = not self.params.allows_several_instances()
+        estimate = self.params.cost()
+        if self.params.local:
+            self.cost.value = message("info", "Trains on this machine: no cost. The batch is 16 images unless set.")
+        elif estimate is not None:
+            self.cost.value = message("info", "Cost estimate: " + estimate.describe())
+        else:
+            self.cost.value = ""
+
+    # --- widgets -> model ---------------------------------------------------------------------
+    def _on_field(self, key: str, value: object) -> None:
+        if self._syncing:
+            return
+        problem = self.params.set_value(key, value)
+        self.fields[key].show_error(problem)
+        if key == "batch":
+            self._syncing = True
+            self.batch_auto.value = False
+            self._syncing = False
+
+    def _on_batch_auto(self, change: dict) -> None:
+        if not self._syncing:
+            self.params.set_batch_auto(change["new"])
+
+    def _on_instance(self, _change: dict) -> None:
+        if self._syncing:
+            return
+        self.params.set_instance(self.instance.value, self.count.value, self.spot.value, self.hours.value)
+
+    def _on_save(self, _button: w.Button) -> None:
+        path = self.params.save(self.preset_path.value, overwrite=self.preset_overwrite.value)
+        self.preset_status.value = message("ok", f"Saved {path}")
+
+    def _on_load(self, _button: w.Button) -> None:
+        self.params.load(self.preset_path.value)
+        self.preset_status.value = message("ok", f"Loaded {self.preset_path.value}")
+
+    def _on_start(self, _button: w.Button) -> None:
+        try:
+            spec = self.params.job_spec(self.dataset.value or "")
+        except HyperparameterError as exc:
+            self.sync_all()
+            self.start_status.value = message("error", "Fix the marked fields: " + describe_error(exc))
+            return
+        self.start_status.value = message("info", "Starting...")
+        self.on_start(spec)
+        self.start_status.value = ""

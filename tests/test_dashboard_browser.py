@@ -1,0 +1,310 @@
+"""The dashboard in a real browser: Voila serving dashboard.ipynb, driven by Playwright + chromium.
+
+The fast test runs jobs with the stand-in container (tests/fake_container.py, through
+$AMC_CONTAINER_COMMAND); the slow one trains a real tiny model end to end and downloads its ONNX.
+Screenshots of the main states land in test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from amc_widgets.core.demo_dataset import make_demo_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FAKE_CONTAINER = [sys.executable, str(REPO / "tests" / "fake_container.py")]
+USER = "tester"
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+if not Path(CHROMIUM).exists():  # `make test` installs it; say so plainly elsewhere
+    pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make test does)", allow_module_level=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Dashboard:
+    """A Voila server started by `amc serve` on a temporary workspace."""
+
+    def __init__(self, home: Path, env: dict[str, str]):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = open(home.parent / "voila.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "amc_widgets.cli", "serve", "--port", str(self.port)],
+            env={**os.environ, "AMC_HOME": str(home), "AMC_USER": USER, "PYTHONPATH": str(REPO), **env},
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(self.url, timeout=2)
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("Voila did not start:\n" + (home.parent / "voila.log").read_text())
+                time.sleep(0.3)
+
+    def dataset_path(self, name: str) -> Path:
+        return self.home / "users" / USER / "custom-uploads" / name
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # voila and its kernels: our own process group
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def start_dashboard(tmp_path: Path, env: dict[str, str]) -> Dashboard:
+    """A workspace with a small demo dataset stored as demo-solder, and Voila serving it."""
+    home = tmp_path / "home"
+    from amc_widgets.backends.local import LocalBackend
+
+    source = tmp_path / "demo"
+    make_demo_dataset(source, train=32, val=16, size=128, seed=1)
+    LocalBackend(home=home, user=USER).store_dataset(source, name="demo-solder")
+    shutil.rmtree(source)
+    return Dashboard(home, env)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture()
+def pages(browser, request):
+    """Opens pages on a dashboard; when the test fails, screenshots each as it was (failed-<test>-N.png)."""
+    opened = []
+
+    def open_page(dashboard: Dashboard):
+        page = browser.new_page(viewport={"width": 1360, "height": 1000})
+        page.set_default_timeout(60_000)
+        page.goto(dashboard.url)
+        page.wait_for_selector(".amc-app")
+        opened.append(page)
+        return page
+
+    failures_before = request.session.testsfailed
+    yield open_page
+    for number, page in enumerate(opened):
+        if request.session.testsfailed > failures_before and not page.is_closed():
+            shot(page, f"failed-{request.node.name}-{number}")
+        if not page.is_closed():
+            page.close()
+
+
+def shot(page, name: str) -> None:
+    """The whole dashboard as a PNG in test-artifacts/ (Voila scrolls inside the page, so the viewport
+    is stretched to the app's height for the picture)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewport = page.viewport_size
+    height = page.evaluate("() => Math.ceil(document.querySelector('.amc-app').getBoundingClientRect().bottom)")
+    page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], height + 40)})
+    try:
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    finally:
+        page.set_viewport_size(viewport)
+
+
+def tab(page, title: str) -> None:
+    page.get_by_role("tab", name=title).click()
+
+
+def fill(page, field: str, value: str) -> None:
+    """Type into a form field and leave it, as a user does (fields sync when left)."""
+    box = page.locator(f".amc-field-{field} input").first
+    box.fill(value)
+    box.press("Tab")
+
+
+def card_by_name(page, name: str):
+    return page.locator(f".amc-job-{name}")
+
+
+def job_names(page) -> list[str]:
+    classes = page.locator(".amc-card").evaluate_all("els => els.map(e => e.className)")
+    return [c.split("amc-job-")[1].split()[0] for c in classes]
+
+
+def chart_points(card) -> int:
+    """Points drawn on the card's first chart line (one per epoch reached)."""
+    return card.locator(".js-plotly-plot .scatterlayer .trace").first.locator("path.point").count()
+
+
+def wait_until(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def set_up_job(page, epochs: str, **fields: str) -> None:
+    tab(page, "Train")
+    page.locator(".amc-train-dataset select").select_option("demo-solder")
+    fill(page, "epochs", epochs)
+    for key, value in fields.items():
+        fill(page, key, value)
+
+
+def start_job(page) -> str:
+    before = set(job_names(page))
+    page.locator("button.amc-start-training").click()
+    page.wait_for_selector(".amc-card")
+    return wait_until(lambda: (set(job_names(page)) - before) and (set(job_names(page)) - before).pop(),
+                      30, "a new job card")
+
+
+@pytest.fixture()
+def fake_dashboard(tmp_path):
+    dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER),
+                                           "FAKE_EPOCHS": "30", "FAKE_EPOCH_SECONDS": "0.4", "AMC_MAX_JOBS": "2"})
+    try:
+        yield dashboard
+    finally:
+        dashboard.stop()
+
+
+def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
+    page = pages(fake_dashboard)
+    shot(page, "01-connection")
+    assert "Workspace" in page.locator(".amc-connection-details").inner_text()
+
+    # check the demo dataset: report and class histogram
+    tab(page, "Dataset")
+    fill(page, "dataset-path", str(fake_dashboard.dataset_path("demo-solder")))
+    page.locator("button.amc-check-dataset").click()
+    page.wait_for_selector(".amc-dataset-report :text('Ready for training')")
+    report = page.locator(".amc-dataset-report").inner_text()
+    assert "good, insufficient, bridge" in report and "32" in report
+    page.wait_for_selector(".amc-histogram .js-plotly-plot .bars path")
+    assert page.locator(".amc-histogram .bars path").count() == 3
+    assert "demo-solder" in page.locator(".amc-stored-datasets select").inner_text()
+    shot(page, "02-dataset-report")
+
+    # bad values are marked at the field, and nothing starts
+    set_up_job(page, "0")
+    page.get_by_text("Learning rate and optimizer").click()  # the editor's groups start collapsed
+    fill(page, "lr0", "fast")
+    expect(page.locator(".amc-field-epochs .amc-field-error")).to_contain_text("must be >= 1")
+    expect(page.locator(".amc-field-lr0 .amc-field-error")).to_contain_text("must be a number")
+    page.locator("button.amc-start-training").click()
+    page.wait_for_selector(".amc-start-status :text('Fix the marked fields')")
+    expect(page.locator(".amc-field-epochs.amc-invalid")).to_have_count(1)
+    shot(page, "03-invalid-fields")
+
+    # two jobs at once
+    fill(page, "epochs", "30")
+    fill(page, "lr0", "0.01")
+    expect(page.locator(".amc-invalid")).to_have_count(0)
+    first = start_job(page)
+    tab(page, "Train")
+    second = start_job(page)
+    cards = {name: card_by_name(page, name) for name in (first, second)}
+    for name, card in cards.items():
+        wait_until(lambda card=card: "epoch=3 " in card.locator(".amc-log").inner_text(), 60, f"{name}'s log")
+        points = wait_until(lambda card=card: chart_points(card) >= 3, 30, f"{name}'s chart")
+        wait_until(lambda card=card, points=points: chart_points(card) > points, 30, f"{name}'s chart to grow")
+    shot(page, "04-two-jobs-running")
+
+    # stop the second; the first completes
+    cards[second].locator("button.amc-stop-job").click()
+    wait_until(lambda: cards[second].locator(".amc-status").inner_text() == "Stopped", 60, "the stop")
+    wait_until(lambda: cards[first].locator(".amc-status").inner_text() == "Completed", 90, "completion")
+    wait_until(lambda: chart_points(cards[first]) == 30, 30, "every epoch on the chart")  # kept live all along
+    # the log overflows its box, and the box shows its newest line
+    assert cards[first].locator(".amc-log-box").evaluate("""box => {
+        const outer = box.getBoundingClientRect(), text = box.querySelector('pre').getBoundingClientRect();
+        return box.scrollHeight > box.clientHeight && text.bottom <= outer.bottom && text.bottom > outer.bottom - 20;
+    }""")
+    assert "last line without newline" in cards[first].locator(".amc-log").inner_text()
+    cards[first].locator("button.amc-download-job").click()
+    page.wait_for_selector(f".amc-job-{first} .amc-download-info :text('no ONNX model')")
+    shot(page, "05-stopped-and-completed")
+
+    # a reload finds both cards again, with their logs and charts
+    page.reload()
+    page.wait_for_selector(".amc-app")
+    tab(page, "Jobs")
+    page.wait_for_selector(".amc-card")
+    assert set(job_names(page)) == {first, second}
+    assert card_by_name(page, second).locator(".amc-status").inner_text() == "Stopped"
+    wait_until(lambda: "epoch=30 " in card_by_name(page, first).locator(".amc-log").inner_text(), 30, "the log")
+    wait_until(lambda: chart_points(card_by_name(page, first)) >= 30, 30, "the restored chart")
+    shot(page, "06-after-reload")
+
+    tab(page, "Compare")
+    page.locator(".amc-compare-jobs select").select_option([first, second])
+    page.locator(".amc-compare-metric select").select_option("mAP50")
+    wait_until(lambda: page.locator(".amc-compare .scatterlayer .trace").count() == 2, 30, "the comparison")
+    shot(page, "07-compare")
+    tab(page, "Help")
+    page.wait_for_selector(".amc-help h2")
+    page.close()
+
+
+@pytest.fixture()
+def real_dashboard(tmp_path):
+    dashboard = start_dashboard(tmp_path, {"AMC_MAX_JOBS": "1"})
+    try:
+        yield dashboard
+    finally:
+        dashboard.stop()
+
+
+@pytest.mark.slow
+def test_real_training_downloads_a_working_onnx_model_with_a_preview(pages, real_dashboard):
+    import onnxruntime as ort
+
+    page = pages(real_dashboard)
+    set_up_job(page, "2", imgsz="96", workers="0")
+    page.locator(".amc-field-model select").select_option("yolov5n")
+    fill(page, "batch", "8")
+    name = start_job(page)
+    card = card_by_name(page, name)
+    wait_until(lambda: card.locator(".amc-status").inner_text() in ("Completed", "Failed"), 400, "training")
+    assert card.locator(".amc-status").inner_text() == "Completed", card.locator(".amc-log").inner_text()[-2000:]
+    wait_until(lambda: chart_points(card) == 2, 30, "both epochs on the chart")
+
+    card.locator("button.amc-download-job").click()
+    onnx = Path(card.locator(".amc-onnx-path").inner_text(timeout=120_000))
+    assert onnx.name == "best.onnx" and onnx.is_file()
+    session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[2:] == [96, 96]
+    preview = card.locator(".amc-preview img")
+    expect(preview).to_be_visible()
+    assert preview.evaluate("img => img.naturalWidth") == 128  # the validation image, boxes drawn on it
+    expect(card.locator(".amc-download-info")).to_contain_text("object(s) found on")
+    shot(page, "08-real-training-downloaded")
