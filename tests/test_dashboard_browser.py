@@ -43,16 +43,18 @@ def free_port() -> int:
 
 
 class Dashboard:
-    """A Voila server started by `amc serve` on a temporary workspace."""
+    """A Voila server started by `amc serve` on a temporary workspace; ``env`` adds to (None: removes
+    from) this process's environment."""
 
-    def __init__(self, home: Path, env: dict[str, str]):
+    def __init__(self, home: Path, env: dict[str, str | None]):
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(home.parent / "voila.log", "w")
+        environment = {**os.environ, "AMC_HOME": str(home), "AMC_USER": USER, "PYTHONPATH": str(REPO), **env}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "amc_widgets.cli", "serve", "--port", str(self.port)],
-            env={**os.environ, "AMC_HOME": str(home), "AMC_USER": USER, "PYTHONPATH": str(REPO), **env},
+            env={key: value for key, value in environment.items() if value is not None},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 90
         while True:
@@ -79,7 +81,7 @@ class Dashboard:
         self.log.close()
 
 
-def start_dashboard(tmp_path: Path, env: dict[str, str]) -> Dashboard:
+def start_dashboard(tmp_path: Path, env: dict[str, str | None]) -> Dashboard:
     """A workspace with a small demo dataset stored as demo-solder, and Voila serving it."""
     home = tmp_path / "home"
     from amc_widgets.backends.local import LocalBackend
@@ -238,6 +240,7 @@ def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
         points = wait_until(lambda card=card: chart_points(card) >= 3, 30, f"{name}'s chart")
         wait_until(lambda card=card, points=points: chart_points(card) > points, 30, f"{name}'s chart to grow")
     shot(page, "04-two-jobs-running")
+    expect(page.locator(".modebar-btn[data-title='Share chart...']")).to_have_count(0)  # nothing to Plotly Cloud
 
     # stop the second; the first completes
     cards[second].locator("button.amc-stop-job").click()
@@ -303,8 +306,88 @@ def test_real_training_downloads_a_working_onnx_model_with_a_preview(pages, real
     assert onnx.name == "best.onnx" and onnx.is_file()
     session = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape[2:] == [96, 96]
-    preview = card.locator(".amc-preview img")
+    preview = card.locator("img.amc-preview")
     expect(preview).to_be_visible()
     assert preview.evaluate("img => img.naturalWidth") == 128  # the validation image, boxes drawn on it
     expect(card.locator(".amc-download-info")).to_contain_text("object(s) found on")
     shot(page, "08-real-training-downloaded")
+
+
+SECRET = "wJalrXUtnFEMI-never-on-the-page"
+
+
+def choose_instance(page, instance_type: str) -> None:
+    """Pick an instance by type; the picker's labels read 'ml.g4dn.xlarge - 4 vCPU, 1 x T4 ...' (with
+    non-breaking spaces in the page)."""
+    picker = page.locator(".amc-instance select")
+    label = wait_until(lambda: next((text for text in picker.locator("option").all_inner_texts()
+                                     if text.replace("\xa0", " ").startswith(instance_type + " ")), None),
+                       30, instance_type)
+    picker.select_option(label=label)
+
+
+@pytest.fixture()
+def aws_dashboard(tmp_path):
+    """The dashboard with every AWS call going to moto on 127.0.0.1 (boto3 honours AWS_ENDPOINT_URL)."""
+    from tests.sagemaker_harness import MotoServer, moto_client_factory
+
+    with MotoServer() as moto:
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "sagemaker.amazonaws.com"}}]}
+        clients = moto_client_factory(moto.endpoint)
+        role = clients("iam").create_role(RoleName="AmcExecution", AssumeRolePolicyDocument=json.dumps(trust))
+        clean_env = {key: None for key in os.environ if key.startswith("AWS_")}
+        dashboard = start_dashboard(tmp_path, {**clean_env, "AWS_ENDPOINT_URL": moto.endpoint,
+                                               "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                                               "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+        try:
+            yield dashboard, clients, role["Role"]["Arn"]
+        finally:
+            dashboard.stop()
+
+
+def test_aws_connection_upload_and_instance_form_in_browser(pages, aws_dashboard, small_dataset):
+    dashboard, clients, role_arn = aws_dashboard
+    page = pages(dashboard)
+    page.get_by_role("button", name="AWS SageMaker").click()
+    fill(page, "access-key", "AKIAEXAMPLEKEY")
+    fill(page, "secret", SECRET)
+    fill(page, "region", "us-east-1")
+    page.locator("button.amc-test-connection").click()
+    details = page.locator(".amc-connection-details")
+    expect(details).to_contain_text("sagemaker-us-east-1-123456789012 (will be created)")
+    expect(page.locator(".amc-field-role input")).to_have_value(role_arn)  # the role SageMaker may assume
+    page.locator("button.amc-connect").click()
+    expect(page.locator(".amc-connection-status")).to_contain_text("Connected to AWS")
+    expect(page.locator(".amc-header")).to_contain_text("Bucket: sagemaker-us-east-1-123456789012")
+    expect(page.locator(".amc-field-secret input")).to_have_value("")  # used once, then forgotten
+    assert clients("s3").head_bucket(Bucket="sagemaker-us-east-1-123456789012")  # created when connecting
+    shot(page, "09-aws-connected")
+
+    # a dataset goes to the user's own prefix in S3
+    tab(page, "Dataset")
+    fill(page, "dataset-path", str(small_dataset))
+    page.locator("button.amc-check-dataset").click()
+    page.wait_for_selector(".amc-dataset-report :text('Ready for training')")
+    fill(page, "store-name", "solder")
+    page.locator("button.amc-store-dataset").click()
+    expect(page.locator(".amc-dataset-check")).to_contain_text("Stored 'solder'", timeout=60_000)
+    expect(page.locator(".amc-stored-datasets select")).to_contain_text("solder")
+    keys = [o["Key"] for o in clients("s3").list_objects_v2(
+        Bucket="sagemaker-us-east-1-123456789012", Prefix="users/moto/custom-uploads/solder/")["Contents"]]
+    assert "users/moto/custom-uploads/solder/data.yaml" in keys
+
+    # SageMaker instances with prices; several instances only on GPU types
+    tab(page, "Train")
+    expect(page.locator(".amc-train-dataset select")).to_have_value("solder")  # the stored one, chosen
+    choose_instance(page, "ml.m5.xlarge")
+    count = page.locator(".amc-train input[type=number]").first
+    expect(count).to_be_disabled()
+    choose_instance(page, "ml.g4dn.12xlarge")
+    count.fill("2")
+    count.press("Tab")
+    expect(page.locator(".amc-field-batch input[type=text]")).to_have_value("128")  # 16 x 4 GPUs x 2 instances
+    expect(page.locator(".amc-cost")).to_contain_text("$")
+    shot(page, "10-aws-train-form")
+    assert SECRET not in page.content()
+    assert SECRET not in (dashboard.home.parent / "voila.log").read_text()

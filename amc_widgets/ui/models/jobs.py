@@ -197,10 +197,14 @@ class JobBoard:
         return max(0.0, min(pending) - now) if pending else None
 
     def poll_due(self) -> list[tuple[JobCard, Change]]:
-        """Poll every card that is due; returns the ones that changed."""
+        """Poll every card that is due; returns the ones that changed. Needs a backend only when
+        some card is due (after Close the board is empty and the poller idles quietly)."""
+        due = self.due(self.clock())
+        if not due:
+            return []
         backend = self._backend()
         changed = []
-        for card in self.due(self.clock()):
+        for card in due:
             change = card.poll(backend, self.clock())
             if change:
                 changed.append((card, change))

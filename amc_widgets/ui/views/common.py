@@ -8,6 +8,7 @@ import threading
 from typing import Any, Callable
 
 import ipywidgets as w
+import plotly.graph_objects as go
 
 from amc_widgets.core.hyperparameters import HyperparameterError
 
@@ -48,6 +49,17 @@ CSS = """
 .amc-problems li { margin: 2px 0; }
 </style>
 """
+
+
+# Plotly's toolbar without the logo, the lasso tools and "Share chart...", which uploads to Plotly Cloud.
+CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"]}
+
+
+def chart(figure: go.Figure | None = None, **layout: Any) -> go.FigureWidget:
+    """A live plotly chart (FigureWidget) with AMC's toolbar settings; nothing leaves the machine."""
+    widget = go.FigureWidget(figure, layout=layout or None)
+    widget._config = CHART_CONFIG  # FigureWidget has no public setter for plotly.js' config
+    return widget
 
 
 def message(kind: str, text: str) -> str:

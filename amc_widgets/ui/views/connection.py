@@ -97,7 +97,7 @@ class ConnectionView:
         else:
             self.status.value = message("ok" if model.connected else "info", model.message)
         rows = model.summary()
-        if model.info is not None and not model.connected:
+        if model.info is not None and (not model.connected or model.is_local):  # the account just tested
             rows = {"Account": model.info.account, "User": model.info.user_name or model.info.arn,
                     "Bucket": model.info.bucket + ("" if model.info.bucket_exists else " (will be created)")}
         self.details.value = key_values(rows)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from amc_widgets.core.dataset_check import DatasetReport
 from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
 from amc_widgets.ui.text import human_bytes
-from amc_widgets.ui.views.common import Field, button, guarded, in_background, message, panel
+from amc_widgets.ui.views.common import Field, button, chart, guarded, in_background, message, panel
 
 
 def report_html(report: DatasetReport) -> str:
@@ -36,8 +36,8 @@ def report_html(report: DatasetReport) -> str:
 
 def histogram_figure(names: list[str], counts: list[int]) -> go.FigureWidget:
     """Labelled objects per class, as bars."""
-    figure = go.FigureWidget(layout=go.Layout(title="Objects per class", width=520, height=260, template="plotly_white",
-                                              margin=dict(l=40, r=10, t=40, b=40)))
+    figure = chart(title="Objects per class", width=520, height=260, template="plotly_white",
+                   margin=dict(l=40, r=10, t=40, b=40))
     figure.add_bar(x=names, y=counts, marker_color="#0f3d5e", text=counts, textposition="auto")
     return figure
 

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
 from amc_widgets.ui.text import log_html
-from amc_widgets.ui.views.common import button, facts, guarded, in_background, message
+from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
@@ -33,7 +33,7 @@ def metrics_figure() -> go.FigureWidget:
                          legend=dict(font=dict(size=11)))
     figure.update_xaxes(title_text="epoch", title_font=dict(size=11))
     figure.update_yaxes(range=[0, 1], row=1, col=2)
-    return go.FigureWidget(figure)
+    return chart(figure)
 
 
 def sync_widget_state(figure: go.FigureWidget) -> None:
@@ -193,8 +193,8 @@ class CompareView:
                                  description="Metric")
         self.metric.add_class("amc-compare-metric")
         self.refresh_button = button("Refresh", icon="refresh")
-        self.chart = go.FigureWidget(layout=go.Layout(height=360, template="plotly_white", xaxis_title="epoch",
-                                                      margin=dict(l=50, r=10, t=30, b=40)))
+        self.chart = chart(height=360, width=1100, template="plotly_white", xaxis_title="epoch",
+                           margin=dict(l=50, r=10, t=30, b=40))
         self.widget = w.VBox([w.HBox([self.jobs, w.VBox([self.metric, self.refresh_button])]), self.chart])
         self.widget.add_class("amc-compare")
         self.jobs.observe(lambda _c: self.draw(), "value")

@@ -148,8 +148,8 @@ class TrainView:
             current = self.dataset.value
             names = self.datasets.names()
             self.dataset.options = names
-            if current in names:
-                self.dataset.value = current
+            if names:
+                self.dataset.value = current if current in names else names[0]
 
     def show_instances(self) -> None:
         """Refill the instance picker for the backend in use."""
