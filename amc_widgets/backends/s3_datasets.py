@@ -10,7 +10,9 @@ straight from the archive.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +26,9 @@ from amc_widgets.core.storage import iter_files
 
 MANIFEST = ".amc-dataset.json"
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024,
-                                 max_concurrency=16)
-UPLOAD_WINDOW = 64  # files in flight at once
+                                 max_concurrency=32)
+UPLOAD_WINDOW = 64  # files open and in flight at once; the next one starts as soon as one is done
+IN_MEMORY_MEMBER = 2 * 1024 * 1024  # zip members up to this size are inflated once, into memory
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,26 @@ class _Progress(BaseSubscriber):
 
     def on_progress(self, future, bytes_transferred, **kwargs):
         self._report(bytes_transferred)
+
+
+class _Slot(BaseSubscriber):
+    """Tells s3transfer the size (so it never seeks to the end to learn it); when the upload is
+    done, closes the stream, notes a failure and frees its place in the window."""
+
+    def __init__(self, size: int, stream: BinaryIO, slots: threading.Semaphore, failed: threading.Event):
+        self._size, self._stream, self._slots, self._failed = size, stream, slots, failed
+
+    def on_queued(self, future, **kwargs):
+        future.meta.provide_transfer_size(self._size)
+
+    def on_done(self, future, **kwargs):
+        try:
+            future.result()
+        except BaseException:
+            self._failed.set()
+        finally:
+            self._stream.close()
+            self._slots.release()
 
 
 class S3DatasetStore:
@@ -129,8 +152,7 @@ class S3DatasetStore:
                         advance(item.size)
                         continue
             pending.append(item)
-        for start in range(0, len(pending), UPLOAD_WINDOW):  # bounded: a zip member stream each
-            self._send(pending[start:start + UPLOAD_WINDOW], prefix, advance)
+        self._send(pending, prefix, advance)
         wanted = {prefix + item.relative_key for item in items}
         self._delete_keys([key for key in existing if key not in wanted and not key.endswith(MANIFEST)])
         manifest = {"name": name, "files": len(items), "bytes": total, "source": source, "stored": self.clock()}
@@ -138,17 +160,24 @@ class S3DatasetStore:
         return DatasetInfo(name, len(items), total, f"s3://{self.bucket}/{prefix}", self.clock(), True)
 
     def _send(self, items: list[UploadItem], prefix: str, advance: Callable[[int], None]) -> None:
-        streams = [item.open() for item in items]
-        try:
-            with create_transfer_manager(self.s3, self.config) as manager:
-                futures = [manager.upload(stream, self.bucket, prefix + item.relative_key,
-                                          subscribers=[_Progress(advance)])
-                           for item, stream in zip(items, streams)]
-                for future in futures:
-                    future.result()
-        finally:
-            for stream in streams:
-                stream.close()
+        """Upload ``items`` with at most UPLOAD_WINDOW streams open; after a failure nothing more
+        starts, and the first error is raised."""
+        slots, failed = threading.Semaphore(UPLOAD_WINDOW), threading.Event()
+        with create_transfer_manager(self.s3, self.config) as manager:
+            futures = []
+            for item in items:
+                slots.acquire()
+                if failed.is_set():
+                    break
+                try:
+                    stream = item.open()
+                except BaseException:
+                    slots.release()
+                    raise
+                futures.append(manager.upload(stream, self.bucket, prefix + item.relative_key,
+                                              subscribers=[_Progress(advance), _Slot(item.size, stream, slots, failed)]))
+            for future in futures:
+                future.result()
 
     def delete(self, name: str) -> None:
         prefix = self.dataset_prefix(name)
@@ -171,6 +200,13 @@ def folder_items(folder: Path) -> list[UploadItem]:
 
 
 def zip_items(archive) -> list[UploadItem]:
-    """Members of an open :class:`amc_widgets.core.archive.SafeZip`, streamed when uploaded."""
-    return [UploadItem(member, archive.size(member), lambda member=member: archive.open(member))
+    """Members of an open :class:`amc_widgets.core.archive.SafeZip`, unpacked when uploaded: small
+    ones inflated into memory (a deflate stream cannot seek back for checksums and retries), big
+    ones streamed."""
+    def opener(member: str, size: int) -> Callable[[], BinaryIO]:
+        if size <= IN_MEMORY_MEMBER:
+            return lambda: io.BytesIO(archive.read_bytes(member))
+        return lambda: archive.open(member)
+
+    return [UploadItem(member, archive.size(member), opener(member, archive.size(member)))
             for member in archive.members]

@@ -1,0 +1,258 @@
+"""Dataset upload time: S3DatasetStore.upload beside `aws s3 sync`, same files, same loopback S3 server.
+
+Two cases, each side uploading to its own fresh prefix so that nothing is skipped:
+
+- folder: ``store.upload(name, folder_items(folder), ...)`` against ``aws s3 sync FOLDER s3://bench/...``
+  (target: ours <= 0.5x aws);
+- zip: ours streams the members straight from the archive (``open_safe_zip`` + ``zip_items``) against
+  unpacking it to a temporary folder (zipfile's extractall) and ``aws s3 sync`` of that folder, both
+  steps timed (target: ours <= 0.6x).
+
+    .venv/bin/python bench/upload.py [--images 2000] [--repeat 3] [--large 2] [--size 160] [--server s3rver]
+                                     [--rtt 50]
+
+The data is made here, deterministically: a YOLO dataset from ``make_demo_dataset`` (``--images``
+jpgs of ``--size`` px, 80% train / 20% val, a label file each, data.yaml) plus ``--large`` files of
+24 MiB of random bytes, which both sides send in multipart uploads.  The zip is ZIP_DEFLATED, as the
+desktop "compress" commands write it (the jpgs barely shrink; both sides inflate the same bytes).
+
+Each repeat runs both sides of both cases, alternating which side goes first; the table shows
+medians.  After every upload the keys under its prefix are listed (list_objects_v2) and must be
+exactly the dataset's files (ours adds its manifest), so both sides did the same work.  The aws
+times include starting the CLI, as a user running it pays that too.
+
+Concurrency: the CLI runs with its default ``max_concurrent_requests = 10`` (written to its config
+file here); ours is ``TRANSFER_CONFIG.max_concurrency`` threads, ``UPLOAD_WINDOW`` files open at once
+(amc_widgets/backends/s3_datasets.py).  The CLI lives in its own venv, ``bench/.venv-awscli``, made
+on first use (``pip install awscli``), so its botocore pin never touches ours.
+
+Server: s3rver (node, ``npm ci`` installs it) by default, a process of its own on 127.0.0.1.
+moto's ThreadedMotoServer inside this process was tried first and rejected: it shares the GIL with
+our upload threads (not with the CLI, a separate process), which made ours about 1.5x slower than
+the same upload against a moto server in its own process.  ``--server moto`` runs moto in its own
+process instead; its per-request CPU cost is about s3rver's.  Either way the server needs CPU for
+every PUT: on a small machine it can set a floor under both sides (the table prints its CPU
+seconds per upload beside each side's own) and pull the ratio towards 1.
+
+Network: loopback answers at once, while a real bucket is tens of milliseconds away, and for many
+small files that wait, not CPU, is what an upload spends its time on.  ``--rtt MS`` (default 50,
+about a factory in Europe to eu-central-1 over a VPN) puts bench/latency_proxy.py, a process of
+its own, between both clients and the server: each direction's bytes arrive RTT/2 later.
+``--rtt 0`` talks to the server directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from amc_widgets.backends.aws_session import AwsCredentials  # noqa: E402
+from amc_widgets.backends.s3_datasets import (  # noqa: E402
+    MANIFEST, TRANSFER_CONFIG, UPLOAD_WINDOW, S3DatasetStore, folder_items, zip_items)
+from amc_widgets.core.archive import open_safe_zip  # noqa: E402
+from amc_widgets.core.demo_dataset import make_demo_dataset  # noqa: E402
+from amc_widgets.core.storage import iter_files  # noqa: E402
+
+AWSCLI_VENV = REPO / "bench" / ".venv-awscli"
+AWS = AWSCLI_VENV / "bin" / "aws"
+S3RVER = REPO / "node_modules" / ".bin" / "s3rver"
+BUCKET = "bench"
+KEY = "S3RVER"  # s3rver accepts only this access key / secret; moto takes any
+AWS_CONCURRENCY = 10  # the CLI's default max_concurrent_requests
+LARGE_FILE = 24 * 1024 * 1024
+TARGETS = {"folder": 0.5, "zip": 0.6}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_awscli() -> None:
+    if AWS.exists():
+        return
+    print(f"Installing awscli into {AWSCLI_VENV.relative_to(REPO)} ...", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(AWSCLI_VENV)], check=True)
+    subprocess.run([str(AWSCLI_VENV / "bin" / "pip"), "install", "-q", "awscli"], check=True)
+
+
+def start_proxy(listen_port: int, server_port: int, rtt_ms: float) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "bench" / "latency_proxy.py"), str(listen_port),
+                             str(server_port), str(rtt_ms)])
+
+
+def start_server(kind: str, work: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    if kind == "s3rver":
+        if not S3RVER.exists():
+            sys.exit("s3rver is missing: run `npm ci` in the repository root (or pass --server moto)")
+        # its ListObjectsV2 continuation tokens use DES, which Node >= 17 (OpenSSL 3) only has in the legacy provider
+        env["NODE_OPTIONS"] = f"{env.get('NODE_OPTIONS', '')} --openssl-legacy-provider".strip()
+        command = [str(S3RVER), "-d", str(work / "s3rver-data"), "--address", "127.0.0.1", "--port", str(port),
+                   "--silent", "--configure-bucket", BUCKET]
+    else:
+        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for_bucket(s3, server: subprocess.Popen, kind: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if kind == "moto":
+                s3.create_bucket(Bucket=BUCKET)
+            s3.head_bucket(Bucket=BUCKET)
+            return
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise RuntimeError(f"the {kind} server did not start") from None
+            time.sleep(0.2)
+
+
+def make_data(work: Path, args) -> tuple[Path, Path, set[str], int]:
+    """The dataset folder, its zip, its relative file names and total bytes."""
+    folder = work / "dataset"
+    train = round(args.images * 0.8)
+    make_demo_dataset(folder, train=train, val=args.images - train, size=args.size, seed=0)
+    rng = np.random.default_rng(0)
+    for index in range(args.large):
+        (folder / "extras").mkdir(exist_ok=True)
+        (folder / "extras" / f"blob_{index}.bin").write_bytes(rng.bytes(LARGE_FILE))
+    files = sorted(iter_files(folder))
+    archive = work / "dataset.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in files:
+            zf.write(path, path.relative_to(folder).as_posix())
+    return folder, archive, {p.relative_to(folder).as_posix() for p in files}, sum(p.stat().st_size for p in files)
+
+
+class Bench:
+    def __init__(self, s3, endpoint: str, server: subprocess.Popen, work: Path):
+        self.s3, self.endpoint, self.work = s3, endpoint, work
+        self.server = psutil.Process(server.pid)
+        self.store = S3DatasetStore(s3, BUCKET, "ours")
+        config = work / "aws-config"
+        config.write_text(f"[default]\nregion = us-east-1\ns3 =\n    max_concurrent_requests = {AWS_CONCURRENCY}\n"
+                          "    addressing_style = path\n")
+        self.aws_env = {**os.environ, "AWS_CONFIG_FILE": str(config),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(work / "no-credentials"),
+                        "AWS_EC2_METADATA_DISABLED": "true"}
+
+    def _server_cpu(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in [self.server, *self.server.children(recursive=True)])
+
+    def run(self, case: str, side: str, source: Path, run: int) -> tuple[str, float, float]:
+        """One timed upload: (the prefix it went to, wall seconds, server CPU seconds)."""
+        cpu = self._server_cpu()
+        start = time.perf_counter()
+        prefix = self._upload(case, side, source, f"{case}-{run}")
+        return prefix, time.perf_counter() - start, self._server_cpu() - cpu
+
+    def _upload(self, case: str, side: str, source: Path, name: str) -> str:
+        if side == "ours" and case == "folder":
+            self.store.upload(name, folder_items(source), source.name, overwrite=False)
+        elif side == "ours":
+            with open_safe_zip(source) as opened:
+                self.store.upload(name, zip_items(opened), source.name, overwrite=False)
+        elif case == "folder":
+            self._sync(source, f"aws/{name}/")
+        else:
+            with tempfile.TemporaryDirectory(dir=self.work) as unpacked:
+                with zipfile.ZipFile(source) as zf:
+                    zf.extractall(unpacked)
+                self._sync(Path(unpacked), f"aws/{name}/")
+        return self.store.dataset_prefix(name) if side == "ours" else f"aws/{name}/"
+
+    def _sync(self, folder: Path, prefix: str) -> None:
+        subprocess.run([str(AWS), "s3", "sync", str(folder), f"s3://{BUCKET}/{prefix}", "--endpoint-url",
+                        self.endpoint, "--only-show-errors", "--no-progress"], check=True, env=self.aws_env)
+
+    def check_and_clear(self, prefix: str, expected: set[str]) -> None:
+        """Every expected key, and nothing else, arrived under ``prefix``; then free the server's space."""
+        keys = [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+                for obj in page.get("Contents", [])]
+        found = {key[len(prefix):] for key in keys}
+        if found != expected:
+            raise RuntimeError(f"{prefix}: {len(expected - found)} keys missing, {len(found - expected)} unexpected")
+        for start in range(0, len(keys), 1000):
+            self.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
+                                                          "Quiet": True})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=2000, help="images in the dataset (each has a label file)")
+    parser.add_argument("--size", type=int, default=160, help="image width and height in pixels")
+    parser.add_argument("--large", type=int, default=2, help="24 MiB files added to the dataset")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the table shows medians")
+    parser.add_argument("--server", choices=("s3rver", "moto"), default="s3rver")
+    parser.add_argument("--rtt", type=float, default=50.0, help="network round trip to emulate, ms (0: none)")
+    args = parser.parse_args()
+    ensure_awscli()
+    os.environ.update(AWS_ACCESS_KEY_ID=KEY, AWS_SECRET_ACCESS_KEY=KEY, AWS_DEFAULT_REGION="us-east-1")
+
+    with tempfile.TemporaryDirectory(prefix="amc-bench-upload-") as tmp:
+        work = Path(tmp)
+        print("Making the dataset ...", flush=True)
+        folder, archive, names, total = make_data(work, args)
+        port = free_port()
+        server = start_server(args.server, work, port)
+        proxy = None
+        if args.rtt > 0:
+            proxy_port = free_port()
+            proxy = start_proxy(proxy_port, port, args.rtt)
+        endpoint = f"http://127.0.0.1:{proxy_port if proxy else port}"
+        try:
+            s3 = AwsCredentials(access_key_id=KEY, secret_access_key=KEY, s3_endpoint_url=endpoint).client_factory()("s3")
+            wait_for_bucket(s3, server, args.server)
+            bench = Bench(s3, endpoint, server, work)
+            sources = {"folder": folder, "zip": archive}
+            expected = {"ours": names | {MANIFEST}, "aws": names}
+            times: dict[tuple[str, str], list[tuple[float, float]]] = {
+                (case, side): [] for case in sources for side in ("ours", "aws")}
+            for run in range(args.repeat):
+                order = ("ours", "aws") if run % 2 == 0 else ("aws", "ours")
+                for case, source in sources.items():
+                    for side in order:
+                        prefix, seconds, server_cpu = bench.run(case, side, source, run)
+                        bench.check_and_clear(prefix, expected[side])
+                        times[case, side].append((seconds, server_cpu))
+                        print(f"  run {run + 1}/{args.repeat} {case:<6} {side:<4} {seconds:7.2f} s", flush=True)
+        finally:
+            for process in (proxy, server):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
+
+    print(f"\n{len(names)} files, {total / 2**20:.1f} MiB ({args.images} images of {args.size} px + labels, "
+          f"{args.large} x {LARGE_FILE >> 20} MiB), {args.server} on 127.0.0.1, "
+          f"{f'{args.rtt:g} ms round trip added' if args.rtt > 0 else 'no latency added'}, median of {args.repeat}, "
+          f"{os.cpu_count()} CPUs")
+    print(f"ours: max_concurrency {TRANSFER_CONFIG.max_concurrency}, {UPLOAD_WINDOW} files open at once; "
+          f"aws s3 sync: max_concurrent_requests {AWS_CONCURRENCY}")
+    print(f"{'case':<8}{'ours s':>9}{'aws s':>9}{'ratio':>8}{'target':>8}  result   server CPU s ours/aws")
+    for case, target in TARGETS.items():
+        ours, aws = (statistics.median(t for t, _ in times[case, side]) for side in ("ours", "aws"))
+        cpu_ours, cpu_aws = (statistics.median(c for _, c in times[case, side]) for side in ("ours", "aws"))
+        ratio = ours / aws
+        print(f"{case:<8}{ours:>9.2f}{aws:>9.2f}{ratio:>8.2f}{'<= ' + str(target):>8}  "
+              f"{'PASS' if ratio <= target else 'MISS':<8} {cpu_ours:6.2f} / {cpu_aws:.2f}")
+
+
+if __name__ == "__main__":
+    main()
