@@ -156,9 +156,9 @@ def cmd_train(args) -> int:
     return follow_logs(backend, job.name, sys.stdout)
 
 
-def follow_logs(backend, name: str, out: TextIO, sleep: Callable[[float], None] = time.sleep) -> int:
-    """Print the job's log as it grows until the job ends; exit code from its outcome."""
-    cursor = None
+def follow_logs(backend, name: str, out: TextIO, sleep: Callable[[float], None] = time.sleep,
+                cursor=None) -> int:
+    """Print the job's log (from ``cursor``) as it grows until the job ends; exit code from its outcome."""
     while True:
         chunk = backend.read_logs(name, cursor)
         for line in chunk.lines:
@@ -168,6 +168,11 @@ def follow_logs(backend, name: str, out: TextIO, sleep: Callable[[float], None] 
         if chunk.finished:
             break
         sleep(FOLLOW_POLL_SECONDS)
+    return _outcome(backend, name)
+
+
+def _outcome(backend, name: str) -> int:
+    """Print how the job ended; its exit code."""
     job = backend.describe_job(name)
     print(f"Job {name}: {job.status}" + (f" - {job.failure_reason.splitlines()[0]}" if job.failure_reason else ""),
           file=sys.stderr)
@@ -184,8 +189,28 @@ def cmd_jobs(args) -> int:
     return EXIT_OK
 
 
+def follow_live(backend, name: str, out: TextIO) -> int:
+    """The log so far, then new lines through Live Tail (lines written in the moment between the two
+    can be missed); falls back to polling where the account has no Live Tail or no permission."""
+    so_far = backend.read_logs(name)
+    for line in so_far.lines:
+        out.write(line + "\n")
+    out.flush()
+    try:
+        backend.tail_logs(name, lambda line: (out.write(line + "\n"), out.flush()))
+    except (ClientError, BotoCoreError) as exc:
+        print(f"Live Tail is not available: {explain_client_error(exc, 'start Live Tail')}; polling instead",
+              file=sys.stderr)
+        return follow_logs(backend, name, out, cursor=so_far.cursor)
+    return _outcome(backend, name)
+
+
 def cmd_logs(args) -> int:
+    if args.live_tail and (args.backend != "sagemaker" or not args.follow):
+        raise ValueError("--live-tail needs --backend sagemaker and --follow")
     backend = _backend(args)
+    if args.live_tail:
+        return follow_live(backend, args.job, sys.stdout)
     if args.follow:
         return follow_logs(backend, args.job, sys.stdout)
     for line in backend.read_logs(args.job).lines:
@@ -310,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     logs = commands.add_parser("logs", help="print a job's log")
     logs.add_argument("job")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing until the job ends")
+    logs.add_argument("--live-tail", action="store_true",
+                      help="with --follow on SageMaker: stream through CloudWatch Live Tail (billed per minute)")
     logs.set_defaults(run=cmd_logs)
 
     metrics = commands.add_parser("metrics", help="a job's metrics per epoch")

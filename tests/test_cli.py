@@ -108,3 +108,53 @@ def test_two_jobs_at_once_follow_stop_and_download(amc, tmp_path):
     train_a = next(t for t in a.transitions if t.status == "Training")
     train_b = next(t for t in b.transitions if t.status == "Training")
     assert train_a.start < train_b.end and train_b.start < train_a.end  # they really ran at once
+
+
+class _TailBackend:
+    """Stands in for SageMakerBackend in `amc logs --follow --live-tail`: history, then Live Tail
+    lines, or a Live Tail the account refuses (then polling carries on from the history's cursor)."""
+
+    def __init__(self, live_tail_refused: bool):
+        from amc_widgets.core.jobs import COMPLETED, JobDescription
+
+        self.refused = live_tail_refused
+        self.cursors: list = []
+        self.job = JobDescription("job-1", COMPLETED, "Completed", "solder", "ml.g4dn.xlarge", 1, {}, 0.0)
+
+    def read_logs(self, name, cursor=None):
+        from amc_widgets.backends.base import LogChunk
+
+        self.cursors.append(cursor)
+        if cursor is None:
+            return LogChunk(["epoch 1", "epoch 2"], cursor="after-2")
+        return LogChunk(["epoch 3 (polled)"], cursor="after-3", finished=True)
+
+    def tail_logs(self, name, on_line):
+        from botocore.exceptions import ClientError
+
+        if self.refused:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "StartLiveTail")
+        on_line("epoch 3 (live)")
+
+    def describe_job(self, name):
+        return self.job
+
+
+@pytest.mark.parametrize("refused", [False, True])
+def test_live_tail_follows_after_the_history_or_falls_back_to_polling(refused, capsys):
+    import io
+
+    from amc_widgets.cli import follow_live
+
+    backend, out = _TailBackend(live_tail_refused=refused), io.StringIO()
+    assert follow_live(backend, "job-1", out) == 0
+    if refused:
+        assert out.getvalue() == "epoch 1\nepoch 2\nepoch 3 (polled)\n"  # nothing printed twice
+        assert backend.cursors == [None, "after-2"] and "polling instead" in capsys.readouterr().err
+    else:
+        assert out.getvalue() == "epoch 1\nepoch 2\nepoch 3 (live)\n" and backend.cursors == [None]
+
+
+def test_live_tail_needs_the_sagemaker_backend(amc):
+    line = _one_clear_line(amc("logs", "job-1", "--follow", "--live-tail", check=False))
+    assert "--backend sagemaker" in line

@@ -388,14 +388,20 @@ def test_live_tail_delivers_lines():
             assert logStreamNamePrefixes == ["amc-tail/"]
             return {"responseStream": iter([
                 {"sessionStart": {}},
-                {"sessionUpdate": {"sessionResults": [{"message": "epoch 1\n"}, {"message": "epoch 2"}]}},
-                {"sessionUpdate": {"sessionResults": [{"message": "epoch 3"}]}},
+                {"sessionUpdate": {"sessionResults": [
+                    {"logStreamName": "amc-tail/algo-1-1700000000", "message": "epoch 1\n"},
+                    {"logStreamName": "amc-tail/algo-2-1700000000", "message": "epoch 2"}]}},
+                {"sessionUpdate": {"sessionResults": [{"logStreamName": "amc-tail/algo-1-1700000000",
+                                                       "message": "epoch 3"}]}},
             ])}
 
+    arn = "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/TrainingJobs"
     got: list[str] = []
-    live_tail(FakeLiveTailLogs(), "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/TrainingJobs", "amc-tail",
-              got.append, should_stop=lambda: len(got) >= 3)
+    live_tail(FakeLiveTailLogs(), arn, "amc-tail", got.append, should_stop=lambda: len(got) >= 3)
     assert got == ["epoch 1", "epoch 2", "epoch 3"]
+    labelled: list[str] = []
+    live_tail(FakeLiveTailLogs(), arn, "amc-tail", labelled.append, should_stop=lambda: False, label=True)
+    assert labelled == ["[algo-1] epoch 1", "[algo-2] epoch 2", "[algo-1] epoch 3"]
 
 
 def test_cli_works_against_the_sagemaker_backend(moto, role_arn, small_dataset, tmp_path):

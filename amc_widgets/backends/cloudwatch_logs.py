@@ -68,12 +68,15 @@ class LogFollower:
 
 
 def live_tail(logs, group_arn: str, job: str, on_line: Callable[[str], None],
-              should_stop: Callable[[], bool]) -> None:
-    """Push new lines to ``on_line`` as CloudWatch Live Tail delivers them (where the account has it)."""
+              should_stop: Callable[[], bool], label: bool = False) -> None:
+    """Push new lines to ``on_line`` as CloudWatch Live Tail delivers them (where the account has it);
+    ``label`` prefixes each with its host, as :meth:`LogFollower.read` does for several hosts.
+    Live Tail sends an update about every second, empty or not, so ``should_stop`` is asked often."""
     response = logs.start_live_tail(logGroupIdentifiers=[group_arn], logStreamNamePrefixes=[f"{job}/"])
     stream: Iterator[dict] = response["responseStream"]
     for event in stream:
         for result in event.get("sessionUpdate", {}).get("sessionResults", []):
-            on_line(result["message"].rstrip("\n"))
+            prefix = f"[{host_of(result.get('logStreamName', ''))}] " if label else ""
+            on_line(prefix + result["message"].rstrip("\n"))
         if should_stop():
             break

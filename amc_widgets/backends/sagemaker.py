@@ -29,7 +29,7 @@ from amc_widgets.backends.aws_session import (
     explain_client_error,
 )
 from amc_widgets.backends.base import DatasetInfo, DownloadResult, LogChunk, OutputInfo, ProgressCallback
-from amc_widgets.backends.cloudwatch_logs import LOG_GROUP, LogFollower
+from amc_widgets.backends.cloudwatch_logs import LOG_GROUP, LogFollower, live_tail
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.hyperparameters import decode_hyperparameters
@@ -300,6 +300,13 @@ class SageMakerBackend:
 
     def log_group_arn(self) -> str:
         return f"arn:aws:logs:{self.region}:{self.info.account}:log-group:{LOG_GROUP}"
+
+    def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None:
+        """Stream the job's new lines through CloudWatch Live Tail until the job ends (Live Tail is
+        billed per minute and not in every account: an option; :meth:`read_logs` polls for free)."""
+        label = self.describe_job(name).instance_count > 1
+        live_tail(self.logs, self.log_group_arn(), name, on_line,
+                  should_stop=lambda: self.describe_job(name).is_terminal, label=label)
 
     # --- outputs ------------------------------------------------------------------------------
     def list_outputs(self) -> list[OutputInfo]:
