@@ -21,6 +21,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -49,10 +50,18 @@ class MotoServer:
 
     def __enter__(self) -> "MotoServer":
         self.server.start()
+        self.reset()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.reset()
         self.server.stop()
+
+    def reset(self) -> None:
+        """Forget every resource: moto keeps them per process, not per server, so without this one
+        test module's role or bucket would still be there in the next module's server."""
+        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"),
+                               timeout=30).close()
 
 
 def _now() -> datetime:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -239,3 +240,24 @@ def test_zip_upload_is_unpacked_and_unsafe_zips_refused(backend, small_dataset, 
         backend.store_dataset(evil)
     assert "evil" not in [d.name for d in backend.list_datasets()]
     assert not (backend.home / "users" / "outside.txt").exists()
+
+
+def test_a_runner_still_inside_exec_counts_as_starting_not_lost(tmp_path):
+    """Right after Popen returns, the runner's command line can read empty for a moment; a describe
+    then must not mark the job lost. Stands in: a live process whose command line does not name the job."""
+    from amc_widgets.backends.local_jobs import JobFiles
+
+    now = [1000.0]
+    job = JobFiles(tmp_path / "job", clock=lambda: now[0])
+    job.create(JobSpec(dataset="solder", hyperparameters=HP, name="job"), {})
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        job.runner_pid_file.write_text(str(sleeper.pid))
+        assert job.runner_alive()  # just created: starting
+        now[0] += 31
+        assert not job.runner_alive()  # later, a process that is not our runner does not count
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    now[0] = 1000.0
+    assert not job.runner_alive()  # gone: lost, even while young

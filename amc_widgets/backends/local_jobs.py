@@ -95,26 +95,41 @@ class JobFiles:
             return None
 
     def runner_alive(self, grace_seconds: float = 30.0) -> bool:
-        """Is the runner process there?  A job whose pid is not yet recorded counts as starting."""
+        """Is the runner process there?  In its first seconds a job counts as starting while its pid
+        is not yet recorded, or while that process is still inside exec (its command line can read
+        empty for a moment after Popen returns)."""
         pid = self.runner_pid()
-        if pid is None:
-            return self.clock() - self.load().created < grace_seconds
-        return process_alive(pid, str(self.folder))
+        if pid is not None and process_alive(pid, str(self.folder)):
+            return True
+        starting = self.clock() - self.load().created < grace_seconds
+        return starting and (pid is None or process_running(pid))
+
+
+def process_running(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie (without procfs, e.g. macOS: if it exists)."""
+    if not Path("/proc").is_dir():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def process_alive(pid: int | None, must_mention: str) -> bool:
-    """True if ``pid`` runs (not a zombie) and its command line mentions ``must_mention``."""
-    if not pid:
+    """True if ``pid`` runs (not a zombie) and its command line mentions ``must_mention`` (without
+    procfs, existence is all we can tell)."""
+    if not pid or not process_running(pid):
         return False
-    if not Path("/proc").is_dir():  # no procfs (macOS): existence is all we can tell
-        try:
-            os.kill(pid, 0)
-            return True
-        except OSError:
-            return False
+    if not Path("/proc").is_dir():
+        return True
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return False
-    return "\nState:\tZ" not in status and must_mention in cmdline
+    return must_mention in cmdline
