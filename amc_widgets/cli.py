@@ -22,6 +22,7 @@ from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
 from amc_widgets.core.jobs import COMPLETED, JobNotFoundError, JobSpec
+from amc_widgets.ui.text import human_bytes, human_duration
 
 EXIT_OK, EXIT_ERROR = 0, 1
 FOLLOW_POLL_SECONDS = 1.0
@@ -68,20 +69,6 @@ def _backend(args: argparse.Namespace):
                                     image_uri=args.image_uri)
 
 
-def _human_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
-
-
 # --- commands ---------------------------------------------------------------------------------
 
 def cmd_demo_dataset(args) -> int:
@@ -104,7 +91,7 @@ def cmd_datasets(args) -> int:
             raise ValueError("upload needs a folder or .zip: amc datasets upload PATH [--name NAME]")
         info = backend.store_dataset(Path(args.target), name=args.name, overwrite=args.overwrite,
                                      progress=ProgressBar("upload"))
-        print(f"Stored dataset '{info.name}': {info.files} files, {_human_bytes(info.bytes)}")
+        print(f"Stored dataset '{info.name}': {info.files} files, {human_bytes(info.bytes)}")
     elif args.action == "rm":
         if not args.target:
             raise ValueError("rm needs a dataset name: amc datasets rm NAME")
@@ -115,7 +102,7 @@ def cmd_datasets(args) -> int:
         if not datasets:
             print("No datasets stored yet. Upload one: amc datasets upload PATH")
         for info in datasets:
-            print(f"{info.name:<32} {info.files:>7} files {_human_bytes(info.bytes):>10}")
+            print(f"{info.name:<32} {info.files:>7} files {human_bytes(info.bytes):>10}")
     return EXIT_OK
 
 
@@ -185,7 +172,7 @@ def cmd_jobs(args) -> int:
         print("No training jobs yet. Start one: amc train DATASET")
     for job in jobs:
         created = datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M")
-        print(f"{job.name:<58} {job.status:<10} {job.secondary_status:<12} {created} {_duration(job.duration())}")
+        print(f"{job.name:<58} {job.status:<10} {job.secondary_status:<12} {created} {human_duration(job.duration())}")
     return EXIT_OK
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,16 @@ def dataset_copy(small_dataset, tmp_path) -> Path:
     dest = tmp_path / "dataset"
     shutil.copytree(small_dataset, dest)
     return dest
+
+
+def zip_folder(folder: Path, archive: Path, top: str = "export") -> zipfile.ZipFile:
+    """Write ``folder``'s files into ``archive`` below ``top/``, as export tools do; the archive is
+    returned open for appending (close it, or use it in ``with``)."""
+    zf = zipfile.ZipFile(archive, "w")
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            zf.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+    return zf
 
 
 @dataclass

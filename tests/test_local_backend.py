@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from amc_widgets.core.jobs import (
     JobNotFoundError,
     JobSpec,
 )
+from tests.conftest import zip_folder
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_container.py"))]
 HP = {"model": "yolov5n", "epochs": "3"}
@@ -215,13 +217,8 @@ def test_bad_job_requests(backend):
 
 
 def test_zip_upload_is_unpacked_and_unsafe_zips_refused(backend, small_dataset, tmp_path):
-    import zipfile
-
     archive = tmp_path / "Solder Joints v2.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in small_dataset.rglob("*"):
-            if path.is_file():
-                zf.write(path, f"export/{path.relative_to(small_dataset).as_posix()}")
+    with zip_folder(small_dataset, archive) as zf:
         zf.writestr("__MACOSX/export/._data.yaml", "junk")
     seen = []
     info = backend.store_dataset(archive, progress=lambda done, total: seen.append((done, total)))

@@ -26,6 +26,7 @@ from amc_widgets.backends.sagemaker import QuotaError, SageMakerBackend
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobNotFoundError, JobSpec
 from amc_widgets.core.metrics import metric_definitions
+from tests.conftest import zip_folder
 from tests.sagemaker_harness import (
     REGION,
     FakeServiceQuotas,
@@ -191,10 +192,7 @@ def test_s3_500s_and_throttling_are_retried(backend, small_dataset):
 
 def test_zip_is_unpacked_while_uploading_and_unsafe_zips_refused(backend, small_dataset, tmp_path):
     archive = tmp_path / "solder.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in small_dataset.rglob("*"):
-            if path.is_file():
-                zf.write(path, f"export/{path.relative_to(small_dataset).as_posix()}")
+    zip_folder(small_dataset, archive).close()
     info = backend.store_dataset(archive)
     assert info.name == "solder" and info.files == sum(1 for p in small_dataset.rglob("*") if p.is_file())
     body = backend.s3.get_object(Bucket=backend.bucket,

@@ -46,7 +46,7 @@ from amc_widgets.core.storage import (
     check_dataset_name,
     check_onnx_model,
     copy_file,
-    default_dataset_name,
+    dataset_source,
     extract_tar_gz,
     iter_files,
     publish_folder,
@@ -111,10 +111,7 @@ class LocalBackend:
     def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
                       progress: ProgressCallback | None = None) -> DatasetInfo:
         """Check ``source`` (a folder or .zip), then copy it in; all or nothing."""
-        source = Path(source).expanduser()
-        if not source.exists():
-            raise FileNotFoundError(f"{source} does not exist")
-        name = check_dataset_name(name or default_dataset_name(source))
+        source, name = dataset_source(source, name)
         final = self.uploads / name
         if final.exists() and not overwrite:
             raise FileExistsError(f"A dataset named '{name}' is already stored; choose another name or overwrite it")

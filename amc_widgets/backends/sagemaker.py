@@ -44,7 +44,7 @@ from amc_widgets.core.jobs import (
     make_job_name,
 )
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
-from amc_widgets.core.storage import check_dataset_name, check_onnx_model, default_dataset_name, extract_tar_gz
+from amc_widgets.core.storage import check_dataset_name, check_onnx_model, dataset_source, extract_tar_gz
 
 DEFAULT_IMAGE_ENV = "AMC_TRAINING_IMAGE"
 VOLUME_GB = 50
@@ -116,10 +116,7 @@ class SageMakerBackend:
     def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
                       progress: ProgressCallback | None = None) -> DatasetInfo:
         """Check, then upload a folder (parallel, resumable) or a zip (unpacked while uploading)."""
-        source = Path(source).expanduser()
-        if not source.exists():
-            raise FileNotFoundError(f"{source} does not exist")
-        name = check_dataset_name(name or default_dataset_name(source))
+        source, name = dataset_source(source, name)
         report = check_dataset(source)
         if not report.ok:
             raise DatasetError(f"{source.name} is not ready for training:\n" + "\n".join(report.errors))

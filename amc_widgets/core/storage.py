@@ -29,6 +29,14 @@ def default_dataset_name(source: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:63] or "dataset"
 
 
+def dataset_source(source: Path | str, name: str | None) -> tuple[Path, str]:
+    """The folder or zip to store, which must exist, and the checked name it is stored under."""
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise FileNotFoundError(f"{source} does not exist")
+    return source, check_dataset_name(name or default_dataset_name(source))
+
+
 def iter_files(folder: Path) -> Iterator[Path]:
     """Every regular file below ``folder`` (symlinks are not followed)."""
     for root, _dirs, files in os.walk(folder):
