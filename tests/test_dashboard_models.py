@@ -24,7 +24,6 @@ from amc_widgets.core.instances import BATCH_PER_DEVICE, CATALOG
 from amc_widgets.core.jobs import (
     COMPLETED,
     IN_PROGRESS,
-    STOPPED,
     STOPPING,
     TERMINAL_STATUSES,
     JobDescription,

@@ -9,6 +9,7 @@ from typing import Any, Callable, Protocol
 import pandas as pd
 
 from amc_widgets.core.jobs import JobDescription, JobSpec
+from amc_widgets.core.storage import check_onnx_model, extract_tar_gz
 
 # progress(done, total) in bytes; total may be 0 when unknown
 ProgressCallback = Callable[[int, int], None]
@@ -46,6 +47,35 @@ class DownloadResult:
     folder: Path
     onnx: Path | None
     files: list[Path] = field(default_factory=list)
+
+
+def download_outputs_into(dest: Path, name: str, sizes: dict[str, int],
+                          fetch: Callable[[str, Path, Callable[[int], None]], None],
+                          progress: ProgressCallback | None, overwrite: bool) -> DownloadResult:
+    """Fetch a job's output archives (file name -> size; ``fetch(file name, local path, advance)``)
+    into ``dest/<name>``, unpack them and check best.onnx; a non-empty folder only with ``overwrite``."""
+    folder = Path(dest).expanduser() / name
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder} already exists and is not empty")
+    folder.mkdir(parents=True, exist_ok=True)
+    total, done = sum(sizes.values()), 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    files: list[Path] = []
+    for file_name in sorted(sizes):
+        local = folder / file_name
+        fetch(file_name, local, advance)
+        files.append(local)
+        files += extract_tar_gz(local, folder / file_name.removesuffix(".tar.gz"))
+    onnx = folder / "model" / "best.onnx"
+    if onnx.exists():
+        check_onnx_model(onnx)
+    return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
 
 
 class Backend(Protocol):

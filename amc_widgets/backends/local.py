@@ -26,7 +26,14 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from amc_widgets.backends.base import DatasetInfo, DownloadResult, LogChunk, OutputInfo, ProgressCallback
+from amc_widgets.backends.base import (
+    DatasetInfo,
+    DownloadResult,
+    LogChunk,
+    OutputInfo,
+    ProgressCallback,
+    download_outputs_into,
+)
 from amc_widgets.backends.local_jobs import JobFiles
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.hyperparameters import decode_hyperparameters
@@ -44,10 +51,8 @@ from amc_widgets.core.jobs import (
 from amc_widgets.core.metrics import parse_metrics
 from amc_widgets.core.storage import (
     check_dataset_name,
-    check_onnx_model,
     copy_file,
     dataset_source,
-    extract_tar_gz,
     iter_files,
     publish_folder,
     tree_size,
@@ -279,24 +284,6 @@ class LocalBackend:
         archives = sorted(source.glob("*.tar.gz"))
         if not archives:
             raise JobNotFoundError(f"Training job '{name}' has no outputs (yet)")
-        folder = Path(dest).expanduser() / name
-        if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise FileExistsError(f"{folder} already exists and is not empty")
-        total, done = sum(p.stat().st_size for p in archives), 0
-
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            if progress:
-                progress(done, total)
-
-        files: list[Path] = []
-        for archive in archives:
-            local = folder / archive.name
-            copy_file(archive, local, advance)
-            files.append(local)
-            files += extract_tar_gz(local, folder / archive.name.removesuffix(".tar.gz"))
-        onnx = folder / "model" / "best.onnx"
-        if onnx.exists():
-            check_onnx_model(onnx)
-        return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
+        sizes = {archive.name: archive.stat().st_size for archive in archives}
+        return download_outputs_into(dest, name, sizes, lambda file_name, local, advance: copy_file(
+            source / file_name, local, advance), progress, overwrite)

@@ -28,7 +28,14 @@ from amc_widgets.backends.aws_session import (
     describe_connection,
     explain_client_error,
 )
-from amc_widgets.backends.base import DatasetInfo, DownloadResult, LogChunk, OutputInfo, ProgressCallback
+from amc_widgets.backends.base import (
+    DatasetInfo,
+    DownloadResult,
+    LogChunk,
+    OutputInfo,
+    ProgressCallback,
+    download_outputs_into,
+)
 from amc_widgets.backends.cloudwatch_logs import LOG_GROUP, LogFollower, live_tail
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
@@ -44,7 +51,7 @@ from amc_widgets.core.jobs import (
     make_job_name,
 )
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
-from amc_widgets.core.storage import check_dataset_name, check_onnx_model, dataset_source, extract_tar_gz
+from amc_widgets.core.storage import check_dataset_name, dataset_source
 
 DEFAULT_IMAGE_ENV = "AMC_TRAINING_IMAGE"
 VOLUME_GB = 50
@@ -324,26 +331,8 @@ class SageMakerBackend:
         output = next((o for o in self.list_outputs() if o.job_name == name), None)
         if output is None:
             raise JobNotFoundError(f"Training job '{name}' has no outputs (yet)")
-        folder = Path(dest).expanduser() / name
-        if folder.exists() and any(folder.iterdir()) and not overwrite:
-            raise FileExistsError(f"{folder} already exists and is not empty")
-        folder.mkdir(parents=True, exist_ok=True)
-        total, done = sum(output.files.values()), 0
-
-        def advance(count: int) -> None:
-            nonlocal done
-            done += count
-            if progress:
-                progress(done, total)
-
-        files: list[Path] = []
-        for file_name in sorted(output.files):
-            local = folder / file_name
+        def fetch(file_name: str, local: Path, advance: Callable[[int], None]) -> None:
             self.s3.download_file(self.bucket, f"{self.outputs_prefix}{name}/output/{file_name}", str(local),
                                   Callback=advance)
-            files.append(local)
-            files += extract_tar_gz(local, folder / file_name.removesuffix(".tar.gz"))
-        onnx = folder / "model" / "best.onnx"
-        if onnx.exists():
-            check_onnx_model(onnx)
-        return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
+
+        return download_outputs_into(dest, name, output.files, fetch, progress, overwrite)
