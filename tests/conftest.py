@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,17 @@ def dataset_copy(small_dataset, tmp_path) -> Path:
     dest = tmp_path / "dataset"
     shutil.copytree(small_dataset, dest)
     return dest
+
+
+def wait_until(predicate, timeout: float = 30.0, what: str = "condition", every: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def zip_folder(folder: Path, archive: Path, top: str = "export") -> zipfile.ZipFile:

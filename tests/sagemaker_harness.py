@@ -310,12 +310,3 @@ def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None):
     return client
 
 
-def wait_until(predicate, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-

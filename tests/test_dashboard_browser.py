@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from amc_widgets.core.demo_dataset import make_demo_dataset
+from tests.conftest import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -161,16 +162,6 @@ def job_names(page) -> list[str]:
 def chart_points(card) -> int:
     """Points drawn on the card's first chart line (one per epoch reached)."""
     return card.locator(".js-plotly-plot .scatterlayer .trace").first.locator("path.point").count()
-
-
-def wait_until(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def set_up_job(page, epochs: str, **fields: str) -> None:

@@ -24,7 +24,7 @@ from amc_widgets.core.jobs import (
     JobNotFoundError,
     JobSpec,
 )
-from tests.conftest import zip_folder
+from tests.conftest import wait_until, zip_folder
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_container.py"))]
 HP = {"model": "yolov5n", "epochs": "3"}
@@ -39,18 +39,8 @@ def backend(tmp_path, small_dataset, monkeypatch):
     return local
 
 
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def wait_done(backend, name, timeout=30.0):
-    return wait_for(lambda: (d := backend.describe_job(name)).is_terminal and d, timeout, f"{name} to end")
+    return wait_until(lambda: (d := backend.describe_job(name)).is_terminal and d, timeout, f"{name} to end")
 
 
 # --- datasets ---------------------------------------------------------------------------------
@@ -144,7 +134,7 @@ def test_jobs_beyond_the_limit_wait_for_a_slot(tmp_path, small_dataset, monkeypa
     local.store_dataset(small_dataset, name="solder")
     first = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
     second = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
-    wait_for(lambda: local.describe_job(first).secondary_status == TRAINING, what="first training")
+    wait_until(lambda: local.describe_job(first).secondary_status == TRAINING, what="first training")
     time.sleep(0.5)
     assert local.describe_job(second).secondary_status == "Starting"
     a, b = wait_done(local, first), wait_done(local, second)
@@ -157,7 +147,7 @@ def test_stop_a_running_job_keeps_its_model(backend, monkeypatch):
     monkeypatch.setenv("FAKE_EPOCH_SECONDS", "1")
     monkeypatch.setenv("FAKE_EPOCHS", "30")
     name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
-    wait_for(lambda: not backend.read_metrics(name).empty, what="a first epoch")
+    wait_until(lambda: not backend.read_metrics(name).empty, what="a first epoch")
     assert backend.stop_job(name).status in ("Stopping", "Stopped")
     done = wait_done(backend, name, timeout=15)
     assert done.status == STOPPED and done.failure_reason == ""
@@ -171,7 +161,7 @@ def test_stop_a_queued_job(tmp_path, small_dataset, monkeypatch):
     local.store_dataset(small_dataset, name="solder")
     first = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
     queued = local.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
-    wait_for(lambda: local.describe_job(first).secondary_status == TRAINING, what="first training")
+    wait_until(lambda: local.describe_job(first).secondary_status == TRAINING, what="first training")
     local.stop_job(queued)
     done = wait_done(local, queued)
     assert done.status == STOPPED and TRAINING not in [t.status for t in done.transitions]
@@ -191,9 +181,9 @@ def test_jobs_survive_the_process_that_started_them(backend, tmp_path, monkeypat
     name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
     fresh = LocalBackend(home=backend.home, user="ana")  # as after a restart of the notebook or CLI
     assert [j.name for j in fresh.list_jobs()] == [name]
-    wait_for(lambda: fresh.describe_job(name).secondary_status == TRAINING, what="training")
+    wait_until(lambda: fresh.describe_job(name).secondary_status == TRAINING, what="training")
     os.kill(fresh.describe_job(name).extra["runner_pid"], signal.SIGKILL)  # the machine "restarts"
-    lost = wait_for(lambda: (d := fresh.describe_job(name)).is_terminal and d, what="lost job noticed")
+    lost = wait_until(lambda: (d := fresh.describe_job(name)).is_terminal and d, what="lost job noticed")
     assert lost.status == FAILED and "ended without finishing" in lost.failure_reason
     assert LocalBackend(home=backend.home, user="bo").list_jobs() == []  # users see only their jobs
 

@@ -26,14 +26,13 @@ from amc_widgets.backends.sagemaker import QuotaError, SageMakerBackend
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobNotFoundError, JobSpec
 from amc_widgets.core.metrics import metric_definitions
-from tests.conftest import zip_folder
+from tests.conftest import wait_until, zip_folder
 from tests.sagemaker_harness import (
     REGION,
     FakeServiceQuotas,
     MotoServer,
     SageMakerEmulator,
     moto_client_factory,
-    wait_until,
 )
 
 REPO = Path(__file__).resolve().parent.parent
