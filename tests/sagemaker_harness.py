@@ -7,6 +7,13 @@ output lines into moto's CloudWatch Logs stream, syncs checkpoints, uploads mode
 output.tar.gz, and moves the job through SageMaker's statuses in moto's own state.  Faults can be
 injected: a spot interruption (the container is killed and the job restarts from its
 checkpoints), a failing job, a stop.
+
+Where AWS is strict and moto is not, the emulator is strict too: CreateTrainingJob is refused
+(ValidationException, as SageMaker words it) for a role that does not exist or does not trust
+SageMaker, an image that is not registered (as an image missing from ECR), and values over the
+API's documented limits; a channel whose S3 prefix holds no object fails the job.  It also
+reports what the product did rather than what it decided itself: every CreateTrainingJob request
+as it went over the wire (``requests``), the container's exit code per attempt (``exit_codes``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,11 +29,13 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ClientError
 from moto.sagemaker.models import sagemaker_backends
 from moto.server import ThreadedMotoServer
 
@@ -73,14 +83,33 @@ def ok_response() -> tuple[AWSResponse, dict]:
     return AWSResponse("http://127.0.0.1/", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}}
 
 
-class SageMakerEmulator:
-    """Runs the training jobs created in moto with the real container, as SageMaker would."""
+CONTAINER_TRAIN = [sys.executable, str(REPO / "container" / "train")]
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# CreateTrainingJob's documented limits (SageMaker API reference)
+MAX_HYPERPARAMETERS, MAX_HYPERPARAMETER_KEY, MAX_HYPERPARAMETER_VALUE = 100, 256, 2500
+MAX_TAGS, MAX_INSTANCE_COUNT = 50, 20
 
-    def __init__(self, client, workdir: Path, container_command: list[str] | None = None):
+
+def validation_error(message: str) -> ClientError:
+    """The error SageMaker answers a request it refuses with."""
+    return ClientError({"Error": {"Code": "ValidationException", "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreateTrainingJob")
+
+
+class SageMakerEmulator:
+    """Runs the training jobs created in moto with the real container, as SageMaker would.
+
+    ``images`` maps an image URI to the command that plays that image (the registry: a job naming
+    any other image is refused).  Each command runs with ``AMC_ML_ROOT`` set to the job's /opt/ml.
+    """
+
+    def __init__(self, client, workdir: Path, images: dict[str, list[str]]):
         self.client = client  # factory: service name -> boto3 client on the moto endpoint
-        self.s3, self.sm, self.logs = client("s3"), client("sagemaker"), client("logs")
+        self.s3, self.sm, self.logs, self.iam = client("s3"), client("sagemaker"), client("logs"), client("iam")
         self.workdir = workdir
-        self.container_command = container_command or [sys.executable, str(REPO / "container" / "train")]
+        self.images = dict(images)
+        self.requests: dict[str, dict] = {}  # job name -> the CreateTrainingJob body as sent
+        self.exit_codes: dict[str, list[int]] = {}  # job name -> the container's exit code per attempt
         self.stop_requests: set[str] = set()
         self.interrupt_after_epoch: dict[str, int] = {}  # job -> epoch after which the spot instance "vanishes"
         self.processes: dict[str, subprocess.Popen] = {}
@@ -110,10 +139,10 @@ class SageMakerEmulator:
             thread.join(timeout=30)
 
     def attach(self, sagemaker_client) -> None:
-        """Hook the backend's client: a created job is InProgress at once (moto would say Completed),
-        and StopTrainingJob (which moto lacks) is answered here."""
-        sagemaker_client.meta.events.register("before-parameter-build.sagemaker.CreateTrainingJob",
-                                              lambda params, **_: self._pending.add(params["TrainingJobName"]))
+        """Hook the backend's client: CreateTrainingJob is checked as SageMaker checks it and recorded,
+        a created job is InProgress at once (moto would say Completed), and StopTrainingJob (which moto
+        lacks) is answered here."""
+        sagemaker_client.meta.events.register("before-call.sagemaker.CreateTrainingJob", self._receive)
         sagemaker_client.meta.events.register("after-call.sagemaker.CreateTrainingJob",
                                               lambda **kw: self._claim_pending())
 
@@ -125,6 +154,52 @@ class SageMakerEmulator:
             return ok_response()
 
         sagemaker_client.meta.events.register("before-call.sagemaker.StopTrainingJob", stop)
+
+    def _receive(self, params, **_) -> None:
+        """before-call: ``params['body']`` is the request exactly as it goes over the wire."""
+        body = json.loads(params["body"])
+        self.check_create_request(body)
+        self.requests[body["TrainingJobName"]] = body
+        self._pending.add(body["TrainingJobName"])
+
+    def check_create_request(self, body: dict) -> None:
+        """Refuse what SageMaker refuses at CreateTrainingJob (raises the ValidationException)."""
+        name = body["TrainingJobName"]
+        if not JOB_NAME_PATTERN.match(name):
+            raise validation_error(f"Training job name '{name}' does not match {JOB_NAME_PATTERN.pattern}")
+        if not self._role_trusts_sagemaker(body.get("RoleArn", "")):
+            raise validation_error(f"Could not assume role {body.get('RoleArn')}. Please ensure that the role exists "
+                                   "and allows principal 'sagemaker.amazonaws.com' to assume the role.")
+        image = body["AlgorithmSpecification"].get("TrainingImage", "")
+        if image not in self.images:
+            raise validation_error(f"Requested image {image} not found.")
+        hyperparameters = body.get("HyperParameters", {})
+        if len(hyperparameters) > MAX_HYPERPARAMETERS:
+            raise validation_error(f"{len(hyperparameters)} hyperparameters; at most {MAX_HYPERPARAMETERS}")
+        for key, value in hyperparameters.items():
+            if not isinstance(value, str) or len(key) > MAX_HYPERPARAMETER_KEY or len(value) > MAX_HYPERPARAMETER_VALUE:
+                raise validation_error(f"Hyperparameter {key!r}: keys and values are strings of at most "
+                                       f"{MAX_HYPERPARAMETER_KEY} and {MAX_HYPERPARAMETER_VALUE} characters")
+        if len(body.get("Tags", [])) > MAX_TAGS:
+            raise validation_error(f"At most {MAX_TAGS} tags")
+        if not 1 <= body["ResourceConfig"]["InstanceCount"] <= MAX_INSTANCE_COUNT:
+            raise validation_error(f"InstanceCount must be 1..{MAX_INSTANCE_COUNT}")
+        for channel in body.get("InputDataConfig", []):
+            if not channel["DataSource"]["S3DataSource"]["S3Uri"].startswith("s3://"):
+                raise validation_error("S3Uri must start with s3://")
+
+    def _role_trusts_sagemaker(self, arn: str) -> bool:
+        try:
+            role = self.iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]
+        except ClientError:
+            return False
+        document = role.get("AssumeRolePolicyDocument", {})
+        if isinstance(document, str):
+            document = json.loads(urllib.parse.unquote(document))
+        trusted = [s.get("Principal", {}).get("Service", []) for s in document.get("Statement", [])
+                   if s.get("Effect") == "Allow" and "sts:AssumeRole" in json.dumps(s.get("Action"))]
+        return role["Arn"] == arn and any("sagemaker.amazonaws.com" in ([t] if isinstance(t, str) else t)
+                                          for t in trusted)
 
     def _claim_pending(self) -> None:
         for name in list(self._pending):
@@ -165,13 +240,17 @@ class SageMakerEmulator:
             setattr(job, key, value)
 
     # --- one job ------------------------------------------------------------------------------
-    def _download_prefix(self, uri: str, dest: Path) -> None:
+    def _download_prefix(self, uri: str, dest: Path) -> int:
+        """Every object under ``uri`` into ``dest``; returns how many there were."""
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+        count = 0
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 target = dest / obj["Key"][len(prefix):].lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(bucket, obj["Key"], str(target))
+                count += 1
+        return count
 
     def _upload_folder(self, folder: Path, uri: str) -> None:
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
@@ -189,8 +268,12 @@ class SageMakerEmulator:
         channels = {c["ChannelName"]: {"TrainingInputMode": "File"} for c in job["InputDataConfig"]}
         (config / "inputdataconfig.json").write_text(json.dumps(channels))
         for channel in job["InputDataConfig"]:
-            self._download_prefix(channel["DataSource"]["S3DataSource"]["S3Uri"],
-                                  root / "input" / "data" / channel["ChannelName"])
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            if not self._download_prefix(uri, root / "input" / "data" / channel["ChannelName"]):
+                raise ChannelError(f"ClientError: No S3 objects found under S3 URL \"{uri}\" given in input data "
+                                   f"source. Please ensure that the bucket exists in the selected region ({REGION}), "
+                                   "that objects exist under that S3 prefix, and that the role has s3:ListBucket "
+                                   "permissions on the bucket.")
         if job.get("CheckpointConfig"):
             self._download_prefix(job["CheckpointConfig"]["S3Uri"], root / "checkpoints")
         return root
@@ -217,6 +300,8 @@ class SageMakerEmulator:
     def _run(self, name: str) -> None:
         try:
             self._run_attempts(name)
+        except ChannelError as exc:
+            self._set(name, "Failed", "Failed", "Training job failed", failure_reason=str(exc), training_end_time=_now())
         except Exception as exc:  # a harness fault must end the job, not hang the test
             self._set(name, "Failed", "Failed", "Harness error", failure_reason=f"harness: {exc!r}")
             raise
@@ -232,7 +317,8 @@ class SageMakerEmulator:
             self._set(name, "InProgress", "Training", "Training image download completed. Training in progress.",
                       training_start_time=_now())
             env = {**os.environ, "AMC_ML_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
-            process = subprocess.Popen(self.container_command, env=env, stdout=subprocess.PIPE,
+            command = self.images[job["AlgorithmSpecification"]["TrainingImage"]]
+            process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT)
             self.processes[name] = process
             if name in self.stop_requests:
@@ -241,6 +327,7 @@ class SageMakerEmulator:
             stopper.start()
             self._stream_output(name, process, f"{name}/algo-1-{int(time.time())}-{attempt}", root, job)
             code = process.wait()
+            self.exit_codes.setdefault(name, []).append(code)
             if code == -signal.SIGKILL and name not in self.stop_requests and not self._stopped.is_set():
                 continue  # spot interruption: start again from the checkpoints
             break
@@ -278,6 +365,10 @@ class SageMakerEmulator:
             reason = failure.read_text()[:1024] if failure.exists() else f"AlgorithmError: exit code {code}"
             self._set(name, "Failed", "Failed", "Training job failed", failure_reason=reason, **times)
         self._job(name).secondary_status_transitions[-1]["EndTime"] = _now()
+
+
+class ChannelError(RuntimeError):
+    """An input channel SageMaker could not download: the job fails with this reason."""
 
 
 class FakeServiceQuotas:

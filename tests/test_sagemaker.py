@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.retries.standard import ExponentialBackoff
 
 from amc_widgets.backends.aws_session import (
     AwsConnectionError,
@@ -28,6 +29,7 @@ from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobNotFoundError, 
 from amc_widgets.core.metrics import metric_definitions
 from tests.conftest import wait_until, zip_folder
 from tests.sagemaker_harness import (
+    CONTAINER_TRAIN,
     REGION,
     FakeServiceQuotas,
     MotoServer,
@@ -37,6 +39,10 @@ from tests.sagemaker_harness import (
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"model": "yolov5n", "imgsz": "96", "batch": "8", "workers": "0", "plots": "false"}
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/amc:test"  # plays the real container
+FAKE_CONTAINER = [sys.executable, str(REPO / "tests" / "fake_container.py")]
+FAKE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/amc-fake:test"  # the stand-in, 3 quick epochs
+LONG_FAKE_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/amc-fake:long"  # the stand-in, until stopped
 
 
 @pytest.fixture(scope="module")
@@ -68,16 +74,24 @@ def backend(moto, role_arn, quotas):
     if not info.bucket_exists:
         client("s3").create_bucket(Bucket=info.bucket)
         info = describe_connection(client, REGION)
-    return SageMakerBackend(client, info, role_arn, image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/amc:test",
-                            min_poll_seconds=0)
+    return SageMakerBackend(client, info, role_arn, image_uri=IMAGE, min_poll_seconds=0)
 
 
 @pytest.fixture(scope="module")
 def emulator(backend, moto, tmp_path_factory):
-    harness = SageMakerEmulator(moto_client_factory(moto.endpoint), tmp_path_factory.mktemp("sagemaker")).start()
+    images = {IMAGE: CONTAINER_TRAIN, FAKE_IMAGE: FAKE_CONTAINER,
+              LONG_FAKE_IMAGE: ["env", "FAKE_EPOCHS=100000", *FAKE_CONTAINER]}
+    harness = SageMakerEmulator(moto_client_factory(moto.endpoint), tmp_path_factory.mktemp("sagemaker"), images)
+    harness.start()
     harness.attach(backend.sm)
     yield harness
     harness.close()
+
+
+def backend_with_image(backend, image: str, role_arn: str | None = None) -> SageMakerBackend:
+    """The same connection (and so the same hooked clients) starting jobs from another image."""
+    return SageMakerBackend(backend._client, backend.info, role_arn or backend.role_arn, image_uri=image,
+                            min_poll_seconds=0)
 
 
 def _count_calls(client, operation: str) -> list[str]:
@@ -170,7 +184,8 @@ class _FlakyRaw:
         yield self.body
 
 
-def test_s3_500s_and_throttling_are_retried(backend, small_dataset):
+def test_s3_500s_and_throttling_are_retried(backend, small_dataset, monkeypatch):
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)  # same attempts, no waiting
     failures = {"left": 4}
 
     def fail_some(request, **_):
@@ -189,6 +204,30 @@ def test_s3_500s_and_throttling_are_retried(backend, small_dataset):
     assert failures["left"] == 0 and info.complete
 
 
+def test_retries_in_force_are_adaptive_with_nine_attempts(backend, monkeypatch):
+    """The configuration botocore really uses on every client, and its effect: a request that keeps
+    failing is sent 9 times (8 retries) before the error reaches the product."""
+    for service in ("s3", "sagemaker", "logs", "sts", "iam"):
+        assert backend._client(service).meta.config.retries == {"mode": "adaptive", "total_max_attempts": 9}
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0)
+    sent = []
+
+    def always_500(request, **_):
+        if request.url.endswith("/retry-probe"):
+            sent.append(request.method)
+            body = b"<Error><Code>InternalError</Code><Message>try again</Message></Error>"
+            return AWSResponse(request.url, 500, {}, _FlakyRaw(body))
+        return None
+
+    backend.s3.meta.events.register("before-send.s3", always_500, unique_id="always500")
+    try:
+        with pytest.raises(ClientError, match="InternalError"):
+            backend.s3.put_object(Bucket=backend.bucket, Key="retry-probe", Body=b"x")
+    finally:
+        backend.s3.meta.events.unregister("before-send.s3", unique_id="always500")
+    assert sent == ["PUT"] * 9
+
+
 def test_zip_is_unpacked_while_uploading_and_unsafe_zips_refused(backend, small_dataset, tmp_path):
     archive = tmp_path / "solder.zip"
     zip_folder(small_dataset, archive).close()
@@ -198,11 +237,13 @@ def test_zip_is_unpacked_while_uploading_and_unsafe_zips_refused(backend, small_
                                  Key=f"users/{backend.user}/custom-uploads/solder/export/data.yaml")["Body"].read()
     assert body == (small_dataset / "data.yaml").read_bytes()
     evil = tmp_path / "evil.zip"
-    with zipfile.ZipFile(evil, "w") as zf:
+    with zip_folder(small_dataset, evil) as zf:  # a good dataset, and one member that climbs out
         zf.writestr("../../etc/cron.d/x", "boom")
-    with pytest.raises((DatasetError, ValueError)):
+    with pytest.raises(DatasetError, match=r"'\.\./\.\./etc/cron\.d/x' climbs out"):
         backend.store_dataset(evil)
     assert "evil" not in [d.name for d in backend.list_datasets()]
+    listed = backend.s3.list_objects_v2(Bucket=backend.bucket).get("Contents", [])
+    assert not [obj["Key"] for obj in listed if "cron" in obj["Key"] or "/evil/" in obj["Key"]]
 
 
 def test_delete_dataset(backend, small_dataset):
@@ -215,10 +256,15 @@ def test_delete_dataset(backend, small_dataset):
 
 # --- jobs -------------------------------------------------------------------------------------
 
-def test_training_job_request_is_complete(backend):
+def test_training_job_request_is_complete(backend, role_arn):
     request = backend.training_job_request(
         JobSpec(dataset="solder", hyperparameters={"epochs": "3"}, instance_type="ml.g4dn.12xlarge",
                 instance_count=2, spot=True), "amc-job-1")
+    assert request["RoleArn"] == role_arn
+    assert request["AlgorithmSpecification"]["TrainingImage"] == IMAGE
+    assert request["InputDataConfig"] == [{"ChannelName": "training", "InputMode": "File", "DataSource": {
+        "S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                         "S3Uri": f"s3://{backend.bucket}/users/{backend.user}/custom-uploads/solder/"}}}]
     assert request["ResourceConfig"] == {"InstanceType": "ml.g4dn.12xlarge", "InstanceCount": 2, "VolumeSizeInGB": 50}
     stopping = request["StoppingCondition"]
     assert stopping["MaxRuntimeInSeconds"] == 48 * 3600 <= stopping["MaxWaitTimeInSeconds"]
@@ -228,6 +274,69 @@ def test_training_job_request_is_complete(backend):
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
     assert {t["Key"] for t in request["Tags"]} == {"amc:user", "amc:dataset", "amc:app"}
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+
+
+def test_sagemaker_receives_the_users_role_image_and_dataset(backend, emulator, role_arn, small_dataset):
+    """What went over the wire, checked by the emulator as SageMaker checks it, and run by the stand-in."""
+    backend.store_dataset(small_dataset, name="wire", overwrite=True)
+    fake = backend_with_image(backend, FAKE_IMAGE)
+    job = fake.start_job(JobSpec(dataset="wire", hyperparameters={**FAST, "epochs": "3", "lr0": "0.02"},
+                                 instance_type="ml.m5.large", name="amc-wire"))
+    sent = emulator.requests["amc-wire"]
+    assert sent["RoleArn"] == role_arn
+    assert sent["AlgorithmSpecification"]["TrainingImage"] == FAKE_IMAGE
+    (channel,) = sent["InputDataConfig"]
+    assert channel["ChannelName"] == "training"
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{backend.bucket}/users/{backend.user}/custom-uploads/wire/"
+    assert sent["HyperParameters"]["lr0"] == "0.02" and sent["HyperParameters"]["epochs"] == "3"
+    done = wait_until(lambda: (d := fake.describe_job(job.name)).is_terminal and d, timeout=60, what="the job")
+    assert done.status == COMPLETED, done.failure_reason
+    lines = fake.read_logs(job.name).lines
+    # the stand-in counted the entries of the channel it was given: the dataset's and its manifest
+    entries = len(list(small_dataset.rglob("*"))) + 1
+    assert f"fake container, dataset files: {entries}" in lines
+
+
+def test_sagemaker_refuses_a_role_it_cannot_assume_and_an_unknown_image(backend, emulator, moto, small_dataset):
+    backend.store_dataset(small_dataset, name="refused", overwrite=True)
+    iam = moto_client_factory(moto.endpoint)("iam")
+    trust_ec2 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "ec2.amazonaws.com"}}]}
+    ec2_role = iam.create_role(RoleName="NotForSageMaker", AssumeRolePolicyDocument=json.dumps(trust_ec2))["Role"]["Arn"]
+    spec = JobSpec(dataset="refused", hyperparameters=FAST, instance_type="ml.m5.large")
+    for other in (backend_with_image(backend, FAKE_IMAGE, role_arn=ec2_role),
+                  backend_with_image(backend, "123456789012.dkr.ecr.us-east-1.amazonaws.com/nothing:here")):
+        with pytest.raises(AwsConnectionError, match="Could not start the training job: ValidationException"):
+            other.start_job(spec)
+    assert not [name for name in emulator.requests if name.startswith("amc-yolov5n-refused")]
+
+
+def test_quota_counts_the_jobs_already_running(backend, emulator, quotas, small_dataset):
+    """3 spot g4dn.xlarge allowed, one job on 2 of them running (and one on another type): one more may
+    start, two may not; on-demand instances are counted apart."""
+    backend.store_dataset(small_dataset, name="quota-busy", overwrite=True)
+    long = backend_with_image(backend, LONG_FAKE_IMAGE)
+    running = [long.start_job(JobSpec(dataset="quota-busy", hyperparameters=FAST, instance_type="ml.g4dn.xlarge",
+                                      instance_count=2, spot=True, name="amc-quota-busy")),
+               long.start_job(JobSpec(dataset="quota-busy", hyperparameters=FAST, instance_type="ml.g5.xlarge",
+                                      spot=True, name="amc-quota-other"))]
+    quotas.values["ml.g4dn.xlarge for spot training job usage"] = 3
+    quotas.values["ml.g4dn.xlarge for training job usage"] = 2
+    try:
+        assert [long.describe_job(job.name).status for job in running] == ["InProgress"] * 2
+        long.check_quota("ml.g4dn.xlarge", 1, spot=True)
+        with pytest.raises(QuotaError, match=r"may run 3 x ml.g4dn.xlarge \(spot\) at once and 2 are in use, so 2 more"):
+            long.check_quota("ml.g4dn.xlarge", 2, spot=True)
+        long.check_quota("ml.g4dn.xlarge", 2, spot=False)
+        with pytest.raises(QuotaError, match="0 are in use, so 3 more"):
+            long.check_quota("ml.g4dn.xlarge", 3, spot=False)
+    finally:
+        quotas.values.clear()
+        for job in running:
+            long.stop_job(job.name)
+    for job in running:
+        stopped = wait_until(lambda: (d := long.describe_job(job.name)).is_terminal and d, timeout=60, what="stop")
+        assert stopped.status == STOPPED
 
 
 def test_quota_refuses_before_launch(backend, quotas, small_dataset):
@@ -275,9 +384,12 @@ def test_two_jobs_logs_metrics_stop_and_download(backend, emulator, small_datase
 
     wait_until(lambda: not backend.read_metrics(stop.name).empty, timeout=300, what="a first epoch of the job to stop")
     backend.stop_job(stop.name)
-    stopped = wait_until(lambda: (d := backend.describe_job(stop.name)).status == STOPPED and d, timeout=120,
-                         what="the stop")
-    assert [t.status for t in stopped.transitions][-1] == "Stopped"
+    stopped = wait_until(lambda: (d := backend.describe_job(stop.name)).is_terminal and d, timeout=120, what="the stop")
+    assert stopped.status == STOPPED
+    assert emulator.exit_codes[stop.name] == [143]  # the container itself heard SIGTERM and saved
+    saved = backend.download_outputs(stop.name, tmp_path / "stopped")
+    card = json.loads((saved.onnx.parent / "model_card.json").read_text())
+    assert card["stopped_by_request"] is True and card["epochs_completed"] >= 1
 
     outputs = {o.job_name for o in backend.list_outputs()}
     assert {keep.name, stop.name} <= outputs
@@ -402,7 +514,7 @@ def test_live_tail_delivers_lines():
 
 
 def test_cli_works_against_the_sagemaker_backend(moto, role_arn, small_dataset, tmp_path):
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "sekrit-cli-value",
            "PYTHONPATH": str(REPO), "AMC_ROLE_ARN": role_arn}
     base = [sys.executable, "-m", "amc_widgets.cli", "--backend", "sagemaker", "--endpoint-url", moto.endpoint,
             "--region", REGION]
@@ -412,7 +524,7 @@ def test_cli_works_against_the_sagemaker_backend(moto, role_arn, small_dataset, 
 
     connected = amc("connect")
     assert connected.returncode == 0 and "123456789012" in connected.stdout and role_arn in connected.stdout
-    assert "testing" not in connected.stdout + connected.stderr  # no secret in output
+    assert "sekrit" not in connected.stdout + connected.stderr  # no secret in output
     uploaded = amc("datasets", "upload", small_dataset, "--name", "from-cli")
     assert uploaded.returncode == 0, uploaded.stderr
     assert "from-cli" in amc("datasets").stdout
@@ -442,7 +554,7 @@ def test_spot_interruption_resumes_from_checkpoints(backend, emulator, small_dat
                               spot=True, name="amc-spot"))
     done = wait_until(lambda: (d := backend.describe_job("amc-spot")).is_terminal and d, timeout=300, what="spot job")
     assert done.status == COMPLETED, done.failure_reason
-    assert "Interrupted" in [t.status for t in done.transitions]
+    assert emulator.exit_codes["amc-spot"] == [-9, 0]  # killed after epoch 1, then finished in a second attempt
     lines = backend.read_logs("amc-spot").lines
     assert any("Resuming" in line for line in lines)
     assert all(line.startswith("[algo-1]") for line in lines)  # two streams (attempts) of one host
