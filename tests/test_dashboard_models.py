@@ -426,15 +426,29 @@ def test_poller_thread_delivers_changes_then_stops(fake):
 
 
 def test_idle_poller_without_a_connection_is_quiet(tmp_path):
-    """As the dashboard wires it: after Close the board is cleared and the poller should just idle."""
+    """As the dashboard wires it: after Close the board is cleared and the poller should just idle,
+    never asking for the (gone) backend."""
     connection = ConnectionModel(local_factory=lambda: LocalBackend(home=tmp_path, user="ana"))
-    board = JobBoard(connection.require_backend, clock=Clock())
+    asked = []
+
+    def backend():
+        asked.append(True)
+        return connection.require_backend()
+
+    board = JobBoard(backend, clock=Clock())
     connection.connect()
     connection.close()
     board.clear()
     errors = []
     poller = Poller(board, on_change=lambda *_: None, on_error=errors.append)
-    assert poller.run_once() is None and errors == []
+    poller.start()  # the thread, as the dashboard runs it: its errors go to on_error, not to the test
+    try:
+        for _ in range(3):
+            board.wakeup.set()
+            time.sleep(0.1)
+    finally:
+        poller.stop()
+    assert errors == [] and asked == []
 
 
 # --- training form ----------------------------------------------------------------------------
@@ -649,6 +663,49 @@ def test_aws_test_then_connect_clears_the_secret_from_the_form():
     summary = model.summary()
     assert summary["Account"] == "123456789012" and summary["Bucket"] == module.info.bucket
     assert SECRET not in everything_shown(model) and TOKEN not in everything_shown(model)
+
+
+def connection_form(module) -> "ConnectionView":
+    """The Connection panel on an AWS model, with the secrets typed into its password fields."""
+    from amc_widgets.ui.views.connection import ConnectionView
+
+    view = ConnectionView(aws_model(module))
+    view.model.aws.forget_secrets()  # as the user sees it: nothing typed yet
+    view.access_key.input.value, view.region.input.value = "AKIAEXAMPLE", "eu-west-1"
+    view.secret.input.value, view.token.input.value = SECRET, TOKEN
+    return view
+
+
+def test_a_failed_test_empties_the_secret_fields_and_forgets_the_secret():
+    module = aws_stub(test_error=RuntimeError(f"SignatureDoesNotMatch for {SECRET}"))
+    view = connection_form(module)
+    view.test_button.click()
+    assert module.calls[-1][1].secret_access_key == SECRET  # it was used
+    assert (view.secret.input.value, view.token.input.value) == ("", "")
+    assert not view.model.holds_secret and view.model.aws.session_token == ""
+    assert "SignatureDoesNotMatch" in view.status.value and SECRET not in view.status.value
+
+
+def test_a_successful_test_empties_the_fields_and_connect_uses_the_tested_secret():
+    module = aws_stub()
+    view = connection_form(module)
+    view.test_button.click()
+    assert (view.secret.input.value, view.token.input.value) == ("", "")
+    assert view.model.holds_secret and "kept in memory" in view.secret.input.placeholder
+    view.connect_button.click()  # the fields are empty now: the secret held in memory is used
+    _, creds, role, _ = module.calls[-1]
+    assert (creds.secret_access_key, creds.session_token, role) == (SECRET, TOKEN, module.info.roles[0])
+    assert view.model.connected and not view.model.holds_secret and view.secret.input.placeholder == ""
+    assert (view.secret.input.value, view.token.input.value) == ("", "")
+
+
+def test_a_failed_connect_empties_the_secret_fields():
+    module = aws_stub(connect_error=RuntimeError("AccessDenied"))
+    view = connection_form(module)
+    view.role.input.value = module.info.roles[0]
+    view.connect_button.click()
+    assert not view.model.connected and "AccessDenied" in view.status.value
+    assert (view.secret.input.value, view.token.input.value) == ("", "") and not view.model.holds_secret
 
 
 def test_close_forgets_backend_and_secret():

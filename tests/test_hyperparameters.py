@@ -22,8 +22,11 @@ def test_string_values_from_sagemaker_are_typed():
 
 def test_sdk_json_encoded_strings_and_foreign_keys_are_accepted():
     values = decode_hyperparameters({"model": '"yolov5x"', "sagemaker_program": '"x"',
+                                     "sagemaker_submit_directory": '"s3://b/k"',
                                      "_tuning_objective_metric": "mAP50-95"})
     assert values["model"] == "yolov5x"
+    assert set(values) == set(HYPERPARAMETERS)  # SageMaker's own keys are dropped, not passed on
+    assert values == {**defaults(), "model": "yolov5x"}
 
 
 def test_every_bad_key_is_named_in_one_error():
