@@ -15,9 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from amc_widgets.backends.aws_session import AwsError, explain_client_error
+from amc_widgets.backends.aws_session import AWS_ERRORS, AwsError, explain_client_error
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
@@ -185,7 +183,7 @@ def follow_live(backend, name: str, out: TextIO) -> int:
     out.flush()
     try:
         backend.tail_logs(name, lambda line: (out.write(line + "\n"), out.flush()))
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_ERRORS as exc:
         print(f"Live Tail is not available: {explain_client_error(exc, 'start Live Tail')}; polling instead",
               file=sys.stderr)
         return follow_logs(backend, name, out, cursor=so_far.cursor)
@@ -362,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except HyperparameterError as exc:
         print("amc: error: " + "; ".join(f"{k}: {v}" for k, v in exc.problems.items()), file=sys.stderr)
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_ERRORS as exc:
         print("amc: error: " + explain_client_error(exc, "complete the request"), file=sys.stderr)
     except (DatasetError, JobNotFoundError, AwsError, OSError, ValueError) as exc:
         message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"

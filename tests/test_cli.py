@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,8 +22,8 @@ def amc(tmp_path):
     env = {**os.environ, "AMC_HOME": str(tmp_path / "home"), "AMC_USER": "ana", "AMC_MAX_JOBS": "2",
            "PYTHONPATH": str(REPO)}
 
-    def run(*args, check=True, timeout=120):
-        result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", *map(str, args)], env=env,
+    def run(*args, check=True, timeout=120, extra_env=None):
+        result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", *map(str, args)], env={**env, **(extra_env or {})},
                                 capture_output=True, text=True, timeout=timeout)
         if check:
             assert result.returncode == 0, result.stdout + result.stderr
@@ -55,6 +57,38 @@ def test_bad_input_gets_one_clear_line(amc, tmp_path, small_dataset):
     assert "No training job" in _one_clear_line(amc("logs", "nobody", check=False))
     assert "No training job" in _one_clear_line(amc("stop", "nobody", check=False))
     assert "no outputs" in _one_clear_line(amc("download", "nobody", tmp_path / "dl", check=False))
+
+
+class _WebPage(http.server.BaseHTTPRequestHandler):
+    """Answers every request with an ordinary web page, as a wrong endpoint URL or a proxy would."""
+
+    def _page(self):
+        body = b"<!DOCTYPE html><html><body><h1>Welcome</h1><p>Not AWS</body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_HEAD = _page
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_endpoint_that_is_not_aws_gets_one_clear_line(amc):
+    keys = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "sekrit-example"}
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _WebPage)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = amc("--backend", "sagemaker", "--endpoint-url", f"http://127.0.0.1:{server.server_port}",
+                     "--region", "us-east-1", "connect", check=False, extra_env=keys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = _one_clear_line(result)
+    assert "not an AWS response" in line and "<html" not in line.lower()
 
 
 def test_check_dataset_reports_problems_with_exit_code(amc, dataset_copy):

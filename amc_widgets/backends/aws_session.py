@@ -12,6 +12,11 @@ from typing import Any, Callable
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.parsers import ResponseParserError
+
+# Everything botocore raises for a request that went wrong.  ResponseParserError (an answer that is
+# not AWS's: a proxy's or a web server's page) derives from neither of the other two.
+AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 
 # Throttling and 5xx are retried with backoff by botocore itself ("adaptive" adds client-side rate limiting).
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60,
@@ -107,8 +112,9 @@ def explain_client_error(exc: Exception, action: str) -> str:
             "UnrecognizedClientException": "the credentials are not valid in this region",
         }
         return f"Could not {action}: {hints.get(code, f'{code}: {message}')}"
-    if isinstance(exc, BotoCoreError):
-        return f"Could not {action}: {exc}"
+    if isinstance(exc, ResponseParserError):  # its text carries the whole page that came back
+        return (f"Could not {action}: the endpoint answered with something that is not an AWS response "
+                "(check the endpoint URL, the region, or a proxy in between)")
     return f"Could not {action}: {exc}"
 
 
@@ -127,7 +133,7 @@ def describe_connection(client: ClientFactory, region: str) -> ConnectionInfo:
     """Who is calling (STS), whether the default bucket is there, and which roles SageMaker may assume."""
     try:
         identity = client("sts").get_caller_identity()
-    except (ClientError, BotoCoreError) as exc:
+    except AWS_ERRORS as exc:
         raise AwsConnectionError(explain_client_error(exc, "reach AWS")) from None
     account, arn = identity["Account"], identity["Arn"]
     bucket = default_bucket(region, account)

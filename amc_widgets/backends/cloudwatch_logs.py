@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from botocore.exceptions import BotoCoreError, ClientError
+from amc_widgets.backends.aws_session import AWS_ERRORS
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -57,7 +57,7 @@ class LogFollower:
         for order, stream in enumerate(streams):
             try:
                 events, token = self._events(stream, cursor.get(stream))
-            except (ClientError, BotoCoreError):
+            except AWS_ERRORS:
                 continue  # the cursor keeps this stream's old token: nothing is skipped
             if token:
                 cursor[stream] = token

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from amc_widgets.backends.aws_session import (
+    AWS_ERRORS,
     AwsConnectionError,
     AwsError,
     AwsCredentials,
@@ -134,7 +135,7 @@ class SageMakerBackend:
 
             with open_safe_zip(source) as archive:
                 return self.datasets.upload(name, zip_items(archive), source.name, overwrite, progress)
-        except (ClientError, BotoCoreError) as exc:
+        except AWS_ERRORS as exc:
             raise AwsConnectionError(explain_client_error(exc, f"upload '{name}' (run the upload again to "
                                                                "resume; what arrived is kept)")) from None
 
@@ -156,7 +157,7 @@ class SageMakerBackend:
                 for quota in page.get("Quotas", []):
                     if quota.get("QuotaName") == quota_name:
                         limit = quota.get("Value")
-        except (ClientError, BotoCoreError):
+        except AWS_ERRORS:
             return  # no servicequotas permission: SageMaker itself will say no if it must
         if limit is None:
             return
