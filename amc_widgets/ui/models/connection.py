@@ -46,6 +46,9 @@ class AwsForm:
     def secrets(self) -> tuple[str, str]:
         return self.secret_access_key, self.session_token
 
+    def forget_secrets(self) -> None:
+        self.secret_access_key = self.session_token = ""
+
 
 class ConnectionModel(Observable):
     """The backend in use, how it was reached, and what the user should see about it."""
@@ -98,7 +101,8 @@ class ConnectionModel(Observable):
         try:
             info = module.SageMakerBackend.test_connection(self.credentials(module))
         except Exception as exc:  # noqa: BLE001 - any AWS error is shown, secrets removed
-            return self._fail(f"Connection test failed: {exc}")
+            return self._fail(f"Connection test failed: {exc}", forget_secrets=True)
+        # a secret that worked stays in this kernel's memory for Connect (the form itself is emptied)
         self.info, self.error = info, ""
         if not self.aws.role_arn and getattr(info, "roles", None):
             self.aws.role_arn = info.roles[0]
@@ -125,8 +129,8 @@ class ConnectionModel(Observable):
                 self.backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
                                                                create_bucket=not self.info.bucket_exists)
             except Exception as exc:  # noqa: BLE001
-                return self._fail(f"Could not connect: {exc}")
-            self.aws.secret_access_key = self.aws.session_token = ""
+                return self._fail(f"Could not connect: {exc}", forget_secrets=True)
+            self.aws.forget_secrets()
             self.message = "Connected to AWS"
         self.error = ""
         self._notify("connected")
@@ -135,14 +139,22 @@ class ConnectionModel(Observable):
     def close(self) -> None:
         """Forget the backend, and the secret with it."""
         self.backend, self.info = None, None
-        self.aws.secret_access_key = self.aws.session_token = ""
+        self.aws.forget_secrets()
         self.message = "Not connected"
         self._notify("closed")
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, forget_secrets: bool = False) -> None:
+        """Show ``message`` (secrets redacted); a secret that failed is dropped: the user types it again."""
         self.error = redact(message, self.aws.secrets())
+        if forget_secrets:
+            self.aws.forget_secrets()
         self._notify("error")
         return None
+
+    @property
+    def holds_secret(self) -> bool:
+        """A tested secret waits in memory for Connect."""
+        return bool(self.aws.secret_access_key)
 
     # --- what the panel shows -----------------------------------------------------------------
     @property

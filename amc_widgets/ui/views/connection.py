@@ -46,10 +46,13 @@ class ConnectionView:
         self.render()
 
     def _read_form(self) -> None:
+        """Copy the form into the model; an empty secret field keeps the secret the model still holds."""
         form = self.model.aws
         form.access_key_id = self.access_key.input.value
-        form.secret_access_key = self.secret.input.value
-        form.session_token = self.token.input.value
+        if self.secret.input.value:
+            form.secret_access_key = self.secret.input.value
+        if self.token.input.value:
+            form.session_token = self.token.input.value
         form.profile = self.profile.input.value
         form.region = self.region.input.value
         form.role_arn = self.role.input.value
@@ -60,15 +63,28 @@ class ConnectionView:
     def _on_test(self, _button: w.Button) -> None:
         self._read_form()
         self.status.value = message("info", "Testing the connection...")
-        self.model.test()
+        try:
+            self.model.test()
+        finally:
+            self._empty_secret_fields()
 
     def _on_connect(self, _button: w.Button) -> None:
         self._read_form()
         self.status.value = message("info", "Connecting...")
-        self.model.connect()
+        try:
+            self.model.connect()
+        finally:
+            self._empty_secret_fields()
 
     def _on_close(self, _button: w.Button) -> None:
         self.model.close()
+        self._empty_secret_fields()
+
+    def _empty_secret_fields(self) -> None:
+        """The browser keeps no secret once it has been used, whether that worked or not (a tested
+        one waits in the kernel's memory for Connect)."""
+        self.secret.input.value = self.token.input.value = ""
+        self.render()
 
     def render(self) -> None:
         model = self.model
@@ -87,9 +103,9 @@ class ConnectionView:
         self.role.input.options = roles
         if model.aws.role_arn and not self.role.input.value:
             self.role.input.value = model.aws.role_arn
-        # the form keeps no secret once it has been used or closed
-        self.secret.input.value = model.aws.secret_access_key
-        self.token.input.value = model.aws.session_token
+        held = "entered and tested: kept in memory for Connect (type to replace)"
+        self.secret.input.placeholder = held if model.holds_secret else ""
+        self.token.input.placeholder = held if model.aws.session_token else ""
         self.connect_button.disabled = model.kind == AWS and not model.aws_available
         self.close_button.disabled = not model.connected
         if model.error:
