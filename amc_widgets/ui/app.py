@@ -14,13 +14,14 @@ from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
 from amc_widgets.ui.poller import Poller
+from amc_widgets.ui.project_files import project_file
 from amc_widgets.ui.views.common import CSS, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
 from amc_widgets.ui.views.train import TrainView
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = project_file("README.md")
 TABS = ("Connection", "Dataset", "Train", "Jobs", "Compare", "Help")
 
 

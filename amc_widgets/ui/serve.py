@@ -9,11 +9,12 @@ import warnings
 from pathlib import Path
 
 from amc_widgets.backends.base import Backend
+from amc_widgets.ui.project_files import project_file
 
 DEMO_DATASET = "demo-solder"
 DEFAULT_PORT = 8866
 WEBSOCKET_MAX_MESSAGE_BYTES = 200 * 1024 * 1024  # browser uploads travel as one websocket message
-NOTEBOOK = Path(__file__).resolve().parents[2] / "dashboard.ipynb"
+NOTEBOOK = project_file("dashboard.ipynb")
 
 
 def ensure_demo_dataset(backend: Backend) -> str | None:
