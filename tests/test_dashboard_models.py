@@ -34,7 +34,7 @@ from amc_widgets.core.metrics import format_metrics_line, parse_metrics
 from amc_widgets.core.parameters import preset_values
 from amc_widgets.ui.models import connection as connection_module
 from amc_widgets.ui.models import dataset as dataset_module
-from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel
+from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel, NotConnectedError
 from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.jobs import (
     BACKOFF,
@@ -48,7 +48,8 @@ from amc_widgets.ui.models.jobs import (
 from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, LOCAL_INSTANCE, ParametersModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.preview import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
-from amc_widgets.ui.text import clean_log_line, human_bytes, human_duration, log_html, redact
+from amc_widgets.core.errors import redact
+from amc_widgets.ui.text import clean_log_line, human_bytes, human_duration, log_html
 
 SPEC = JobSpec(dataset="solder", hyperparameters={"model": "yolov5n", "epochs": "3"})
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -720,7 +721,7 @@ def test_close_forgets_backend_and_secret():
     assert model.backend is None and model.info is None and not model.connected
     assert model.aws.secret_access_key == "" and model.aws.session_token == ""
     assert model.summary() == {"Status": "Not connected"} and heard == ["closed"]
-    with pytest.raises(RuntimeError, match="Not connected"):
+    with pytest.raises(NotConnectedError, match="Not connected"):
         model.require_backend()
 
 
@@ -824,7 +825,7 @@ def test_validation_image_from_the_folder_checked_here(datasets, small_dataset):
 
 def test_datasets_need_a_connection(tmp_path):
     model = DatasetModel(ConnectionModel(local_factory=lambda: None), upload_dir=tmp_path)
-    with pytest.raises(RuntimeError, match="Not connected"):
+    with pytest.raises(NotConnectedError, match="Not connected"):
         model.refresh()
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from amc_widgets.core.errors import AmcError
+
 FAILURE_LIMIT = 1024  # SageMaker shows the first 1,024 characters of the failure file as FailureReason
 
 
-class ContractError(ValueError):
+class ContractError(AmcError, ValueError):
     """A file SageMaker should have written is missing or malformed."""
 
 

@@ -11,8 +11,8 @@ from types import ModuleType
 from typing import Any, Callable
 
 from amc_widgets.backends.base import Backend
+from amc_widgets.core.errors import AmcError, redact, user_message
 from amc_widgets.ui.models import Observable
-from amc_widgets.ui.text import redact
 
 LOCAL, AWS = "local", "aws"
 AWS_UNAVAILABLE = "AWS backend not available in this version"
@@ -48,6 +48,10 @@ class AwsForm:
 
     def forget_secrets(self) -> None:
         self.secret_access_key = self.session_token = ""
+
+
+class NotConnectedError(AmcError):
+    """An action needs a backend and none is connected."""
 
 
 class ConnectionModel(Observable):
@@ -101,7 +105,7 @@ class ConnectionModel(Observable):
         try:
             info = module.SageMakerBackend.test_connection(self.credentials(module))
         except Exception as exc:  # noqa: BLE001 - any AWS error is shown, secrets removed
-            return self._fail(f"Connection test failed: {exc}", forget_secrets=True)
+            return self._fail("Connection test failed: " + user_message(exc), forget_secrets=True)
         # a secret that worked stays in this kernel's memory for Connect (the form itself is emptied)
         self.info, self.error = info, ""
         if not self.aws.role_arn and getattr(info, "roles", None):
@@ -129,7 +133,7 @@ class ConnectionModel(Observable):
                 self.backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
                                                                create_bucket=not self.info.bucket_exists)
             except Exception as exc:  # noqa: BLE001
-                return self._fail(f"Could not connect: {exc}", forget_secrets=True)
+                return self._fail("Could not connect: " + user_message(exc), forget_secrets=True)
             self.aws.forget_secrets()
             self.message = "Connected to AWS"
         self.error = ""
@@ -167,7 +171,7 @@ class ConnectionModel(Observable):
 
     def require_backend(self) -> Backend:
         if self.backend is None:
-            raise RuntimeError("Not connected: open the Connection tab and connect first")
+            raise NotConnectedError("Not connected: open the Connection tab and connect first")
         return self.backend
 
     def summary(self) -> dict[str, str]:

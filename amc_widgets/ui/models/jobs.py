@@ -12,6 +12,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from amc_widgets.backends.base import Backend, DownloadResult
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
 from amc_widgets.core.metrics import MARKER, METRIC_NAMES
 from amc_widgets.ui.text import clean_log_line, human_duration
@@ -96,7 +97,7 @@ class JobCard:
             self.interval = fastest if change.log or not self.interval else min(slowest, self.interval * BACKOFF)
             self.next_poll = now + self.interval
         except Exception as exc:  # noqa: BLE001 - shown on the card; the poller goes on
-            self.error = f"Could not refresh: {exc}"
+            self.error = "Could not refresh: " + user_message(exc)
             change.status = True
             self.next_poll = now + ERROR_RETRY_SECONDS
         return change
@@ -237,7 +238,7 @@ class JobBoard:
                 state.preview_note = (f"{len(detections)} object(s) found on {validation_image.name} "
                                       "(confidence >= 0.25)")
         except Exception as exc:  # noqa: BLE001 - shown on the card
-            state.error = f"Download failed: {exc}"
+            state.error = "Download failed: " + user_message(exc)
         finally:
             state.running = False
             on_progress(card)

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 from amc_widgets.core.dataset_check import DatasetReport
 from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
 from amc_widgets.ui.text import human_bytes
-from amc_widgets.ui.views.common import Field, button, chart, guarded, in_background, message, panel
+from amc_widgets.ui.views.common import Field, button, chart, describe_error, guarded, in_background, message, panel
 
 
 def report_html(report: DatasetReport) -> str:
@@ -146,7 +146,7 @@ class DatasetView:
                 self.store_status.value = message(
                     "ok", f"Stored '{info.name}': {info.files} files, {human_bytes(info.bytes)}")
             except Exception as exc:  # noqa: BLE001 - shown to the user
-                self.store_status.value = message("error", str(exc))
+                self.store_status.value = message("error", describe_error(exc))
             finally:
                 self.store_button.disabled = False
 
