@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
+from amc_widgets.backends.base import TailsLogs
 from amc_widgets.core.dataset_check import check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.errors import is_expected, user_message
@@ -193,9 +194,11 @@ def follow_live(backend, name: str, out: TextIO) -> int:
 
 
 def cmd_logs(args) -> int:
-    if args.live_tail and (args.backend != "sagemaker" or not args.follow):
-        raise ValueError("--live-tail needs --backend sagemaker and --follow")
+    if args.live_tail and not args.follow:
+        raise ValueError("--live-tail needs --follow")
     backend = _backend(args)
+    if args.live_tail and not isinstance(backend, TailsLogs):
+        raise ValueError("--live-tail needs a backend that streams logs (--backend sagemaker)")
     if args.live_tail:
         return follow_live(backend, args.job, sys.stdout)
     if args.follow:

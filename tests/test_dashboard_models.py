@@ -73,6 +73,8 @@ class FakeBackend:
 
     def __init__(self, name: str = "local"):
         self.name, self.user = name, "ana"
+        if name == "local":
+            self.home = Path("fake-workspace")  # jobs "run here": the RunsJobsHere capability
         self.jobs: dict[str, JobDescription] = {}
         self.logs: dict[str, list[str]] = {}
         self.calls: Counter = Counter()

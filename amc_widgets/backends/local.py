@@ -37,6 +37,7 @@ from amc_widgets.backends.base import (
 from amc_widgets.backends.local_jobs import JobFiles
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.hyperparameters import decode_hyperparameters
+from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
 from amc_widgets.core.jobs import (
     FAILED,
     IN_PROGRESS,
@@ -177,8 +178,7 @@ class LocalBackend:
         """Validate, queue and launch a job; returns at once (the job runs in its own process)."""
         params = decode_hyperparameters(spec.hyperparameters)
         dataset_folder = self.dataset_folder(spec.dataset)
-        if spec.instance_count != 1:
-            raise ValueError("The local backend trains on this one machine: instance count must be 1")
+        validate_instance_count(THIS_MACHINE, spec.instance_count)
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
         job = JobFiles(self.jobs_folder / name, clock=self.clock)
         if job.folder.exists():

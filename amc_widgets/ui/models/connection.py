@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from amc_widgets.backends.base import Backend
+from amc_widgets.backends.base import Backend, RunsJobsHere
 from amc_widgets.core.errors import AmcError, redact, user_message
 from amc_widgets.ui.models import Observable
 
@@ -167,7 +167,7 @@ class ConnectionModel(Observable):
 
     @property
     def is_local(self) -> bool:
-        return getattr(self.backend, "name", LOCAL) == LOCAL
+        return self.backend is None or isinstance(self.backend, RunsJobsHere)
 
     def require_backend(self) -> Backend:
         if self.backend is None:

@@ -11,8 +11,9 @@ from typing import Any, Callable
 
 import pandas as pd
 
-from amc_widgets.backends.base import Backend, DownloadResult
+from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere
 from amc_widgets.core.errors import user_message
+from amc_widgets.core.instances import THIS_MACHINE
 from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
 from amc_widgets.core.metrics import MARKER, METRIC_NAMES
 from amc_widgets.ui.text import clean_log_line, human_duration
@@ -107,7 +108,7 @@ class JobCard:
         job = self.description
         if job is None:
             return {"Status": "Starting"}
-        instance = "this machine" if job.instance_type == "local" else f"{job.instance_count} x {job.instance_type}"
+        instance = "this machine" if job.instance_type == THIS_MACHINE else f"{job.instance_count} x {job.instance_type}"
         billable = human_duration(job.billable_seconds) if job.billable_seconds is not None else "-"
         return {
             "Instance": instance + (" (spot)" if job.spot else ""),
@@ -151,7 +152,7 @@ class JobBoard:
     def poll_seconds(self) -> tuple[float, float]:
         if self._poll_seconds is not None:
             return self._poll_seconds
-        return LOCAL_POLL_SECONDS if getattr(self._backend(), "name", "local") == "local" else REMOTE_POLL_SECONDS
+        return LOCAL_POLL_SECONDS if isinstance(self._backend(), RunsJobsHere) else REMOTE_POLL_SECONDS
 
     def cards(self) -> list[JobCard]:
         with self._lock:

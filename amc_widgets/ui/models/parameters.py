@@ -9,6 +9,7 @@ from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterErro
 from amc_widgets.core.instances import (
     BATCH_PER_DEVICE,
     CATALOG,
+    THIS_MACHINE,
     CostEstimate,
     InstanceType,
     auto_batch,
@@ -22,7 +23,7 @@ from amc_widgets.ui.models import Observable
 
 RUN_KEYS = ("model", "imgsz", "epochs", "patience", "batch", "workers", "optimizer", "device")
 EDITOR_GROUPS = ("learning", "loss", "augmentation")
-LOCAL_INSTANCE = "local"
+LOCAL_INSTANCE = THIS_MACHINE
 DEFAULT_AWS_INSTANCE = "ml.g4dn.xlarge"
 DEFAULT_PRESET = "scratch-low"
 INSTANCE_ERROR_KEY = "instance"
@@ -120,11 +121,7 @@ class ParametersModel(Observable):
         if max_hours is not None:
             self.max_hours = max_hours
         try:
-            if instance_type == LOCAL_INSTANCE:
-                if count != 1:
-                    raise ValueError("This machine is one machine: the instance count must be 1")
-            else:
-                validate_instance_count(get_instance(instance_type), count)
+            validate_instance_count(instance_type, count)
             if self.max_hours <= 0:
                 raise ValueError("The maximum run time must be more than 0 hours")
         except ValueError as exc:
