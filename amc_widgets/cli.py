@@ -22,7 +22,7 @@ from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.errors import is_expected, user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
 from amc_widgets.core.jobs import COMPLETED, JobSpec
-from amc_widgets.ui.text import human_bytes, human_duration
+from amc_widgets.core.text import human_bytes, human_duration
 
 EXIT_OK, EXIT_ERROR = 0, 1
 DEBUG_ENV = "AMC_DEBUG"  # set: errors end with their traceback

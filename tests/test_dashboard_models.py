@@ -49,7 +49,7 @@ from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, LOCAL_INSTANCE,
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.preview import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
 from amc_widgets.core.errors import redact
-from amc_widgets.ui.text import clean_log_line, human_bytes, human_duration, log_html
+from amc_widgets.core.text import clean_log_line, human_bytes, human_duration, log_html
 
 SPEC = JobSpec(dataset="solder", hyperparameters={"model": "yolov5n", "epochs": "3"})
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"

@@ -16,7 +16,7 @@ from amc_widgets.core.errors import user_message
 from amc_widgets.core.instances import THIS_MACHINE
 from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
 from amc_widgets.core.metrics import MARKER, METRIC_NAMES
-from amc_widgets.ui.text import clean_log_line, human_duration
+from amc_widgets.core.text import clean_log_line, human_duration
 
 MAX_LOG_LINES = 400
 # (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing

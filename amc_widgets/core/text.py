@@ -1,4 +1,4 @@
-"""Pure text helpers for the dashboard: cleaning and escaping logs, durations, sizes."""
+"""Plain-text helpers shared by the CLI and the dashboard: cleaning and escaping logs, durations, sizes."""
 
 from __future__ import annotations
 
