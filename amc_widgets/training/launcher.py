@@ -15,13 +15,13 @@ import sys
 import time
 from pathlib import Path
 
+from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.hyperparameters import HyperparameterError
 from amc_widgets.training.plan import TrainingPlan, build_plan
-from amc_widgets.training.sagemaker_env import FAILURE_LIMIT, ContractError, MLPaths, write_failure
+from amc_widgets.training.sagemaker_env import ContractError, write_failure
 from amc_widgets.training.worker import install_clean_streams
 
-EXIT_BAD_INPUT = 2
 STOP_GRACE_SECONDS = 60  # after forwarding SIGTERM, wait this long before killing the workers
 
 
@@ -68,7 +68,7 @@ def run_distributed(plan: TrainingPlan) -> int:
             if stop_at and time.monotonic() - stop_at[0] > STOP_GRACE_SECONDS:
                 os.killpg(child.pid, signal.SIGKILL)
     if stop_at:
-        return 143
+        return EXIT_STOPPED
     if code != 0:
         write_failure(plan.paths, f"Distributed training failed (torchrun exit code {code}); the log has the details.")
     return code
@@ -91,7 +91,7 @@ def main() -> int:
     install_clean_streams()
     paths = MLPaths.from_env()
     print(f"AMC training container, ML root {paths.root}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # before training starts: just leave
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_STOPPED))  # before training starts: just leave
     try:
         plan = build_plan(paths)
     except (HyperparameterError, DatasetError, ContractError) as exc:

@@ -14,19 +14,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from amc_widgets.core.container_contract import TRAINING_CHANNEL, WEIGHTS_CHANNEL, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset, resolve_dataset, write_resolved_data_yaml
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.training.sagemaker_env import (
     ContractError,
-    MLPaths,
     read_cluster,
     read_hyperparameters,
     read_input_channels,
     resolve_host,
 )
 
-TRAINING_CHANNEL = "training"
-WEIGHTS_CHANNEL = "weights"
 CHECKPOINT_STATE = "state.json"
 
 
