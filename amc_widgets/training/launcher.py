@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
 from amc_widgets.core.dataset_check import DatasetError
@@ -26,6 +27,7 @@ STOP_GRACE_SECONDS = 60  # after forwarding SIGTERM, wait this long before killi
 
 
 def torchrun_command(plan: TrainingPlan, plan_file: Path) -> list[str]:
+    """The torchrun command that starts this host's training processes."""
     return [
         sys.executable, "-m", "torch.distributed.run",
         f"--nnodes={len(plan.hosts)}",
@@ -37,8 +39,9 @@ def torchrun_command(plan: TrainingPlan, plan_file: Path) -> list[str]:
     ]
 
 
-def torchrun_env(plan: TrainingPlan) -> dict[str, str]:
-    env = dict(os.environ)
+def torchrun_env(plan: TrainingPlan, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """torchrun's environment: ``base`` (this process's by default) with the cluster's network interface."""
+    env = dict(os.environ if base is None else base)
     if plan.network_interface:
         env["NCCL_SOCKET_IFNAME"] = plan.network_interface
         env["GLOO_SOCKET_IFNAME"] = plan.network_interface
@@ -101,7 +104,7 @@ def main() -> int:
         return EXIT_BAD_INPUT
     print(f"Dataset: {plan.dataset_counts}; classes: {plan.class_names}", flush=True)
     try:
-        if plan.world_size > 1:
+        if plan.distributed:
             return run_distributed(plan)
         return run_single(plan)
     finally:
