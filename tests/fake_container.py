@@ -1,16 +1,20 @@
 """A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
 no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
-FAKE_FAIL=1 fails like the real one."""
+FAKE_FAIL=1 fails like the real one.  FAKE_CHILD starts a long-lived child, as the real one starts
+torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
+without that link (as torchrun starts its workers, which outlive a torchrun killed hard)."""
 
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 from amc_widgets.core.container_contract import EXIT_FAILED, EXIT_STOPPED, ML_ROOT_ENV, TRAINING_CHANNEL, MLPaths
 from amc_widgets.core.metrics import format_metrics_line
+from amc_widgets.core.processes import die_with_parent
 
 paths = MLPaths(Path(os.environ[ML_ROOT_ENV]))
 epochs = int(os.environ.get("FAKE_EPOCHS", "3"))
@@ -26,6 +30,12 @@ def save_model():
     (paths.output_data_dir / "results.csv").write_text("epoch\n1\n")
 
 
+child_mode = os.environ.get("FAKE_CHILD")
+if child_mode:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                             preexec_fn=die_with_parent() if child_mode == "linked" else None,
+                             start_new_session=child_mode == "detached")
+    print(f"fake container, child {child.pid}", flush=True)
 print(f"fake container, dataset files: {len(list(paths.channel(TRAINING_CHANNEL).rglob('*')))}", flush=True)
 for epoch in range(1, epochs + 1):
     deadline = time.monotonic() + pause

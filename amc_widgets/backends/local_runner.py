@@ -4,6 +4,7 @@
 the emulated /opt/ml, runs the training container's entry point, packs model.tar.gz and
 output.tar.gz where SageMaker would put them, and records every status on the way.  It outlives
 the CLI or notebook that started it; SIGTERM stops the job (the container saves what it has).
+The container gets SIGTERM too when the runner dies, however it dies.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from amc_widgets.core.jobs import (
     TRAINING,
     UPLOADING,
 )
+from amc_widgets.core.processes import die_with_parent
 from amc_widgets.core.storage import link_or_copy_tree, pack_tar_gz
 
 SLOT_POLL_SECONDS = 0.5
@@ -121,8 +123,9 @@ def run_job(job: JobFiles) -> None:
     env = {**os.environ, ML_ROOT_ENV: str(job.ml_root), "PYTHONUNBUFFERED": "1"}
     with open(job.log, "ab") as log:
         command = settings.get("container_command") or container_command()
+        # a runner killed hard (kill -9, out of memory) must not leave the training running unwatched
         child.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL))
+                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM)))
         if stop.is_set():
             child[0].send_signal(signal.SIGTERM)
         code = child[0].wait()

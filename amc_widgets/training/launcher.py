@@ -19,6 +19,7 @@ from typing import Mapping
 from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.hyperparameters import HyperparameterError
+from amc_widgets.core.processes import die_with_parent
 from amc_widgets.training.plan import TrainingPlan, build_plan
 from amc_widgets.training.sagemaker_env import ContractError, write_failure
 from amc_widgets.training.worker import install_clean_streams
@@ -54,7 +55,9 @@ def run_distributed(plan: TrainingPlan) -> int:
     command = torchrun_command(plan, plan.save())
     print(f"Distributed training: {len(plan.hosts)} host(s) x {max(plan.gpus_per_host, 1)} process(es), "
           f"master {plan.master_addr}:{plan.master_port}, this host rank {plan.node_rank}", flush=True)
-    child = subprocess.Popen(command, env=torchrun_env(plan), start_new_session=True)
+    # torchrun ends with this process, however it ends, and takes its workers along
+    child = subprocess.Popen(command, env=torchrun_env(plan), start_new_session=True,
+                             preexec_fn=die_with_parent(signal.SIGTERM))
     stop_at: list[float] = []
 
     def forward(_signum, _frame):
