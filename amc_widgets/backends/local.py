@@ -50,6 +50,7 @@ from amc_widgets.core.jobs import (
     make_job_name,
 )
 from amc_widgets.core.metrics import parse_metrics
+from amc_widgets.core.processes import kill_processes
 from amc_widgets.core.storage import (
     check_dataset_name,
     copy_file,
@@ -214,6 +215,7 @@ class LocalBackend:
         return description
 
     def _mark_lost(self, job: JobFiles) -> JobDescription:
+        kill_processes(job.processes)  # what the runner left behind must not train on unwatched
         status = STOPPED if job.stop_marker.exists() else FAILED
         description = job.transition(status, "The job's process ended without finishing it "
                                              "(the machine restarted, or it was killed)", status=status)

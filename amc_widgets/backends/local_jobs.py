@@ -14,7 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from amc_widgets.core.container_contract import ML_ROOT_ENV
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
+from amc_widgets.core.processes import processes_with_environment
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -103,6 +105,11 @@ class JobFiles:
             return True
         starting = self.clock() - self.load().created < grace_seconds
         return starting and (pid is None or process_running(pid))
+
+    def processes(self) -> list[int]:
+        """The job's container and everything it started (torchrun, its workers, data loaders), each
+        in whatever session: all carry the job's /opt/ml root in their environment."""
+        return processes_with_environment(f"{ML_ROOT_ENV}={self.ml_root}")
 
 
 def process_running(pid: int) -> bool:
