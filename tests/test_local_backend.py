@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -109,6 +110,10 @@ def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
     (output,) = backend.list_outputs()
     assert output.job_name == job.name and set(output.files) == {"model.tar.gz", "output.tar.gz"}
     assert Path(output.location) == backend.home / "users" / "ana" / "training-jobs" / job.name / "output"
+    # a job recorded by an older version, with a field this one no longer has, still reads
+    state = backend.jobs_folder / job.name / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "model_artifact": "/old/model.tar.gz"}))
+    assert backend.describe_job(job.name) == done
 
 
 def test_logs_from_a_cursor_have_no_gaps_or_duplicates(backend, monkeypatch):

@@ -31,7 +31,7 @@ def test_no_resourceconfig_is_one_host(tmp_path):
     cluster = read_cluster(ml_root(tmp_path))
     assert (cluster.hosts, cluster.current_host, cluster.node_rank, cluster.network_interface) == (
         ("algo-1",), "algo-1", 0, None)
-    assert cluster.is_master
+    assert cluster.master_host == "algo-1"
 
 
 def test_hosts_are_sorted_and_the_first_is_the_master(tmp_path):
@@ -39,13 +39,13 @@ def test_hosts_are_sorted_and_the_first_is_the_master(tmp_path):
                                               "network_interface_name": "ens5f0"})
     cluster = read_cluster(paths)
     assert cluster.hosts == ("algo-1", "algo-2", "algo-3")
-    assert cluster.master_host == "algo-1" and not cluster.is_master
+    assert cluster.master_host == "algo-1"
     assert cluster.node_rank == 1
     assert cluster.network_interface == "ens5f0"
     for rank, host in enumerate(("algo-1", "algo-2", "algo-3")):
         paths.resourceconfig.write_text(json.dumps({"current_host": host, "hosts": ["algo-3", "algo-1", "algo-2"]}))
         assert read_cluster(paths).node_rank == rank
-        assert read_cluster(paths).is_master == (rank == 0)
+        assert read_cluster(paths).master_host == "algo-1"
 
 
 @pytest.mark.parametrize("content, message", [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,9 +67,11 @@ class JobFiles:
         return self.settings().get("user", "")
 
     def load(self) -> JobDescription:
+        """The job's state; fields an older version wrote and this one no longer has are ignored."""
         data = json.loads(self.state_json.read_text(encoding="utf-8"))
         data["transitions"] = [StatusTransition(**t) for t in data["transitions"]]
-        return JobDescription(**data)
+        known = {f.name for f in fields(JobDescription)}
+        return JobDescription(**{key: value for key, value in data.items() if key in known})
 
     def save(self, description: JobDescription) -> None:
         _write_json(self.state_json, asdict(description))

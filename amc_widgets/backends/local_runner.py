@@ -134,10 +134,9 @@ def run_job(job: JobFiles) -> None:
     paths = MLPaths(job.ml_root)
     model_dir, data_dir = paths.model_dir, paths.output_data_dir
     outputs = Path(settings["outputs_folder"])
-    artifact = None
     if (model_dir / "best.pt").exists():
         job.transition(UPLOADING, "Packing model.tar.gz and output.tar.gz")
-        artifact = str(pack_tar_gz(model_dir, outputs / "model.tar.gz"))
+        pack_tar_gz(model_dir, outputs / "model.tar.gz")
         if data_dir.is_dir():
             pack_tar_gz(data_dir, outputs / "output.tar.gz")
     slot.close()
@@ -150,16 +149,14 @@ def run_job(job: JobFiles) -> None:
         failure = paths.failure_file
         message = failure.read_text(errors="replace")[:FAILURE_LIMIT] if failure.exists() else f"exit code {code}"
         status = FAILED
-    finish(job, status, message, artifact=artifact, billable=training_ended - (description.started or 0))
+    finish(job, status, message, billable=training_ended - (description.started or 0))
 
 
-def finish(job: JobFiles, status: str, message: str, artifact: str | None = None,
-           billable: float | None = None) -> None:
+def finish(job: JobFiles, status: str, message: str, billable: float | None = None) -> None:
     description = job.transition(status, message if status != FAILED else "Training job failed", status=status)
     now = job.clock()
     description.transitions[-1].end = now
     description.ended = now
-    description.model_artifact = artifact
     if billable is not None:
         description.billable_seconds = int(round(billable))
     if status == FAILED:

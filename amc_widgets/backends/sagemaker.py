@@ -275,7 +275,7 @@ class SageMakerBackend:
             else None,
             failure_reason=raw.get("FailureReason", ""), transitions=transitions,
             spot=bool(raw.get("EnableManagedSpotTraining")), billable_seconds=billable,
-            model_artifact=raw.get("ModelArtifacts", {}).get("S3ModelArtifacts"), extra=extra,
+            extra=extra,
         )
 
     def list_jobs(self) -> list[JobDescription]:

@@ -70,7 +70,6 @@ class JobDescription:
     transitions: list[StatusTransition] = field(default_factory=list)
     spot: bool = False
     billable_seconds: int | None = None
-    model_artifact: str | None = None  # path or s3:// URI of model.tar.gz
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -58,10 +58,6 @@ class ClusterConfig:
     def master_host(self) -> str:
         return self.hosts[0]
 
-    @property
-    def is_master(self) -> bool:
-        return self.current_host == self.master_host
-
 
 def read_cluster(paths: MLPaths) -> ClusterConfig:
     data = _read_json(paths.resourceconfig, None)
