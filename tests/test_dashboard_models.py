@@ -47,9 +47,10 @@ from amc_widgets.ui.models.jobs import (
 )
 from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, LOCAL_INSTANCE, ParametersModel
 from amc_widgets.ui.poller import Poller
-from amc_widgets.ui.preview import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
+from amc_widgets.core.onnx_model import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
 from amc_widgets.core.errors import redact
 from amc_widgets.core.text import clean_log_line, human_bytes, human_duration, log_html
+from tests.onnx_fakes import tiny_detector
 
 SPEC = JobSpec(dataset="solder", hyperparameters={"model": "yolov5n", "epochs": "3"})
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -154,24 +155,6 @@ def clock() -> Clock:
 @pytest.fixture()
 def board(fake, clock) -> JobBoard:
     return JobBoard(lambda: fake, clock=clock, wall_clock=lambda: 1000.0)
-
-
-def tiny_detector(path: Path, predictions: list[list[float]], size: int = 64,
-                  names: str = "{0: 'good', 1: 'bridge'}") -> Path:
-    """An ONNX 'detector' on a (1, 3, size, size) input that always outputs ``predictions``
-    (rows of cx, cy, w, h, class scores) as (1, 4 + classes, N), like an exported YOLO model."""
-    from onnx import TensorProto, helper, numpy_helper, save
-
-    output = np.asarray(predictions, dtype=np.float32).T[None]
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(output))], "tiny",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"names": names})
-    save(model, str(path))
-    return path
 
 
 # --- job cards and board ----------------------------------------------------------------------

@@ -11,7 +11,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import pandas as pd
 
 from amc_widgets.core.jobs import JobDescription, JobSpec
-from amc_widgets.core.storage import check_onnx_model, extract_tar_gz
+from amc_widgets.core.onnx_model import OnnxDetector
+from amc_widgets.core.storage import extract_tar_gz
 
 # progress(done, total) in bytes; total may be 0 when unknown
 ProgressCallback = Callable[[int, int], None]
@@ -76,7 +77,7 @@ def download_outputs_into(dest: Path, name: str, sizes: dict[str, int],
         files += extract_tar_gz(local, folder / file_name.removesuffix(".tar.gz"))
     onnx = folder / "model" / "best.onnx"
     if onnx.exists():
-        check_onnx_model(onnx)
+        OnnxDetector(onnx).check()
     return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
 
 

@@ -231,7 +231,7 @@ class JobBoard:
             elif validation_image is None:
                 state.preview_note = "No validation image of this dataset on this machine for a preview."
             else:
-                from amc_widgets.ui.preview import predict_image
+                from amc_widgets.core.onnx_model import predict_image
 
                 drawn, detections = predict_image(state.result.onnx, validation_image)
                 state.preview = state.result.folder / "preview.png"
