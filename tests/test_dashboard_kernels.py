@@ -1,9 +1,11 @@
-"""Kernels of the served dashboard (issue 21): Voila's culling settings from `amc serve`, and the rule
-that ends a gone page's kernel (injected clock, no server)."""
+"""Kernels of the served dashboard (issue 21): Voila's culling settings from `amc serve`, the rule that
+ends a gone page's kernel (injected clock, no server), and the poller ending with its kernel."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
+import textwrap
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -178,3 +180,48 @@ def test_cull_connected_true_culls_open_pages_as_configured(culler):
     culler.manager.notify_connect("open")
     assert culler.check(5) == [] and culler.check(6) == ["open"]
 
+
+# --- the poller ends with its kernel ------------------------------------------------------------
+
+def test_poller_thread_stops_before_its_kernel_exits(tmp_path):
+    """A real ipykernel runs a Poller, then is shut down as a culled page's kernel is: the thread is
+    stopped by the time the kernel's exit handlers run (it does not just vanish with the process)."""
+    from jupyter_client.manager import start_new_kernel
+
+    report = tmp_path / "poller-at-exit.txt"
+    manager, client = start_new_kernel(kernel_name="python3", startup_timeout=60)
+    try:
+        code = textwrap.dedent(f"""
+            import atexit, pathlib
+            from amc_widgets.ui.models.jobs import JobBoard
+            from amc_widgets.ui.poller import Poller
+            report = pathlib.Path({str(report)!r})
+            poller = Poller(JobBoard(lambda: None), on_change=lambda *_: None)
+            # registered before the poller's own hook, so it runs after it (atexit is last in, first out)
+            atexit.register(lambda: report.write_text("alive" if poller._thread.is_alive() else "stopped"))
+            poller.start()
+            assert poller._thread.is_alive()
+        """)
+        reply = client.execute_interactive(code, timeout=60)
+        assert reply["content"]["status"] == "ok", reply["content"]
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=False)  # shutdown_request, then up to 5 s before a kill
+    assert report.read_text() == "stopped"
+
+
+def test_python_exit_stops_a_started_poller():
+    """The same without a kernel: a plain interpreter exit."""
+    import subprocess
+
+    code = textwrap.dedent("""
+        import atexit
+        from amc_widgets.ui.models.jobs import JobBoard
+        from amc_widgets.ui.poller import Poller
+        poller = Poller(JobBoard(lambda: None), on_change=lambda *_: None)
+        atexit.register(lambda: print("alive" if poller._thread.is_alive() else "stopped"))
+        poller.start()
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=serve_module.NOTEBOOK.parent)
+    assert out.stdout.strip() == "stopped", out.stderr
