@@ -260,11 +260,14 @@ def cmd_iam_policy(args) -> int:
 
 def cmd_serve(args) -> int:
     """Serve the Voila dashboard on the local backend (``--home`` or $AMC_HOME)."""
-    from amc_widgets.ui.serve import serve
+    from amc_widgets.ui.serve import cull_after_from_env, serve
 
     if args.home:
         os.environ["AMC_HOME"] = str(Path(args.home).expanduser().resolve())
-    return serve(port=args.port, host=args.host)
+    cull_after = args.cull_after if args.cull_after is not None else cull_after_from_env()
+    if cull_after < 0:
+        raise ValueError(f"--cull-after must be 0 (never) or more seconds (got {cull_after})")
+    return serve(port=args.port, host=args.host, cull_after=cull_after)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the dashboard (Voila) on the local backend")
     serve.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--cull-after", type=int, metavar="SECONDS",
+                       help="end a page's kernel this long after the page is gone; 0: never "
+                            "(default $AMC_CULL_AFTER or 300)")
     serve.set_defaults(run=cmd_serve)
     return parser
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,16 +46,16 @@ def free_port() -> int:
 
 class Dashboard:
     """A Voila server started by `amc serve` on a temporary workspace; ``env`` adds to (None: removes
-    from) this process's environment."""
+    from) this process's environment, ``args`` to `amc serve`'s."""
 
-    def __init__(self, home: Path, env: dict[str, str | None]):
+    def __init__(self, home: Path, env: dict[str, str | None], args: tuple[str, ...] = ()):
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(home.parent / "voila.log", "w")
         environment = {**os.environ, "AMC_HOME": str(home), "AMC_USER": USER, "PYTHONPATH": str(REPO), **env}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "amc_widgets.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "amc_widgets.cli", "serve", "--port", str(self.port), *args],
             env={key: value for key, value in environment.items() if value is not None},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 90
@@ -71,6 +72,26 @@ class Dashboard:
     def dataset_path(self, name: str) -> Path:
         return self.home / "users" / USER / "custom-uploads" / name
 
+    def kernels(self) -> list:
+        """The kernel processes Voila runs now (one per page view), oldest first."""
+        import psutil
+
+        try:
+            children = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        found = []
+        for child in children:
+            try:
+                if "ipykernel_launcher" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                    found.append(child)
+            except psutil.NoSuchProcess:
+                continue
+        return sorted(found, key=lambda process: process.create_time())
+
+    def log_text(self) -> str:
+        return (self.home.parent / "voila.log").read_text()
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)  # voila and its kernels: our own process group
@@ -82,7 +103,7 @@ class Dashboard:
         self.log.close()
 
 
-def start_dashboard(tmp_path: Path, env: dict[str, str | None]) -> Dashboard:
+def start_dashboard(tmp_path: Path, env: dict[str, str | None], args: tuple[str, ...] = ()) -> Dashboard:
     """A workspace with a small demo dataset stored as demo-solder, and Voila serving it."""
     home = tmp_path / "home"
     from amc_widgets.backends.local import LocalBackend
@@ -91,7 +112,7 @@ def start_dashboard(tmp_path: Path, env: dict[str, str | None]) -> Dashboard:
     make_demo_dataset(source, train=32, val=16, size=128, seed=1)
     LocalBackend(home=home, user=USER).store_dataset(source, name="demo-solder")
     shutil.rmtree(source)
-    return Dashboard(home, env)
+    return Dashboard(home, env, args)
 
 
 @pytest.fixture(scope="module")
@@ -382,3 +403,113 @@ def test_aws_connection_upload_and_instance_form_in_browser(pages, aws_dashboard
     shot(page, "10-aws-train-form")
     assert SECRET not in page.content()
     assert SECRET not in (dashboard.home.parent / "voila.log").read_text()
+
+
+# --- kernels of gone pages (issue 21) ---------------------------------------------------------------
+
+CULL_AFTER = 6  # seconds (`amc serve` then checks every second); a loaded browser may take 2 s from
+# the end of the page to its kernel connection, while the kernel counts as unwatched
+
+
+def fake_job_dashboard(tmp_path: Path, epochs: int, epoch_seconds: float) -> Dashboard:
+    return start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER), "FAKE_EPOCHS": str(epochs),
+                                      "FAKE_EPOCH_SECONDS": str(epoch_seconds), "AMC_MAX_JOBS": "1"},
+                           args=("--cull-after", str(CULL_AFTER)))
+
+
+def latest_epoch(card) -> int:
+    """The last epoch the card's log shows (0: none yet)."""
+    epochs = re.findall(r"\bepoch=(\d+) ", card.locator(".amc-log").inner_text())
+    return int(epochs[-1]) if epochs else 0
+
+
+def stop_job_and_wait(dashboard: Dashboard, name: str) -> None:
+    """Jobs outlive the server (their runner is detached): stop this one before the test ends."""
+    from amc_widgets.backends.local import LocalBackend
+    from amc_widgets.core.jobs import TERMINAL_STATUSES
+
+    backend = LocalBackend(home=dashboard.home, user=USER)
+    if backend.describe_job(name).status not in TERMINAL_STATUSES:
+        backend.stop_job(name)
+    wait_until(lambda: backend.describe_job(name).status in TERMINAL_STATUSES, 60, f"{name} to stop")
+
+
+@pytest.mark.slow
+def test_closed_pages_leave_no_kernel_behind(pages, tmp_path):
+    """Five visits, ended the ways a user ends them, while a job runs (so every page's job card keeps
+    sending updates, which jupyter_server's own culler counts as activity): reloads and navigating
+    away end the kernel at once through the page's unload beacon; a tab that goes without unloading
+    (crashed, killed) is culled after --cull-after seconds, as is a closed tab whose beacon did not go
+    out (headless Chromium sends none). Nothing is left, and no poller thread dies noisily."""
+    dashboard = fake_job_dashboard(tmp_path, epochs=2000, epoch_seconds=0.5)
+    name = None
+    try:
+        def visit_has_live_card(page) -> None:
+            tab(page, "Jobs")
+            card = card_by_name(page, name)
+            wait_until(lambda: latest_epoch(card), 60, "the job's card")
+
+        first = pages(dashboard)  # visit 1 starts the job
+        set_up_job(first, "30")
+        name = start_job(first)
+        visit_has_live_card(first)
+        # the server's own first request (Dashboard's start-up check) left a kernel no page ever connected to
+        wait_until(lambda: len(dashboard.kernels()) == 1, CULL_AFTER + 2 + 15, "the start-up check's kernel to end")
+        culled = dashboard.log_text().count("Culling kernel")
+        for _ in range(2):  # visits 2 and 3: reloads
+            first.reload()
+            first.wait_for_selector(".amc-app")
+            visit_has_live_card(first)
+        first.goto("about:blank")  # visit 3 ends: navigated away
+        wait_until(lambda: not dashboard.kernels(), 15, "visit 3's kernel to end")
+        assert dashboard.log_text().count("Culling kernel") == culled  # ended by the pages' beacons, not culled
+
+        closed = pages(dashboard)  # visit 4: the tab goes without unloading (crashed, killed, asleep)
+        visit_has_live_card(closed)
+        closed.close(run_before_unload=False)
+        last = pages(dashboard)  # visit 5: the tab is closed as a user does (unload handlers run)
+        visit_has_live_card(last)
+        last.close(run_before_unload=True)
+        assert len(dashboard.kernels()) >= 1  # visit 4's at least: its card still updates, nobody sees it
+
+        wait_until(lambda: not dashboard.kernels(), CULL_AFTER + 2 + 15, "every kernel to end")
+        time.sleep(2)
+        assert dashboard.kernels() == []
+        log = dashboard.log_text()
+        assert "Culling kernel" in log and "no page connected" in log  # visit 4's, at least
+        assert "'_xsrf' argument missing" not in log  # the unload beacons were accepted
+        assert "amc-dashboard-poller" not in log  # no thread died with a traceback
+    finally:
+        if name:
+            stop_job_and_wait(dashboard, name)
+        dashboard.stop()
+
+
+@pytest.mark.slow
+def test_open_page_keeps_working_past_the_cull_timeout(pages, tmp_path):
+    """A page left open, idle and then watching a job, outlives --cull-after many times over: its
+    kernel stays, and the job's card keeps updating to the end."""
+    dashboard = fake_job_dashboard(tmp_path, epochs=30, epoch_seconds=0.3)
+    name = None
+    try:
+        page = pages(dashboard)
+        kernel = dashboard.kernels()[-1]  # this page's: the newest
+        time.sleep(CULL_AFTER + 2)  # idle: nothing runs, nothing is sent; the culler looks every second
+        assert kernel.is_running()
+
+        set_up_job(page, "30")
+        name = start_job(page)
+        card = card_by_name(page, name)
+        points = wait_until(lambda: chart_points(card) >= 2 and chart_points(card), 60, "the first epochs")
+        time.sleep(CULL_AFTER + 2)  # the user only watches
+        assert kernel.is_running()
+        wait_until(lambda: chart_points(card) > points, 30, "the chart to grow after the timeout")
+        wait_until(lambda: card.locator(".amc-status").inner_text() == "Completed", 60, "completion")
+        wait_until(lambda: chart_points(card) == 30, 30, "every epoch on the chart")
+        assert latest_epoch(card) == 30
+        assert kernel.is_running() and kernel in dashboard.kernels()
+        shot(page, "11-open-past-cull-timeout")
+    finally:
+        if name:
+            stop_job_and_wait(dashboard, name)
+        dashboard.stop()

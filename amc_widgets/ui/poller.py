@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Callable
 
@@ -25,12 +26,17 @@ class Poller:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="amc-dashboard-poller", daemon=True)
             self._thread.start()
+            # a kernel shutting down (its page closed or culled) ends the thread between two polls, well
+            # within the 5 s jupyter_client waits before killing it
+            atexit.register(self.stop, timeout=2.0)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ends the thread after the poll in progress, if any (waiting up to ``timeout`` s for it)."""
+        atexit.unregister(self.stop)
         self._stopped.set()
         self.board.wakeup.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=timeout)
 
     def run_once(self) -> float | None:
         """One round: poll due cards, report changes; returns seconds until the next round (None: idle)."""
@@ -43,6 +49,8 @@ class Poller:
             try:
                 wait = self.run_once()
             except Exception as exc:  # noqa: BLE001 - a view error must not end live updates
+                if self._stopped.is_set():  # the kernel is going: there is no page left to tell
+                    break
                 if self.on_error:
                     self.on_error(exc)
                 wait = 1.0

@@ -14,6 +14,8 @@ from amc_widgets.ui.project_files import project_file
 DEMO_DATASET = "demo-solder"
 DEFAULT_PORT = 8866
 WEBSOCKET_MAX_MESSAGE_BYTES = 200 * 1024 * 1024  # browser uploads travel as one websocket message
+DEFAULT_CULL_AFTER = 300  # seconds a page's kernel lives on once the page is gone
+CULL_AFTER_ENV = "AMC_CULL_AFTER"
 NOTEBOOK = project_file("dashboard.ipynb")
 
 
@@ -30,14 +32,51 @@ def ensure_demo_dataset(backend: Backend) -> str | None:
     return DEMO_DATASET
 
 
-def voila_arguments(notebook: Path, port: int, host: str = "127.0.0.1") -> list[str]:
-    """Voila's command line: the dashboard only, on ``host:port``, with a raised websocket message limit."""
+def cull_after_from_env(default: int = DEFAULT_CULL_AFTER) -> int:
+    """``$AMC_CULL_AFTER`` (whole seconds), else ``default``."""
+    value = os.environ.get(CULL_AFTER_ENV, "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"${CULL_AFTER_ENV} must be a whole number of seconds (got {value!r})") from None
+
+
+def cull_interval(cull_after: int) -> int:
+    """How often kernels are checked: a fifth of the timeout, between 1 s and 60 s, so a gone page's
+    kernel ends at most that much after ``cull_after``."""
+    return max(1, min(60, cull_after // 5))
+
+
+def voila_arguments(notebook: Path, port: int, host: str = "127.0.0.1",
+                    cull_after: int = DEFAULT_CULL_AFTER) -> list[str]:
+    """Voila's command line: the dashboard only, on ``host:port``, with a raised websocket message limit,
+    and each page's kernel ended ``cull_after`` seconds after its page is gone (0: never)."""
     settings = {"websocket_max_message_size": WEBSOCKET_MAX_MESSAGE_BYTES}
     return [str(notebook), f"--port={port}", f"--Voila.ip={host}", "--no-browser",
-            f"--Voila.tornado_settings={settings}", "--theme=light"]
+            f"--Voila.tornado_settings={settings}", "--theme=light",
+            "--VoilaConfiguration.multi_kernel_manager_class=amc_widgets.ui.kernels.PageKernelManager",
+            f"--MappingKernelManager.cull_idle_timeout={max(0, cull_after)}",
+            f"--MappingKernelManager.cull_interval={cull_interval(cull_after)}",
+            "--MappingKernelManager.cull_connected=False",  # an open page keeps its kernel, however idle
+            "--MappingKernelManager.cull_busy=False"]
 
 
-def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NOTEBOOK) -> int:
+def voila_config():
+    """The settings a command line cannot carry: the prelaunch hook that lets a page that unloads end
+    its kernel at once (culling is the fallback for pages that could not say goodbye)."""
+    from traitlets.config import Config
+
+    from amc_widgets.ui.kernels import set_xsrf_cookie
+
+    config = Config()
+    config.VoilaConfiguration.prelaunch_hook = set_xsrf_cookie
+    return config
+
+
+def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NOTEBOOK,
+          cull_after: int = DEFAULT_CULL_AFTER) -> int:
     """Prepare the local workspace and serve the dashboard until interrupted."""
     from voila.app import Voila
 
@@ -52,6 +91,8 @@ def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NO
     share = Path(sys.prefix) / "share" / "jupyter"
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(share), os.environ.get("JUPYTER_PATH")]))
     print(f"AMC dashboard: http://{host}:{port}/", flush=True)
+    if cull_after > 0:
+        print(f"A page's kernel ends {cull_after} s after the page is gone (--cull-after)", flush=True)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="traitlets")
-    Voila.launch_instance(argv=voila_arguments(notebook, port, host))
+    Voila.launch_instance(argv=voila_arguments(notebook, port, host, cull_after), config=voila_config())
     return 0
