@@ -1,0 +1,117 @@
+"""Shared fakes for the dashboard model tests: a hand-moved clock, an in-memory backend, a tiny ONNX
+'detector', and the AWS secrets that must never be shown."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from amc_widgets.backends.base import DownloadResult, LogChunk
+from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, TERMINAL_STATUSES, JobDescription, JobSpec
+from amc_widgets.core.metrics import parse_metrics
+
+SPEC = JobSpec(dataset="solder", hyperparameters={"model": "yolov5n", "epochs": "3"})
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 0.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeBackend:
+    """In-memory Backend: jobs and logs the test writes, call counts, failures on demand."""
+
+    def __init__(self, name: str = "local"):
+        self.name, self.user = name, "ana"
+        self.jobs: dict[str, JobDescription] = {}
+        self.logs: dict[str, list[str]] = {}
+        self.calls: Counter = Counter()
+        self.fail: Exception | None = None  # raised by describe_job
+        self.log_fail: Exception | None = None  # raised by read_logs
+        self.hold_log = False  # a terminal job whose log is still arriving (CloudWatch lag)
+        self.download_error: Exception | None = None
+        self.onnx_bytes: bytes | None = None
+
+    def add_job(self, name: str, created: float, status: str = IN_PROGRESS, **kw) -> JobDescription:
+        self.jobs[name] = JobDescription(name=name, status=status, secondary_status="Training", dataset="solder",
+                                         instance_type=kw.pop("instance_type", "local"),
+                                         instance_count=kw.pop("instance_count", 1),
+                                         hyperparameters={}, created=created, **kw)
+        self.logs[name] = []
+        return replace(self.jobs[name])
+
+    def finish(self, name: str, status: str = COMPLETED) -> None:
+        self.jobs[name].status = status
+
+    def start_job(self, spec: JobSpec) -> JobDescription:
+        return self.add_job(spec.name or f"job-{len(self.jobs) + 1}", created=float(len(self.jobs) + 1))
+
+    def describe_job(self, name: str) -> JobDescription:
+        self.calls["describe"] += 1
+        if self.fail:
+            raise self.fail
+        return replace(self.jobs[name])
+
+    def list_jobs(self) -> list[JobDescription]:
+        return sorted((replace(j) for j in self.jobs.values()), key=lambda j: j.created, reverse=True)
+
+    def stop_job(self, name: str) -> JobDescription:
+        if self.jobs[name].status == IN_PROGRESS:
+            self.jobs[name].status = STOPPING
+        return replace(self.jobs[name])
+
+    def read_logs(self, name: str, cursor=None) -> LogChunk:
+        self.calls["logs"] += 1
+        if self.log_fail:
+            raise self.log_fail
+        lines, start = self.logs[name], cursor or 0
+        return LogChunk(list(lines[start:]), len(lines),
+                        finished=self.jobs[name].status in TERMINAL_STATUSES and not self.hold_log)
+
+    def read_metrics(self, name: str):
+        self.calls["metrics"] += 1
+        return parse_metrics(self.logs[name])
+
+    def download_outputs(self, name: str, dest: Path, progress=None) -> DownloadResult:
+        if self.download_error:
+            raise self.download_error
+        folder = Path(dest) / name
+        if folder.exists():
+            raise FileExistsError(f"{folder} already exists and is not empty")
+        (folder / "model").mkdir(parents=True)
+        onnx = None
+        if self.onnx_bytes is not None:
+            onnx = folder / "model" / "best.onnx"
+            onnx.write_bytes(self.onnx_bytes)
+        for done in (50, 100):
+            if progress:
+                progress(done, 100)
+        return DownloadResult(folder=folder, onnx=onnx, files=[onnx] if onnx else [])
+
+
+def tiny_detector(path: Path, predictions: list[list[float]], size: int = 64,
+                  names: str = "{0: 'good', 1: 'bridge'}") -> Path:
+    """An ONNX 'detector' on a (1, 3, size, size) input that always outputs ``predictions``
+    (rows of cx, cy, w, h, class scores) as (1, 4 + classes, N), like an exported YOLO model."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    output = np.asarray(predictions, dtype=np.float32).T[None]
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(output))], "tiny",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    helper.set_model_props(model, {"names": names})
+    save(model, str(path))
+    return path
