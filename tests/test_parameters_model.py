@@ -8,16 +8,19 @@ import pytest
 from amc_widgets.core.hyperparameters import HyperparameterError, decode_hyperparameters
 from amc_widgets.core.instances import BATCH_PER_DEVICE, CATALOG
 from amc_widgets.core.parameters import preset_values
+from amc_widgets.ui.models.connection import ConnectionModel
+from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, LOCAL_INSTANCE, ParametersModel
 
 
 def test_bad_value_is_kept_with_its_problem_and_a_fix_clears_it():
     params = ParametersModel()
     heard = []
-    params.subscribe(heard.append)
+    params.observe(heard.append, ["raw", "errors"])
     problem = params.set_value("epochs", "ten")
     assert problem == params.errors["epochs"] and "whole number" in problem and "ten" in problem
-    assert params.value("epochs") == "ten" and heard == ["epochs"]
+    assert params.value("epochs") == "ten" and [change.name for change in heard] == ["raw", "errors"]
+    assert {key for key, value in heard[0].new.items() if heard[0].old[key] != value} == {"epochs"}
     assert ">= 1" in params.set_value("epochs", "0")
     assert "auto" in params.set_value("device", "gpu")
     assert params.set_value("epochs", "30") is None and "epochs" not in params.errors
@@ -123,3 +126,61 @@ def test_cost_is_none_locally_and_lower_with_spot():
     assert 0 < with_spot.spot < with_spot.on_demand == pytest.approx(on_demand.on_demand)
     params.set_instance("ml.g4dn.xlarge", 1, True, max_hours=0)
     assert "hours" in params.errors[INSTANCE_ERROR_KEY] and params.cost() is None
+
+
+# --- the Train panel on the model -------------------------------------------------------------
+
+def train_form(tmp_path) -> "TrainView":
+    from amc_widgets.ui.views.train import TrainView
+
+    datasets = DatasetModel(ConnectionModel(local_factory=lambda: None), upload_dir=tmp_path)
+    return TrainView(ParametersModel(local=True), datasets, on_start=lambda spec: None)
+
+
+def test_the_form_shows_the_model_and_takes_only_what_the_user_changes(tmp_path):
+    view = train_form(tmp_path)
+    params, batch = view.params, view.fields["batch"].input
+    assert batch.value == str(BATCH_PER_DEVICE) and view.batch_auto.value and view.preset.value == params.preset
+    assert view.instance.value == LOCAL_INSTANCE and view.spot.disabled and view.count.disabled
+    picked = []
+    params.observe(lambda change: picked.append(change.new), "instance_type")
+    params.set_local(False)  # connected to AWS: the picker is refilled, and nothing is picked on the way
+    assert picked == ["ml.g4dn.xlarge"] and view.instance.value == "ml.g4dn.xlarge" and not view.spot.disabled
+    view.instance.value = "ml.g5.12xlarge"  # the user picks: the auto batch follows, and stays auto
+    assert params.instance_type == "ml.g5.12xlarge" and batch.value == str(16 * 4) and params.batch_auto
+    view.count.value = 2
+    assert params.instance_count == 2 and batch.value == str(16 * 4 * 2) and view.batch_auto.value
+    assert "$" in view.cost.value
+    batch.value = "24"  # the user types a batch: auto goes off
+    assert params.value("batch") == "24" and not params.batch_auto and not view.batch_auto.value
+    view.batch_auto.value = True
+    assert params.batch_auto and batch.value == str(16 * 4 * 2)
+    view.instance.value = "ml.m5.xlarge"  # two CPU instances: refused at the picker, batch left alone
+    assert "GPU" in params.errors[INSTANCE_ERROR_KEY] and "GPU" in view.instance_error.value
+    assert view.count.disabled and batch.value == str(16 * 4 * 2) and view.cost.value == ""
+    view.count.value = 1
+    assert INSTANCE_ERROR_KEY not in params.errors and view.instance_error.value == "" and batch.value == "16"
+    params.set_local(True)
+    assert view.instance.value == LOCAL_INSTANCE and view.count.value == 1 and not view.spot.value
+    assert batch.value == str(BATCH_PER_DEVICE) and view.spot.disabled and view.hours.disabled
+
+
+def test_the_form_marks_bad_fields_and_follows_presets_and_preset_files(tmp_path):
+    view = train_form(tmp_path)
+    params, epochs, lrf = view.params, view.fields["epochs"], view.fields["lrf"]
+    epochs.input.value = "ten"
+    assert "whole number" in epochs.error.value and "amc-invalid" in epochs.box._dom_classes
+    lrf.input.value = "lots"
+    view.preset.value = "scratch-med"
+    view.reset_button.click()
+    assert params.preset == "scratch-med" and lrf.input.value == str(preset_values("scratch-med")["lrf"])
+    assert lrf.error.value == "" and "amc-invalid" not in lrf.box._dom_classes
+    assert set(params.errors) == {"epochs"} and params.value("epochs") == "ten"  # the preset leaves it
+    epochs.input.value = "7"
+    assert epochs.error.value == "" and params.errors == {}
+    params.set_value("model", "yolov5m")
+    path = params.save(tmp_path / "preset.yaml")
+    view.fields["model"].input.value = "yolov5s"
+    params.load(path)
+    assert view.fields["model"].input.value == "yolov5m" and epochs.input.value == "7"
+    assert not view.batch_auto.value

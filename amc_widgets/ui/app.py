@@ -82,7 +82,6 @@ class Dashboard:
             self.jobs_view.clear()
             if self.connection.connected:
                 self.params.set_local(self.connection.is_local)
-                self.train_view.show_instances()
                 self.datasets.refresh()
                 self.jobs_view.restore()
                 self.compare_view.refresh()
