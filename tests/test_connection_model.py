@@ -65,7 +65,10 @@ def test_local_connect_summary_has_the_workspace_and_no_secret(tmp_path, monkeyp
     model = ConnectionModel()
     model.aws.secret_access_key = SECRET
     assert model.summary() == {"Status": "Not connected"}
+    heard = []
+    model.observe(heard.append, "backend")
     backend = model.connect()
+    assert [change.new for change in heard] == [backend] and model.message == "Connected to this machine"
     assert model.connected and model.is_local and model.require_backend() is backend and model.kind == LOCAL
     assert model.summary() == {"Backend": "Local (this machine)", "User": "ana", "Workspace": str(tmp_path / "home")}
     assert SECRET not in everything_shown(model)
@@ -75,11 +78,11 @@ def test_failed_aws_test_never_shows_the_secret():
     module = aws_stub(test_error=RuntimeError(f"SignatureDoesNotMatch for {SECRET} (token {TOKEN})"))
     model = aws_model(module)
     heard = []
-    model.subscribe(heard.append)
+    model.observe(heard.append)
     assert model.test() is None
     assert model.error.startswith("Connection test failed") and "SignatureDoesNotMatch" in model.error
     assert "****" in model.error and SECRET not in model.error and TOKEN not in model.error
-    assert heard == ["error"]
+    assert [change.name for change in heard] == ["error"]
     _, creds = module.calls[0]
     assert creds.access_key_id == "AKIAEXAMPLE" and creds.region == "eu-west-1"
 
@@ -159,11 +162,11 @@ def test_close_forgets_backend_and_secret():
     model.connect()
     model.aws.secret_access_key = SECRET  # typed again after connecting
     heard = []
-    model.subscribe(heard.append)
+    model.observe(heard.append, "backend")
     model.close()
     assert model.backend is None and model.info is None and not model.connected
     assert model.aws.secret_access_key == "" and model.aws.session_token == ""
-    assert model.summary() == {"Status": "Not connected"} and heard == ["closed"]
+    assert model.summary() == {"Status": "Not connected"} and [change.new for change in heard] == [None]
     with pytest.raises(RuntimeError, match="Not connected"):
         model.require_backend()
 
@@ -187,3 +190,34 @@ def test_aws_unavailable_when_the_module_cannot_be_imported():
     assert model.connect() is None and model.error == AWS_UNAVAILABLE
     with pytest.raises(ValueError, match="Unknown backend"):
         model.set_kind("azure")
+
+
+def test_the_secret_is_no_trait_and_never_reaches_a_widget():
+    """Views link widgets to traits; the secret and the token are plain attributes, so none can."""
+    module = aws_stub()
+    view = connection_form(module)
+    view.test_button.click()
+    model = view.model
+    assert model.holds_secret and model.aws.session_token == TOKEN
+    for owner in (model, model.aws):
+        assert not {"secret_access_key", "session_token"} & set(owner.trait_names())
+        assert SECRET not in repr(owner.trait_values()) and TOKEN not in repr(owner.trait_values())
+    for field in (view.secret, view.token):
+        assert SECRET not in repr(field.input.get_state()) and TOKEN not in repr(field.input.get_state())
+
+
+def test_the_form_is_linked_to_the_model_and_a_new_kind_clears_the_error():
+    module = aws_stub(connect_error=RuntimeError("AccessDenied"))
+    view = connection_form(module)
+    model = view.model
+    assert model.aws.access_key_id == "AKIAEXAMPLE" and model.aws.region == "eu-west-1"  # typed into the form
+    view.test_button.click()
+    assert view.role.input.options == tuple(module.info.roles) and view.role.input.value == module.info.roles[0]
+    assert "Credentials work" in view.status.value and module.info.bucket in view.details.value
+    view.connect_button.click()
+    assert "AccessDenied" in view.status.value and view.close_button.disabled
+    view.kind.value = LOCAL
+    assert model.kind == LOCAL and model.error == "" and "AccessDenied" not in view.status.value
+    assert view.test_button.layout.display == "none"
+    model.set_kind(AWS)
+    assert view.kind.value == AWS and view.test_button.layout.display is None
