@@ -13,6 +13,7 @@ from amc_widgets.ui.models import connection as connection_module
 from amc_widgets.ui.models import dataset as dataset_module
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
+from tests.conftest import wait_until
 
 
 @pytest.fixture()
@@ -36,7 +37,7 @@ def test_check_store_and_list_a_dataset(datasets, small_dataset):
     names, counts = datasets.histogram()
     assert names == report.names and sum(counts) == sum(split.instances for split in report.splits.values())
     heard = []
-    datasets.subscribe(heard.append)
+    datasets.observe(lambda change: heard.append(change.name))
     info = datasets.store("solder")
     assert info.name == "solder" and datasets.names() == ["solder"] and "datasets" in heard
     assert Path(info.location).is_relative_to(Path(datasets.connection.backend.home))
@@ -50,6 +51,7 @@ def test_store_refuses_a_dataset_with_errors(datasets, dataset_copy):
     assert not report.ok
     with pytest.raises(DatasetError, match="errors"):
         datasets.store("broken")
+    assert "errors" in datasets.upload.error and not datasets.upload.running
     assert datasets.refresh() == []
 
 
@@ -94,3 +96,54 @@ def test_datasets_need_a_connection(tmp_path):
     model = DatasetModel(ConnectionModel(local_factory=lambda: None), upload_dir=tmp_path)
     with pytest.raises(RuntimeError, match="Not connected"):
         model.refresh()
+
+
+# --- the upload's state -----------------------------------------------------------------------
+
+def test_store_keeps_its_progress_and_outcome_in_the_upload_state(datasets, small_dataset):
+    upload = datasets.upload
+    with pytest.raises(ValueError, match="Check a dataset first"):
+        datasets.store()
+    assert upload.error == "Check a dataset first" and not upload.running and upload.stored is None
+    datasets.check(small_dataset)
+    assert upload.error == "" and datasets.store_name == datasets.suggested_name() != ""
+    running, fractions = [], []
+    upload.observe(lambda change: running.append(change.new), "running")
+    upload.observe(lambda change: fractions.append(change.new), "fraction")
+    info = datasets.store()  # under the suggested name
+    assert running == [True, False] and upload.stored == info and info.name == datasets.suggested_name()
+    assert len(fractions) > 1 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert upload.done == upload.total > 0 and upload.error == ""
+    datasets.store_name = "renamed"
+    datasets.check(small_dataset)  # a new check: a new upload to come, under the suggested name again
+    assert upload.stored is None and upload.fraction == 0.0 and datasets.store_name == info.name
+
+
+def test_a_failed_store_keeps_its_error_and_the_next_one_starts_clean(datasets, small_dataset):
+    datasets.check(small_dataset)
+    datasets.store("solder")
+    with pytest.raises(FileExistsError):
+        datasets.store("solder")  # stored already, and not to be overwritten
+    assert "solder" in datasets.upload.error and datasets.upload.stored is None
+    info = datasets.store("solder", overwrite=True)
+    assert datasets.upload.error == "" and datasets.upload.stored == info
+
+
+def test_the_dataset_panel_shows_the_report_and_the_upload(datasets, small_dataset):
+    from amc_widgets.ui.views.dataset import DatasetView
+
+    view = DatasetView(datasets)
+    view.path.input.value = str(small_dataset)
+    view.check_button.click()
+    assert "Ready for training" in view.report.value and view.store_box.layout.display == "flex"
+    assert view.store_name.input.value == datasets.suggested_name()
+    view.store_name.input.value = "boards"
+    view.store_button.click()
+    wait_until(lambda: "Stored &#x27;boards&#x27;" in view.store_status.value, 60, "the upload")
+    wait_until(lambda: not view.store_button.disabled, 5, "the button back")
+    assert view.store_progress.value == 1.0 and datasets.names() == ["boards"]
+    assert "boards" in view.stored.options[0][0]
+    view.store_button.click()  # again, without overwrite: the error is shown
+    wait_until(lambda: "amc-msg-error" in view.store_status.value, 60, "the refusal")
+    view.check_button.click()
+    assert view.store_status.value == "" and view.store_progress.value == 0.0

@@ -125,7 +125,7 @@ class TrainView:
         self.save_button.on_click(guarded(self.preset_status)(self._on_save))
         self.load_button.on_click(guarded(self.preset_status)(self._on_load))
         self.start_button.on_click(guarded(self.start_status)(self._on_start))
-        datasets.subscribe(self._on_datasets)
+        datasets.observe(self._show_datasets, "datasets")
         self._show_errors()
         self._show_instance_choices()
         self.show_cost()
@@ -147,13 +147,12 @@ class TrainView:
             if key in self.fields:
                 self.fields[key].show_error(self.params.errors.get(key))
 
-    def _on_datasets(self, what: str) -> None:
-        if what == "datasets":
-            current = self.dataset.value
-            names = self.datasets.names()
-            self.dataset.options = names
-            if names:
-                self.dataset.value = current if current in names else names[0]
+    def _show_datasets(self, _change: dict | None = None) -> None:
+        current = self.dataset.value
+        names = self.datasets.names()
+        self.dataset.options = names
+        if names:
+            self.dataset.value = current if current in names else names[0]
 
     def _show_instance_choices(self, _change: dict | None = None) -> None:
         """Refill the instance picker for the backend in use. Its selection is cleared first, so the
