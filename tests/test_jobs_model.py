@@ -208,7 +208,8 @@ def test_download_error_stays_on_the_card(board, fake, tmp_path):
     card = board.start(SPEC)
     fake.download_error = JobNotFoundError(f"Training job '{card.name}' has no outputs (yet)")
     states = []
-    result = board.download(card.name, tmp_path, None, lambda c: states.append(c.download.running))
+    card.download.observe(lambda change: states.append(change.new), "running")
+    result = board.download(card.name, tmp_path, None)
     assert result is None
     assert card.download.error.startswith("Download failed") and "no outputs" in card.download.error
     assert states[0] is True and states[-1] is False and not card.download.running
@@ -221,12 +222,13 @@ def test_download_draws_a_preview_then_reuses_the_complete_download(board, fake,
     image = tmp_path / "val.png"
     Image.new("RGB", (64, 64), (40, 40, 40)).save(image)
     fractions = []
-    first = board.download(card.name, tmp_path / "dl", image, lambda c: fractions.append(c.download.fraction))
+    card.download.observe(lambda change: fractions.append(change.new), "fraction")
+    first = board.download(card.name, tmp_path / "dl", image)
     assert card.download.error == "" and first.onnx == tmp_path / "dl" / card.name / "model" / "best.onnx"
     assert 0.5 in fractions and fractions[-1] == 1.0
     assert card.download.preview.is_file() and "1 object(s)" in card.download.preview_note
-    again = board.download(card.name, tmp_path / "dl", None, lambda c: None)  # backend: FileExistsError
-    assert card.download.error == ""
+    again = board.download(card.name, tmp_path / "dl", None)  # backend: FileExistsError
+    assert card.download.error == "" and card.download.fraction == 1.0
     assert again.folder == first.folder and again.onnx == first.onnx and first.onnx in again.files
     assert "No validation image" in card.download.preview_note
 
@@ -235,15 +237,32 @@ def test_download_over_an_incomplete_earlier_one_is_an_error(board, fake, tmp_pa
     card = board.start(SPEC)
     (tmp_path / card.name).mkdir()
     (tmp_path / card.name / "partial.tmp").write_bytes(b"x")
-    assert board.download(card.name, tmp_path, None, lambda c: None) is None
+    assert board.download(card.name, tmp_path, None) is None
     assert "already exists" in card.download.error
 
 
 def test_download_without_onnx_explains_why_there_is_no_preview(board, fake, tmp_path):
     card = board.start(SPEC)
-    result = board.download(card.name, tmp_path, tmp_path / "unused.png", lambda c: None)
+    result = board.download(card.name, tmp_path, tmp_path / "unused.png")
     assert result.onnx is None and card.download.preview is None
     assert "no ONNX model" in card.download.preview_note and card.download.error == ""
+
+
+def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
+    from amc_widgets.ui.views.jobs import JobCardView
+
+    card = board.start(SPEC)
+    fake.finish(card.name)
+    board.poll_due()
+    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None)
+    assert view.progress.layout.display == "none" and not view.download_button.disabled
+    seen = []
+    card.download.observe(lambda change: seen.append((view.progress.value, view.download_button.disabled)),
+                          "fraction")
+    board.download(card.name, tmp_path, None)
+    assert (0.5, True) in seen  # half way: the bar moves, the button waits
+    assert view.progress.value == 1.0 and view.progress.layout.display == "flex" and not view.download_button.disabled
+    assert "Downloaded to" in view.download_info.value and "no ONNX model" in view.download_info.value
 
 
 def test_compare_series_takes_jobs_that_reached_an_epoch(board, fake):
