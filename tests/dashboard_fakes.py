@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +18,15 @@ from amc_widgets.core.metrics import parse_metrics
 SPEC = JobSpec(dataset="solder", hyperparameters={"model": "yolov5n", "epochs": "3"})
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def assert_imports_no_widgets(module: str) -> None:
+    """A fresh interpreter imports ``module`` (and traitlets) without ipywidgets: models stay headless."""
+    code = (f"import sys, {module}; assert 'traitlets' in sys.modules; "
+            "assert 'ipywidgets' not in sys.modules, sorted(m for m in sys.modules if 'widget' in m)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
 
 
 class Clock:

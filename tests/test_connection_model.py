@@ -10,7 +10,7 @@ import pytest
 
 from amc_widgets.ui.models import connection as connection_module
 from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel
-from tests.dashboard_fakes import SECRET, TOKEN
+from tests.dashboard_fakes import SECRET, TOKEN, assert_imports_no_widgets
 
 
 def aws_stub(test_error: Exception | None = None, connect_error: Exception | None = None,
@@ -221,3 +221,7 @@ def test_the_form_is_linked_to_the_model_and_a_new_kind_clears_the_error():
     assert view.test_button.layout.display == "none"
     model.set_kind(AWS)
     assert view.kind.value == AWS and view.test_button.layout.display is None
+
+
+def test_the_connection_model_imports_no_widgets():
+    assert_imports_no_widgets("amc_widgets.ui.models.connection")

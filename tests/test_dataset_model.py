@@ -1,5 +1,5 @@
-"""The dataset model on the real local backend: check, browser uploads, store, list, delete, the
-validation image for previews."""
+"""The dataset model on the real local backend: check, browser uploads, store (with the upload's
+progress and outcome), list, delete, the validation image for previews; and the Dataset panel on it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from amc_widgets.ui.models import dataset as dataset_module
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
 from tests.conftest import wait_until
+from tests.dashboard_fakes import assert_imports_no_widgets
 
 
 @pytest.fixture()
@@ -147,3 +148,7 @@ def test_the_dataset_panel_shows_the_report_and_the_upload(datasets, small_datas
     wait_until(lambda: "amc-msg-error" in view.store_status.value, 60, "the refusal")
     view.check_button.click()
     assert view.store_status.value == "" and view.store_progress.value == 0.0
+
+
+def test_the_dataset_model_imports_no_widgets():
+    assert_imports_no_widgets("amc_widgets.ui.models.dataset")

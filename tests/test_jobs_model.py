@@ -22,7 +22,7 @@ from amc_widgets.ui.models.jobs import (
     compare_series,
 )
 from amc_widgets.ui.poller import Poller
-from tests.dashboard_fakes import SPEC, Clock, FakeBackend, tiny_detector
+from tests.dashboard_fakes import SPEC, Clock, FakeBackend, assert_imports_no_widgets, tiny_detector
 
 
 @pytest.fixture()
@@ -337,3 +337,7 @@ def test_idle_poller_without_a_connection_is_quiet(tmp_path):
     finally:
         poller.stop()
     assert errors == [] and asked == []
+
+
+def test_the_jobs_model_imports_no_widgets():
+    assert_imports_no_widgets("amc_widgets.ui.models.jobs")

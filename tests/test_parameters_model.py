@@ -1,5 +1,5 @@
 """The training form's model, headless: field values and their problems, presets, auto batch,
-instance choice and cost, the job it builds, preset files."""
+instance choice and cost, the job it builds, preset files; and the Train panel linked to it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from amc_widgets.core.parameters import preset_values
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, LOCAL_INSTANCE, ParametersModel
+from tests.dashboard_fakes import assert_imports_no_widgets
 
 
 def test_bad_value_is_kept_with_its_problem_and_a_fix_clears_it():
@@ -184,3 +185,7 @@ def test_the_form_marks_bad_fields_and_follows_presets_and_preset_files(tmp_path
     params.load(path)
     assert view.fields["model"].input.value == "yolov5m" and epochs.input.value == "7"
     assert not view.batch_auto.value
+
+
+def test_the_parameters_model_imports_no_widgets():
+    assert_imports_no_widgets("amc_widgets.ui.models.parameters")
