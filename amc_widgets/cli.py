@@ -15,14 +15,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable, TextIO
 
-from amc_widgets.backends.aws_session import AWS_ERRORS, AwsError, explain_client_error
-from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
+from amc_widgets.backends.base import TailsLogs
+from amc_widgets.core.dataset_check import check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
-from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
-from amc_widgets.core.jobs import COMPLETED, JobNotFoundError, JobSpec
-from amc_widgets.ui.text import human_bytes, human_duration
+from amc_widgets.core.errors import is_expected, user_message
+from amc_widgets.core.hyperparameters import HYPERPARAMETERS
+from amc_widgets.core.jobs import COMPLETED, JobSpec
+from amc_widgets.core.text import human_bytes, human_duration
 
 EXIT_OK, EXIT_ERROR = 0, 1
+DEBUG_ENV = "AMC_DEBUG"  # set: errors end with their traceback
 FOLLOW_POLL_SECONDS = 1.0
 
 
@@ -191,9 +194,11 @@ def follow_live(backend, name: str, out: TextIO) -> int:
 
 
 def cmd_logs(args) -> int:
-    if args.live_tail and (args.backend != "sagemaker" or not args.follow):
-        raise ValueError("--live-tail needs --backend sagemaker and --follow")
+    if args.live_tail and not args.follow:
+        raise ValueError("--live-tail needs --follow")
     backend = _backend(args)
+    if args.live_tail and not isinstance(backend, TailsLogs):
+        raise ValueError("--live-tail needs a backend that streams logs (--backend sagemaker)")
     if args.live_tail:
         return follow_live(backend, args.job, sys.stdout)
     if args.follow:
@@ -358,16 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except HyperparameterError as exc:
-        print("amc: error: " + "; ".join(f"{k}: {v}" for k, v in exc.problems.items()), file=sys.stderr)
-    except AWS_ERRORS as exc:
-        print("amc: error: " + explain_client_error(exc, "complete the request"), file=sys.stderr)
-    except (DatasetError, JobNotFoundError, AwsError, OSError, ValueError) as exc:
-        message = str(exc) if not isinstance(exc, OSError) or not exc.filename else f"{exc.strerror}: {exc.filename}"
-        print("amc: error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()),
-              file=sys.stderr)
     except KeyboardInterrupt:
         print("amc: interrupted", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - every error ends as one line; AMC_DEBUG=1 keeps tracebacks
+        if os.environ.get(DEBUG_ENV):
+            raise
+        if is_expected(exc):
+            print("amc: error: " + user_message(exc), file=sys.stderr)
+        else:
+            print(f"amc: internal error: {user_message(exc)} ({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
     return EXIT_ERROR
 
 

@@ -1,5 +1,5 @@
-"""Shared fakes for the dashboard model tests: a hand-moved clock, an in-memory backend, a tiny ONNX
-'detector', and the AWS secrets that must never be shown."""
+"""Shared fakes for the dashboard model tests: a hand-moved clock, an in-memory backend, the AWS
+secrets that must never be shown, and a check that a model imports no widgets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 
 from amc_widgets.backends.base import DownloadResult, LogChunk
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, TERMINAL_STATUSES, JobDescription, JobSpec
@@ -44,6 +43,8 @@ class FakeBackend:
 
     def __init__(self, name: str = "local"):
         self.name, self.user = name, "ana"
+        if name == "local":
+            self.home = Path("fake-workspace")  # jobs "run here": the RunsJobsHere capability
         self.jobs: dict[str, JobDescription] = {}
         self.logs: dict[str, list[str]] = {}
         self.calls: Counter = Counter()
@@ -108,21 +109,3 @@ class FakeBackend:
             if progress:
                 progress(done, 100)
         return DownloadResult(folder=folder, onnx=onnx, files=[onnx] if onnx else [])
-
-
-def tiny_detector(path: Path, predictions: list[list[float]], size: int = 64,
-                  names: str = "{0: 'good', 1: 'bridge'}") -> Path:
-    """An ONNX 'detector' on a (1, 3, size, size) input that always outputs ``predictions``
-    (rows of cx, cy, w, h, class scores) as (1, 4 + classes, N), like an exported YOLO model."""
-    from onnx import TensorProto, helper, numpy_helper, save
-
-    output = np.asarray(predictions, dtype=np.float32).T[None]
-    graph = helper.make_graph(
-        [helper.make_node("Constant", [], ["output0"], value=numpy_helper.from_array(output))], "tiny",
-        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, size, size])],
-        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, list(output.shape))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    helper.set_model_props(model, {"names": names})
-    save(model, str(path))
-    return path

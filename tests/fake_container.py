@@ -1,17 +1,22 @@
 """A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
 no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
-FAKE_FAIL=1 fails like the real one."""
+FAKE_FAIL=1 fails like the real one.  FAKE_CHILD starts a long-lived child, as the real one starts
+torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
+without that link (as torchrun starts its workers, which outlive a torchrun killed hard)."""
 
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+from amc_widgets.core.container_contract import EXIT_FAILED, EXIT_STOPPED, ML_ROOT_ENV, TRAINING_CHANNEL, MLPaths
 from amc_widgets.core.metrics import format_metrics_line
+from amc_widgets.core.processes import die_with_parent
 
-root = Path(os.environ["AMC_ML_ROOT"])
+paths = MLPaths(Path(os.environ[ML_ROOT_ENV]))
 epochs = int(os.environ.get("FAKE_EPOCHS", "3"))
 pause = float(os.environ.get("FAKE_EPOCH_SECONDS", "0.3"))
 stopped = []
@@ -19,13 +24,19 @@ signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
 
 
 def save_model():
-    (root / "model").mkdir(parents=True, exist_ok=True)
-    (root / "model" / "best.pt").write_bytes(b"weights")
-    (root / "output" / "data").mkdir(parents=True, exist_ok=True)
-    (root / "output" / "data" / "results.csv").write_text("epoch\n1\n")
+    paths.model_dir.mkdir(parents=True, exist_ok=True)
+    (paths.model_dir / "best.pt").write_bytes(b"weights")
+    paths.output_data_dir.mkdir(parents=True, exist_ok=True)
+    (paths.output_data_dir / "results.csv").write_text("epoch\n1\n")
 
 
-print(f"fake container, dataset files: {len(list((root / 'input' / 'data' / 'training').rglob('*')))}", flush=True)
+child_mode = os.environ.get("FAKE_CHILD")
+if child_mode:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                             preexec_fn=die_with_parent() if child_mode == "linked" else None,
+                             start_new_session=child_mode == "detached")
+    print(f"fake container, child {child.pid}", flush=True)
+print(f"fake container, dataset files: {len(list(paths.channel(TRAINING_CHANNEL).rglob('*')))}", flush=True)
 for epoch in range(1, epochs + 1):
     deadline = time.monotonic() + pause
     while time.monotonic() < deadline and not stopped:
@@ -33,7 +44,7 @@ for epoch in range(1, epochs + 1):
     if stopped:
         save_model()
         print("stopped", flush=True)
-        sys.exit(143)
+        sys.exit(EXIT_STOPPED)
     progress = 1 - math.exp(-4 * epoch / epochs)  # 0 -> ~1 over the run, like a learning curve
     losses = {f"{split}_{kind}_loss": round(start * (1 - 0.6 * progress) + (0.05 if split == "val" else 0), 4)
               for split in ("train", "val") for kind, start in (("box", 2.2), ("cls", 2.8), ("dfl", 1.6))}
@@ -42,8 +53,8 @@ for epoch in range(1, epochs + 1):
                                "mAP50-95": round(0.6 * progress, 4), "lr": 0.01, "epoch_seconds": pause}),
           flush=True)
 if os.environ.get("FAKE_FAIL"):
-    (root / "output").mkdir(parents=True, exist_ok=True)
-    (root / "output" / "failure").write_text("The dataset exploded: class 9 in labels/x.txt")
-    sys.exit(1)
+    paths.output_dir.mkdir(parents=True, exist_ok=True)
+    paths.failure_file.write_text("The dataset exploded: class 9 in labels/x.txt")
+    sys.exit(EXIT_FAILED)
 save_model()
 sys.stdout.write("last line without newline")

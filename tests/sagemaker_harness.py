@@ -39,6 +39,8 @@ from botocore.exceptions import ClientError
 from moto.sagemaker.models import sagemaker_backends
 from moto.server import ThreadedMotoServer
 
+from amc_widgets.core.container_contract import EXIT_COMPLETED, FAILURE_LIMIT, ML_ROOT_ENV, TRAINING_LOG_GROUP, MLPaths
+
 ACCOUNT, REGION = "123456789012", "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 REPO = Path(__file__).resolve().parent.parent
@@ -124,7 +126,7 @@ class SageMakerEmulator:
     # --- plumbing -----------------------------------------------------------------------------
     def start(self) -> "SageMakerEmulator":
         try:
-            self.logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+            self.logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
         except self.logs.exceptions.ResourceAlreadyExistsException:
             pass
         self._watcher.start()
@@ -260,38 +262,38 @@ class SageMakerEmulator:
 
     def _layout(self, name: str, job: dict, attempt: int) -> Path:
         root = self.workdir / name / f"attempt-{attempt}" / "ml"
-        config = root / "input" / "config"
-        config.mkdir(parents=True)
-        (config / "hyperparameters.json").write_text(json.dumps(job.get("HyperParameters", {})))
-        (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"],
+        paths = MLPaths(root)
+        paths.config_dir.mkdir(parents=True)
+        paths.hyperparameters.write_text(json.dumps(job.get("HyperParameters", {})))
+        paths.resourceconfig.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"],
                                                                 "network_interface_name": "lo"}))
         channels = {c["ChannelName"]: {"TrainingInputMode": "File"} for c in job["InputDataConfig"]}
-        (config / "inputdataconfig.json").write_text(json.dumps(channels))
+        paths.inputdataconfig.write_text(json.dumps(channels))
         for channel in job["InputDataConfig"]:
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            if not self._download_prefix(uri, root / "input" / "data" / channel["ChannelName"]):
+            if not self._download_prefix(uri, paths.channel(channel["ChannelName"])):
                 raise ChannelError(f"ClientError: No S3 objects found under S3 URL \"{uri}\" given in input data "
                                    f"source. Please ensure that the bucket exists in the selected region ({REGION}), "
                                    "that objects exist under that S3 prefix, and that the role has s3:ListBucket "
                                    "permissions on the bucket.")
         if job.get("CheckpointConfig"):
-            self._download_prefix(job["CheckpointConfig"]["S3Uri"], root / "checkpoints")
+            self._download_prefix(job["CheckpointConfig"]["S3Uri"], paths.checkpoints)
         return root
 
     def _stream_output(self, name: str, process: subprocess.Popen, stream: str, root: Path, job: dict) -> None:
         """Copy the container's lines into CloudWatch; sync checkpoints after each epoch."""
-        self.logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
+        self.logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
         epochs = 0
         for raw in process.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             if not line.strip():
                 continue  # CloudWatch takes no empty events
-            self.logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
+            self.logs.put_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream,
                                      logEvents=[{"timestamp": int(time.time() * 1000), "message": line}])
             if line.startswith("[amc-metrics]"):
                 epochs += 1
                 if job.get("CheckpointConfig"):
-                    self._upload_folder(root / "checkpoints", job["CheckpointConfig"]["S3Uri"])
+                    self._upload_folder(MLPaths(root).checkpoints, job["CheckpointConfig"]["S3Uri"])
                 if self.interrupt_after_epoch.get(name) == epochs:
                     del self.interrupt_after_epoch[name]
                     process.kill()  # the spot instance is taken back: no SIGTERM, no goodbye
@@ -316,7 +318,7 @@ class SageMakerEmulator:
             root = self._layout(name, job, attempt)
             self._set(name, "InProgress", "Training", "Training image download completed. Training in progress.",
                       training_start_time=_now())
-            env = {**os.environ, "AMC_ML_ROOT": str(root), "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, ML_ROOT_ENV: str(root), "PYTHONUNBUFFERED": "1"}
             command = self.images[job["AlgorithmSpecification"]["TrainingImage"]]
             process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT)
@@ -343,9 +345,10 @@ class SageMakerEmulator:
     def _finish(self, name: str, job: dict, root: Path, code: int, started: float) -> None:
         output = f"{job['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output"
         bucket, _, prefix = output.removeprefix("s3://").partition("/")
-        if (root / "model").is_dir() and any((root / "model").iterdir()):
+        paths = MLPaths(root)
+        if paths.model_dir.is_dir() and any(paths.model_dir.iterdir()):
             self._set(name, self._job(name).training_job_status, "Uploading", "Uploading generated training model")
-            for folder, archive in ((root / "model", "model.tar.gz"), (root / "output" / "data", "output.tar.gz")):
+            for folder, archive in ((paths.model_dir, "model.tar.gz"), (paths.output_data_dir, "output.tar.gz")):
                 if folder.is_dir():
                     packed = root.parent / archive
                     with tarfile.open(packed, "w:gz") as tar:
@@ -358,11 +361,11 @@ class SageMakerEmulator:
                  "billable_time_in_seconds": max(1, seconds // 3) if job.get("EnableManagedSpotTraining") else seconds}
         if name in self.stop_requests:
             self._set(name, "Stopped", "Stopped", "Training job stopped", **times)
-        elif code == 0:
+        elif code == EXIT_COMPLETED:
             self._set(name, "Completed", "Completed", "Training job completed", **times)
         else:
-            failure = root / "output" / "failure"
-            reason = failure.read_text()[:1024] if failure.exists() else f"AlgorithmError: exit code {code}"
+            failure = paths.failure_file
+            reason = failure.read_text()[:FAILURE_LIMIT] if failure.exists() else f"AlgorithmError: exit code {code}"
             self._set(name, "Failed", "Failed", "Training job failed", failure_reason=reason, **times)
         self._job(name).secondary_status_transitions[-1]["EndTime"] = _now()
 

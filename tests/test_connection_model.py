@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from amc_widgets.ui.models import connection as connection_module
-from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel
+from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel, NotConnectedError
 from tests.dashboard_fakes import SECRET, TOKEN, assert_imports_no_widgets
 
 
@@ -167,7 +167,7 @@ def test_close_forgets_backend_and_secret():
     assert model.backend is None and model.info is None and not model.connected
     assert model.aws.secret_access_key == "" and model.aws.session_token == ""
     assert model.summary() == {"Status": "Not connected"} and [change.new for change in heard] == [None]
-    with pytest.raises(RuntimeError, match="Not connected"):
+    with pytest.raises(NotConnectedError, match="Not connected"):
         model.require_backend()
 
 

@@ -1,4 +1,5 @@
-"""The dashboard's pure helpers: log text, durations, sizes, redaction, and the ONNX preview maths."""
+"""The pure helpers the dashboard shows things with: log text, durations, sizes, redaction, and the ONNX
+preview maths."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from amc_widgets.ui.preview import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
-from amc_widgets.ui.text import clean_log_line, human_bytes, human_duration, log_html, redact
-from tests.dashboard_fakes import SECRET, TOKEN, tiny_detector
+from amc_widgets.core.errors import redact
+from amc_widgets.core.onnx_model import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
+from amc_widgets.core.text import clean_log_line, human_bytes, human_duration, log_html
+from tests.dashboard_fakes import SECRET, TOKEN
+from tests.onnx_fakes import tiny_detector
 
 
 @pytest.mark.parametrize("raw, shown", [

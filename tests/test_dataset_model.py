@@ -11,7 +11,7 @@ import pytest
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.ui.models import connection as connection_module
 from amc_widgets.ui.models import dataset as dataset_module
-from amc_widgets.ui.models.connection import ConnectionModel
+from amc_widgets.ui.models.connection import ConnectionModel, NotConnectedError
 from amc_widgets.ui.models.dataset import DatasetModel
 from tests.conftest import wait_until
 from tests.dashboard_fakes import assert_imports_no_widgets
@@ -95,7 +95,7 @@ def test_validation_image_from_the_folder_checked_here(datasets, small_dataset):
 
 def test_datasets_need_a_connection(tmp_path):
     model = DatasetModel(ConnectionModel(local_factory=lambda: None), upload_dir=tmp_path)
-    with pytest.raises(RuntimeError, match="Not connected"):
+    with pytest.raises(NotConnectedError, match="Not connected"):
         model.refresh()
 
 

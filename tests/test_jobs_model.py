@@ -22,7 +22,8 @@ from amc_widgets.ui.models.jobs import (
     compare_series,
 )
 from amc_widgets.ui.poller import Poller
-from tests.dashboard_fakes import SPEC, Clock, FakeBackend, assert_imports_no_widgets, tiny_detector
+from tests.dashboard_fakes import SPEC, Clock, FakeBackend, assert_imports_no_widgets
+from tests.onnx_fakes import tiny_detector
 
 
 @pytest.fixture()

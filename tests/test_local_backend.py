@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 from amc_widgets.backends.local import LocalBackend
@@ -108,6 +110,10 @@ def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
     (output,) = backend.list_outputs()
     assert output.job_name == job.name and set(output.files) == {"model.tar.gz", "output.tar.gz"}
     assert Path(output.location) == backend.home / "users" / "ana" / "training-jobs" / job.name / "output"
+    # a job recorded by an older version, with a field this one no longer has, still reads
+    state = backend.jobs_folder / job.name / "state.json"
+    state.write_text(json.dumps({**json.loads(state.read_text()), "model_artifact": "/old/model.tar.gz"}))
+    assert backend.describe_job(job.name) == done
 
 
 def test_logs_from_a_cursor_have_no_gaps_or_duplicates(backend, monkeypatch):
@@ -186,6 +192,64 @@ def test_jobs_survive_the_process_that_started_them(backend, tmp_path, monkeypat
     lost = wait_until(lambda: (d := fresh.describe_job(name)).is_terminal and d, what="lost job noticed")
     assert lost.status == FAILED and "ended without finishing" in lost.failure_reason
     assert LocalBackend(home=backend.home, user="bo").list_jobs() == []  # users see only their jobs
+
+
+def job_processes(backend, name) -> list[psutil.Process]:
+    """Live processes of a local job: its folder in their command line, working folder or /opt/ml root."""
+    folder = str(backend.jobs_folder / name)
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if (folder in " ".join(process.cmdline()) or process.cwd().startswith(folder)
+                    or process.environ().get("AMC_ML_ROOT", "").startswith(folder)):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.fixture()
+def no_leftovers(backend):
+    """Whatever a test (or a bug) leaves of its jobs is killed at the end."""
+    yield
+    for folder in backend.jobs_folder.iterdir():
+        for process in job_processes(backend, folder.name):
+            process.kill()
+
+
+def start_and_kill_the_runner(backend, monkeypatch, child: str) -> tuple[str, list[psutil.Process]]:
+    """Start a job whose container starts a child (FAKE_CHILD=child); once both run, kill -9 the runner.
+    Returns the job's name and its processes just before the kill."""
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "5")
+    monkeypatch.setenv("FAKE_EPOCHS", "30")
+    monkeypatch.setenv("FAKE_CHILD", child)
+    name = backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name
+    runner = backend.describe_job(name).extra["runner_pid"]
+    processes = wait_until(lambda: len(found := job_processes(backend, name)) == 3 and found,
+                           what="runner, container and its child running")
+    assert runner in [p.pid for p in processes]
+    os.kill(runner, signal.SIGKILL)  # kill -9, as the out-of-memory killer does
+    return name, [p for p in processes if p.pid != runner]
+
+
+def test_a_runner_killed_hard_takes_its_training_processes_along(backend, monkeypatch, no_leftovers):
+    name, _ = start_and_kill_the_runner(backend, monkeypatch, child="linked")
+    # nothing asked of the backend yet: the processes end by themselves
+    wait_until(lambda: not job_processes(backend, name), timeout=15, what="no process of the job left")
+    lost = backend.describe_job(name)
+    assert lost.status == FAILED and "ended without finishing" in lost.failure_reason
+
+
+def test_the_lost_job_check_ends_what_is_left_of_the_job(backend, monkeypatch, no_leftovers):
+    name, trainers = start_and_kill_the_runner(backend, monkeypatch, child="detached")
+    wait_until(lambda: len(job_processes(backend, name)) == 1, timeout=15, what="the container to end")
+    (orphan,) = job_processes(backend, name)  # its child, in a session of its own as torchrun's workers are
+    assert orphan.pid in [p.pid for p in trainers]
+    lost = backend.describe_job(name)  # notices the runner is gone
+    assert lost.status == FAILED
+    wait_until(lambda: not job_processes(backend, name), timeout=5, what="the orphan ended")
 
 
 def test_bad_job_requests(backend):

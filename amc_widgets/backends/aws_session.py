@@ -14,6 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 from botocore.parsers import ResponseParserError
 
+from amc_widgets.core.errors import AmcError, register_explainer
+
 # Everything botocore raises for a request that went wrong.  ResponseParserError (an answer that is
 # not AWS's: a proxy's or a web server's page) derives from neither of the other two.
 AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
@@ -25,7 +27,7 @@ RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_t
 ClientFactory = Callable[[str], Any]
 
 
-class AwsError(RuntimeError):
+class AwsError(AmcError):
     """Something on the AWS side the user must fix; the message says what."""
 
 
@@ -116,6 +118,14 @@ def explain_client_error(exc: Exception, action: str) -> str:
         return (f"Could not {action}: the endpoint answered with something that is not an AWS response "
                 "(check the endpoint URL, the region, or a proxy in between)")
     return f"Could not {action}: {exc}"
+
+
+def _explain_aws_error(exc: BaseException) -> str | None:
+    """botocore's errors for :func:`amc_widgets.core.errors.user_message`."""
+    return explain_client_error(exc, "complete the request") if isinstance(exc, AWS_ERRORS) else None
+
+
+register_explainer(_explain_aws_error)
 
 
 def _trusts_sagemaker(document: Any) -> bool:

@@ -1,15 +1,18 @@
-"""The one protocol both backends implement: datasets, jobs, logs, metrics, outputs."""
+"""The one protocol both backends implement (datasets, jobs, logs, metrics, outputs), and the
+capabilities a backend has or not, as small runtime-checkable protocols: callers ask
+``isinstance(backend, TailsLogs)`` instead of testing a backend's name."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import pandas as pd
 
 from amc_widgets.core.jobs import JobDescription, JobSpec
-from amc_widgets.core.storage import check_onnx_model, extract_tar_gz
+from amc_widgets.core.onnx_model import OnnxDetector
+from amc_widgets.core.storage import extract_tar_gz
 
 # progress(done, total) in bytes; total may be 0 when unknown
 ProgressCallback = Callable[[int, int], None]
@@ -74,7 +77,7 @@ def download_outputs_into(dest: Path, name: str, sizes: dict[str, int],
         files += extract_tar_gz(local, folder / file_name.removesuffix(".tar.gz"))
     onnx = folder / "model" / "best.onnx"
     if onnx.exists():
-        check_onnx_model(onnx)
+        OnnxDetector(onnx).check()
     return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
 
 
@@ -106,3 +109,27 @@ class Backend(Protocol):
     def list_outputs(self) -> list[OutputInfo]: ...
 
     def download_outputs(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> DownloadResult: ...
+
+
+# --- capabilities -----------------------------------------------------------------------------
+
+@runtime_checkable
+class RunsJobsHere(Protocol):
+    """Jobs train on this machine, in a workspace folder: asking for their state costs nothing, and
+    the only "instance" is this machine."""
+
+    home: Path
+
+
+@runtime_checkable
+class TailsLogs(Protocol):
+    """A job's new lines can be streamed as they are written (CloudWatch Live Tail)."""
+
+    def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None: ...
+
+
+@runtime_checkable
+class ChecksQuotas(Protocol):
+    """The account's limits can be checked before a launch they would refuse."""
+
+    def check_quota(self, instance_type: str, count: int, spot: bool) -> None: ...

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 
 from amc_widgets.backends.aws_session import AWS_ERRORS
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+from amc_widgets.core.container_contract import TRAINING_LOG_GROUP
 
 
 def host_of(stream_name: str) -> str:
@@ -22,7 +22,7 @@ def host_of(stream_name: str) -> str:
 
 
 class LogFollower:
-    def __init__(self, logs, group: str = LOG_GROUP):
+    def __init__(self, logs, group: str = TRAINING_LOG_GROUP):
         self.logs, self.group = logs, group
 
     def streams(self, job: str) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from amc_widgets.core.container_contract import TRAINING_LOG_GROUP
+
 
 def user_policy(bucket: str, user: str, role_arn: str, region: str = "*", account: str = "*") -> dict[str, Any]:
     """What an AMC user needs: their own prefix of the bucket, SageMaker training jobs, the job logs,
@@ -30,7 +32,7 @@ def user_policy(bucket: str, user: str, role_arn: str, region: str = "*", accoun
              "Resource": "*"},
             {"Sid": "JobLogs", "Effect": "Allow",
              "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:StartLiveTail"],
-             "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs*"},
+             "Resource": f"arn:aws:logs:{region}:{account}:log-group:{TRAINING_LOG_GROUP}*"},
             {"Sid": "Quotas", "Effect": "Allow", "Action": ["servicequotas:ListServiceQuotas",
                                                              "servicequotas:GetServiceQuota"], "Resource": "*"},
             {"Sid": "FindRoles", "Effect": "Allow", "Action": ["iam:ListRoles"], "Resource": "*"},
@@ -59,7 +61,7 @@ def execution_role_policy(bucket: str, region: str = "*", account: str = "*",
             {"Sid": "EcrLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
             {"Sid": "Logs", "Effect": "Allow",
              "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-             "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/TrainingJobs*"},
+             "Resource": f"arn:aws:logs:{region}:{account}:log-group:{TRAINING_LOG_GROUP}*"},
             {"Sid": "Metrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}}},
         ],

@@ -37,6 +37,7 @@ from amc_widgets.backends.base import (
 from amc_widgets.backends.local_jobs import JobFiles
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.hyperparameters import decode_hyperparameters
+from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
 from amc_widgets.core.jobs import (
     FAILED,
     IN_PROGRESS,
@@ -49,6 +50,7 @@ from amc_widgets.core.jobs import (
     make_job_name,
 )
 from amc_widgets.core.metrics import parse_metrics
+from amc_widgets.core.processes import kill_processes
 from amc_widgets.core.storage import (
     check_dataset_name,
     copy_file,
@@ -177,8 +179,7 @@ class LocalBackend:
         """Validate, queue and launch a job; returns at once (the job runs in its own process)."""
         params = decode_hyperparameters(spec.hyperparameters)
         dataset_folder = self.dataset_folder(spec.dataset)
-        if spec.instance_count != 1:
-            raise ValueError("The local backend trains on this one machine: instance count must be 1")
+        validate_instance_count(THIS_MACHINE, spec.instance_count)
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
         job = JobFiles(self.jobs_folder / name, clock=self.clock)
         if job.folder.exists():
@@ -214,6 +215,7 @@ class LocalBackend:
         return description
 
     def _mark_lost(self, job: JobFiles) -> JobDescription:
+        kill_processes(job.processes)  # what the runner left behind must not train on unwatched
         status = STOPPED if job.stop_marker.exists() else FAILED
         description = job.transition(status, "The job's process ended without finishing it "
                                              "(the machine restarted, or it was killed)", status=status)

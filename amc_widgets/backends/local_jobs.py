@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any, Callable
 
+from amc_widgets.core.container_contract import ML_ROOT_ENV
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
+from amc_widgets.core.processes import processes_with_environment
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -65,9 +67,11 @@ class JobFiles:
         return self.settings().get("user", "")
 
     def load(self) -> JobDescription:
+        """The job's state; fields an older version wrote and this one no longer has are ignored."""
         data = json.loads(self.state_json.read_text(encoding="utf-8"))
         data["transitions"] = [StatusTransition(**t) for t in data["transitions"]]
-        return JobDescription(**data)
+        known = {f.name for f in fields(JobDescription)}
+        return JobDescription(**{key: value for key, value in data.items() if key in known})
 
     def save(self, description: JobDescription) -> None:
         _write_json(self.state_json, asdict(description))
@@ -103,6 +107,11 @@ class JobFiles:
             return True
         starting = self.clock() - self.load().created < grace_seconds
         return starting and (pid is None or process_running(pid))
+
+    def processes(self) -> list[int]:
+        """The job's container and everything it started (torchrun, its workers, data loaders), each
+        in whatever session: all carry the job's /opt/ml root in their environment."""
+        return processes_with_environment(f"{ML_ROOT_ENV}={self.ml_root}")
 
 
 def process_running(pid: int) -> bool:

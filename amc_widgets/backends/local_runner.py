@@ -4,6 +4,7 @@
 the emulated /opt/ml, runs the training container's entry point, packs model.tar.gz and
 output.tar.gz where SageMaker would put them, and records every status on the way.  It outlives
 the CLI or notebook that started it; SIGTERM stops the job (the container saves what it has).
+The container gets SIGTERM too when the runner dies, however it dies.
 """
 
 from __future__ import annotations
@@ -18,6 +19,13 @@ import threading
 from pathlib import Path
 
 from amc_widgets.backends.local_jobs import JobFiles
+from amc_widgets.core.container_contract import (
+    EXIT_COMPLETED,
+    FAILURE_LIMIT,
+    ML_ROOT_ENV,
+    TRAINING_CHANNEL,
+    MLPaths,
+)
 from amc_widgets.core.jobs import (
     COMPLETED,
     DOWNLOADING,
@@ -28,6 +36,7 @@ from amc_widgets.core.jobs import (
     TRAINING,
     UPLOADING,
 )
+from amc_widgets.core.processes import die_with_parent
 from amc_widgets.core.storage import link_or_copy_tree, pack_tar_gz
 
 SLOT_POLL_SECONDS = 0.5
@@ -76,14 +85,12 @@ def acquire_slot(job: JobFiles, slots_dir: Path, slots: int, stop: threading.Eve
 
 
 def prepare_ml_root(job: JobFiles, dataset_folder: Path, hyperparameters: dict[str, str]) -> None:
-    config = job.ml_root / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters), encoding="utf-8")
-    (config / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8")
-    (config / "inputdataconfig.json").write_text(
-        json.dumps({"training": {"TrainingInputMode": "File"}}), encoding="utf-8")
-    channel = job.ml_root / "input" / "data" / "training"
+    paths = MLPaths(job.ml_root)
+    paths.config_dir.mkdir(parents=True, exist_ok=True)
+    paths.hyperparameters.write_text(json.dumps(hyperparameters), encoding="utf-8")
+    paths.resourceconfig.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8")
+    paths.inputdataconfig.write_text(json.dumps({TRAINING_CHANNEL: {"TrainingInputMode": "File"}}), encoding="utf-8")
+    channel = paths.channel(TRAINING_CHANNEL)
     if not channel.exists():
         link_or_copy_tree(dataset_folder, channel)
 
@@ -113,44 +120,43 @@ def run_job(job: JobFiles) -> None:
     description = job.transition(TRAINING, "Training on this machine")
     description.started = job.clock()
     job.save(description)
-    env = {**os.environ, "AMC_ML_ROOT": str(job.ml_root), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, ML_ROOT_ENV: str(job.ml_root), "PYTHONUNBUFFERED": "1"}
     with open(job.log, "ab") as log:
         command = settings.get("container_command") or container_command()
+        # a runner killed hard (kill -9, out of memory) must not leave the training running unwatched
         child.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL))
+                                      stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM)))
         if stop.is_set():
             child[0].send_signal(signal.SIGTERM)
         code = child[0].wait()
     training_ended = job.clock()
 
-    model_dir, data_dir = job.ml_root / "model", job.ml_root / "output" / "data"
+    paths = MLPaths(job.ml_root)
+    model_dir, data_dir = paths.model_dir, paths.output_data_dir
     outputs = Path(settings["outputs_folder"])
-    artifact = None
     if (model_dir / "best.pt").exists():
         job.transition(UPLOADING, "Packing model.tar.gz and output.tar.gz")
-        artifact = str(pack_tar_gz(model_dir, outputs / "model.tar.gz"))
+        pack_tar_gz(model_dir, outputs / "model.tar.gz")
         if data_dir.is_dir():
             pack_tar_gz(data_dir, outputs / "output.tar.gz")
     slot.close()
 
     if stop.is_set():
         status, message = STOPPED, "Stopped on request"
-    elif code == 0:
+    elif code == EXIT_COMPLETED:
         status, message = COMPLETED, "Training job completed"
     else:
-        failure = job.ml_root / "output" / "failure"
-        message = failure.read_text(errors="replace")[:1024] if failure.exists() else f"exit code {code}"
+        failure = paths.failure_file
+        message = failure.read_text(errors="replace")[:FAILURE_LIMIT] if failure.exists() else f"exit code {code}"
         status = FAILED
-    finish(job, status, message, artifact=artifact, billable=training_ended - (description.started or 0))
+    finish(job, status, message, billable=training_ended - (description.started or 0))
 
 
-def finish(job: JobFiles, status: str, message: str, artifact: str | None = None,
-           billable: float | None = None) -> None:
+def finish(job: JobFiles, status: str, message: str, billable: float | None = None) -> None:
     description = job.transition(status, message if status != FAILED else "Training job failed", status=status)
     now = job.clock()
     description.transitions[-1].end = now
     description.ended = now
-    description.model_artifact = artifact
     if billable is not None:
         description.billable_seconds = int(round(billable))
     if status == FAILED:

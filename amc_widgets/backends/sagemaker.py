@@ -37,8 +37,9 @@ from amc_widgets.backends.base import (
     ProgressCallback,
     download_outputs_into,
 )
-from amc_widgets.backends.cloudwatch_logs import LOG_GROUP, LogFollower, live_tail
+from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
+from amc_widgets.core.container_contract import DEFAULT_ML_ROOT, TRAINING_CHANNEL, TRAINING_LOG_GROUP, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import get_instance, validate_instance_count
@@ -184,7 +185,7 @@ class SageMakerBackend:
             "AlgorithmSpecification": {"TrainingImage": self.image_uri, "TrainingInputMode": "File",
                                        "MetricDefinitions": metric_definitions()},
             "RoleArn": self.role_arn,
-            "InputDataConfig": [{"ChannelName": "training", "InputMode": "File", "DataSource": {"S3DataSource": {
+            "InputDataConfig": [{"ChannelName": TRAINING_CHANNEL, "InputMode": "File", "DataSource": {"S3DataSource": {
                 "S3DataType": "S3Prefix", "S3Uri": dataset_uri, "S3DataDistributionType": "FullyReplicated"}}}],
             "OutputDataConfig": {"S3OutputPath": f"s3://{self.bucket}/{self.outputs_prefix}"},
             "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
@@ -198,7 +199,7 @@ class SageMakerBackend:
             request["EnableManagedSpotTraining"] = True
             request["StoppingCondition"]["MaxWaitTimeInSeconds"] = max(runtime, MAX_RUNTIME_SECONDS)
             request["CheckpointConfig"] = {"S3Uri": f"s3://{self.bucket}/{self.outputs_prefix}{name}/checkpoints/",
-                                           "LocalPath": "/opt/ml/checkpoints"}
+                                           "LocalPath": str(MLPaths(Path(DEFAULT_ML_ROOT)).checkpoints)}
         return request
 
     def start_job(self, spec: JobSpec) -> JobDescription:
@@ -274,7 +275,7 @@ class SageMakerBackend:
             else None,
             failure_reason=raw.get("FailureReason", ""), transitions=transitions,
             spot=bool(raw.get("EnableManagedSpotTraining")), billable_seconds=billable,
-            model_artifact=raw.get("ModelArtifacts", {}).get("S3ModelArtifacts"), extra=extra,
+            extra=extra,
         )
 
     def list_jobs(self) -> list[JobDescription]:
@@ -304,7 +305,7 @@ class SageMakerBackend:
         return parse_metrics(lines)
 
     def log_group_arn(self) -> str:
-        return f"arn:aws:logs:{self.region}:{self.info.account}:log-group:{LOG_GROUP}"
+        return f"arn:aws:logs:{self.region}:{self.info.account}:log-group:{TRAINING_LOG_GROUP}"
 
     def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None:
         """Stream the job's new lines through CloudWatch Live Tail until the job ends (Live Tail is

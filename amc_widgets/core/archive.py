@@ -22,6 +22,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from amc_widgets.core.errors import AmcError
+
 MiB = 1 << 20
 GiB = 1 << 30
 READ_CHUNK = MiB
@@ -31,11 +33,11 @@ JUNK_FILES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-class BadArchiveError(ValueError):
+class BadArchiveError(AmcError, ValueError):
     """The archive cannot be read: not a zip, damaged, or compressed in a way zipfile cannot read."""
 
 
-class UnsafeArchiveError(ValueError):
+class UnsafeArchiveError(AmcError, ValueError):
     """The archive could harm the machine that unpacks it; the message names the member."""
 
 

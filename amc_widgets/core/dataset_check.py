@@ -26,6 +26,7 @@ import yaml
 from PIL import Image, UnidentifiedImageError
 
 from amc_widgets.core.archive import BadArchiveError, SafeZip, UnsafeArchiveError, open_safe_zip
+from amc_widgets.core.errors import AmcError
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"}
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
@@ -34,7 +35,7 @@ MAX_EXAMPLES = 5  # problems of one kind listed by name; the rest are counted
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-class DatasetError(ValueError):
+class DatasetError(AmcError, ValueError):
     """The dataset cannot be used; the message says why and where."""
 
 

@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from amc_widgets.core.errors import AmcError
+
 MODEL_NAMES = ("yolov5n", "yolov5s", "yolov5m", "yolov5l", "yolov5x")
 OPTIMIZERS = ("auto", "SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam", "RMSProp")
 
@@ -21,7 +23,7 @@ OPTIMIZERS = ("auto", "SGD", "MuSGD", "Adam", "Adamax", "AdamW", "NAdam", "RAdam
 _FOREIGN_PREFIXES = ("sagemaker_", "_tuning_", "_")
 
 
-class HyperparameterError(ValueError):
+class HyperparameterError(AmcError, ValueError):
     """One or more hyperparameters are unknown or invalid; ``problems`` maps key -> message."""
 
     def __init__(self, problems: Mapping[str, str]):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 # Images per step per GPU (or per CPU instance) when the batch size is left to AMC.
 BATCH_PER_DEVICE = 16
+THIS_MACHINE = "local"  # the local backend's one "instance": the machine AMC runs on
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,15 @@ def _resolve(instance: InstanceType | str) -> InstanceType:
 
 
 def validate_instance_count(instance: InstanceType | str, count: int) -> None:
-    """Raise ValueError unless ``count`` >= 1, and 1 on CPU types (several CPU hosts only add cost)."""
-    spec = _resolve(instance)
+    """Raise ValueError unless ``count`` >= 1, 1 on this machine, and 1 on CPU types (several CPU
+    hosts only add cost): the one place this rule lives."""
     if count < 1:
         raise ValueError(f"The instance count must be at least 1 (got {count})")
+    if instance == THIS_MACHINE:
+        if count != 1:
+            raise ValueError("This machine is one machine: the instance count must be 1")
+        return
+    spec = _resolve(instance)
     if count > 1 and not spec.has_gpu:
         raise ValueError(f"Several instances need a GPU instance type; {spec.name} has no GPU")
 

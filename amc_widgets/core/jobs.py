@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from amc_widgets.core.errors import AmcError
+
 # TrainingJobStatus
 IN_PROGRESS, COMPLETED, FAILED, STOPPING, STOPPED = "InProgress", "Completed", "Failed", "Stopping", "Stopped"
 TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, STOPPED})
@@ -23,7 +25,7 @@ JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_NAME_MAX = 63
 
 
-class JobNotFoundError(LookupError):
+class JobNotFoundError(AmcError, LookupError):
     """No job of that name (for this user)."""
 
 
@@ -68,7 +70,6 @@ class JobDescription:
     transitions: list[StatusTransition] = field(default_factory=list)
     spot: bool = False
     billable_seconds: int | None = None
-    model_artifact: str | None = None  # path or s3:// URI of model.tar.gz
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -115,17 +115,3 @@ def extract_tar_gz(archive: Path, dest: Path) -> list[Path]:
                 raise ValueError(f"{archive.name} contains an unsafe entry: {member.name}")
         tar.extractall(dest, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     return [dest / m.name for m in members if m.isfile()]
-
-
-def check_onnx_model(path: Path) -> dict:
-    """Load an ONNX detector in onnxruntime and run it once; return its input and output shapes."""
-    import numpy as np
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    model_input = session.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in model_input.shape]
-    (output, *_) = session.run(None, {model_input.name: np.zeros(shape, dtype=np.float32)})
-    if not np.isfinite(output).all():
-        raise ValueError(f"{path.name} produced non-finite values")
-    return {"input": shape, "output": list(output.shape)}

@@ -14,18 +14,21 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
+from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.hyperparameters import HyperparameterError
+from amc_widgets.core.processes import die_with_parent
 from amc_widgets.training.plan import TrainingPlan, build_plan
-from amc_widgets.training.sagemaker_env import FAILURE_LIMIT, ContractError, MLPaths, write_failure
+from amc_widgets.training.sagemaker_env import ContractError, write_failure
 from amc_widgets.training.worker import install_clean_streams
 
-EXIT_BAD_INPUT = 2
 STOP_GRACE_SECONDS = 60  # after forwarding SIGTERM, wait this long before killing the workers
 
 
 def torchrun_command(plan: TrainingPlan, plan_file: Path) -> list[str]:
+    """The torchrun command that starts this host's training processes."""
     return [
         sys.executable, "-m", "torch.distributed.run",
         f"--nnodes={len(plan.hosts)}",
@@ -37,8 +40,9 @@ def torchrun_command(plan: TrainingPlan, plan_file: Path) -> list[str]:
     ]
 
 
-def torchrun_env(plan: TrainingPlan) -> dict[str, str]:
-    env = dict(os.environ)
+def torchrun_env(plan: TrainingPlan, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """torchrun's environment: ``base`` (this process's by default) with the cluster's network interface."""
+    env = dict(os.environ if base is None else base)
     if plan.network_interface:
         env["NCCL_SOCKET_IFNAME"] = plan.network_interface
         env["GLOO_SOCKET_IFNAME"] = plan.network_interface
@@ -51,7 +55,9 @@ def run_distributed(plan: TrainingPlan) -> int:
     command = torchrun_command(plan, plan.save())
     print(f"Distributed training: {len(plan.hosts)} host(s) x {max(plan.gpus_per_host, 1)} process(es), "
           f"master {plan.master_addr}:{plan.master_port}, this host rank {plan.node_rank}", flush=True)
-    child = subprocess.Popen(command, env=torchrun_env(plan), start_new_session=True)
+    # torchrun ends with this process, however it ends, and takes its workers along
+    child = subprocess.Popen(command, env=torchrun_env(plan), start_new_session=True,
+                             preexec_fn=die_with_parent(signal.SIGTERM))
     stop_at: list[float] = []
 
     def forward(_signum, _frame):
@@ -68,7 +74,7 @@ def run_distributed(plan: TrainingPlan) -> int:
             if stop_at and time.monotonic() - stop_at[0] > STOP_GRACE_SECONDS:
                 os.killpg(child.pid, signal.SIGKILL)
     if stop_at:
-        return 143
+        return EXIT_STOPPED
     if code != 0:
         write_failure(plan.paths, f"Distributed training failed (torchrun exit code {code}); the log has the details.")
     return code
@@ -91,7 +97,7 @@ def main() -> int:
     install_clean_streams()
     paths = MLPaths.from_env()
     print(f"AMC training container, ML root {paths.root}", flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # before training starts: just leave
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_STOPPED))  # before training starts: just leave
     try:
         plan = build_plan(paths)
     except (HyperparameterError, DatasetError, ContractError) as exc:
@@ -101,7 +107,7 @@ def main() -> int:
         return EXIT_BAD_INPUT
     print(f"Dataset: {plan.dataset_counts}; classes: {plan.class_names}", flush=True)
     try:
-        if plan.world_size > 1:
+        if plan.distributed:
             return run_distributed(plan)
         return run_single(plan)
     finally:

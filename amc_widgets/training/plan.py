@@ -12,21 +12,19 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from amc_widgets.core.container_contract import TRAINING_CHANNEL, WEIGHTS_CHANNEL, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset, resolve_dataset, write_resolved_data_yaml
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.training.sagemaker_env import (
     ContractError,
-    MLPaths,
     read_cluster,
     read_hyperparameters,
     read_input_channels,
     resolve_host,
 )
 
-TRAINING_CHANNEL = "training"
-WEIGHTS_CHANNEL = "weights"
 CHECKPOINT_STATE = "state.json"
 
 
@@ -58,6 +56,11 @@ class TrainingPlan:
         return len(self.hosts) * max(self.gpus_per_host, 1)
 
     @property
+    def distributed(self) -> bool:
+        """Several training processes (GPUs, hosts): torchrun starts them; else this process trains."""
+        return self.world_size > 1
+
+    @property
     def ultralytics_device(self) -> str:
         if self.accelerator == "cpu":
             return "cpu"
@@ -73,12 +76,18 @@ class TrainingPlan:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-def _count_gpus(device: str) -> tuple[str, int]:
-    if device == "cpu":
-        return "cpu", 0
+def cuda_device_count() -> int:
+    """The GPUs torch can use on this machine."""
     import torch
 
-    available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def choose_devices(device: str, gpu_count: Callable[[], int] = cuda_device_count) -> tuple[str, int]:
+    """The accelerator and GPUs per host for the ``device`` hyperparameter ('auto', 'cpu', '0,1')."""
+    if device == "cpu":
+        return "cpu", 0
+    available = gpu_count()
     if device == "auto":
         return ("cuda", available) if available else ("cpu", 0)
     wanted = [int(i) for i in device.split(",")]
@@ -114,8 +123,9 @@ def _resume_state(paths: MLPaths) -> str:
     return "finished" if state.get("finished") else "resume"
 
 
-def build_plan(paths: MLPaths) -> TrainingPlan:
-    """Validate everything the job was given and decide how to run it.
+def build_plan(paths: MLPaths, gpu_count: Callable[[], int] = cuda_device_count) -> TrainingPlan:
+    """Validate everything the job was given and decide how to run it (``gpu_count``: the GPUs of
+    this machine, asked only when the device is not 'cpu').
 
     Raises :class:`HyperparameterError`, :class:`DatasetError` or :class:`ContractError` with a
     message meant for the user.
@@ -132,7 +142,7 @@ def build_plan(paths: MLPaths) -> TrainingPlan:
     if not report.ok:
         raise DatasetError("The dataset cannot be used for training:\n" + "\n".join(report.errors))
     resolved = resolve_dataset(channel)
-    accelerator, gpus = _count_gpus(params["device"])
+    accelerator, gpus = choose_devices(params["device"], gpu_count)
     work_dir = paths.root / "amc-work"
     shutil.rmtree(work_dir, ignore_errors=True)
     data_yaml = write_resolved_data_yaml(resolved, work_dir / "dataset")

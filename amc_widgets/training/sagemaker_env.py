@@ -1,6 +1,5 @@
-"""The SageMaker training contract: the ``/opt/ml`` layout and the files SageMaker writes there.
-
-``AMC_ML_ROOT`` moves the root, so the same program runs outside Docker (local backend, tests).
+"""Reading what SageMaker writes under ``/opt/ml`` (the layout is in
+:mod:`amc_widgets.core.container_contract`): hyperparameters, channels, the cluster.
 """
 
 from __future__ import annotations
@@ -12,57 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FAILURE_LIMIT = 1024  # SageMaker shows the first 1,024 characters of the failure file as FailureReason
+from amc_widgets.core.container_contract import MLPaths
+from amc_widgets.core.errors import AmcError
 
 
-class ContractError(ValueError):
+class ContractError(AmcError, ValueError):
     """A file SageMaker should have written is missing or malformed."""
-
-
-@dataclass(frozen=True)
-class MLPaths:
-    """Where everything lives under the (possibly emulated) ``/opt/ml`` root."""
-
-    root: Path
-
-    @classmethod
-    def from_env(cls) -> "MLPaths":
-        return cls(Path(os.environ.get("AMC_ML_ROOT", "/opt/ml")))
-
-    @property
-    def config_dir(self) -> Path:
-        return self.root / "input" / "config"
-
-    @property
-    def hyperparameters(self) -> Path:
-        return self.config_dir / "hyperparameters.json"
-
-    @property
-    def resourceconfig(self) -> Path:
-        return self.config_dir / "resourceconfig.json"
-
-    @property
-    def inputdataconfig(self) -> Path:
-        return self.config_dir / "inputdataconfig.json"
-
-    def channel(self, name: str) -> Path:
-        return self.root / "input" / "data" / name
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def output_data_dir(self) -> Path:
-        return self.root / "output" / "data"
-
-    @property
-    def failure_file(self) -> Path:
-        return self.root / "output" / "failure"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -103,10 +57,6 @@ class ClusterConfig:
     @property
     def master_host(self) -> str:
         return self.hosts[0]
-
-    @property
-    def is_master(self) -> bool:
-        return self.current_host == self.master_host
 
 
 def read_cluster(paths: MLPaths) -> ClusterConfig:

@@ -15,13 +15,13 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
+from amc_widgets.core.container_contract import EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, FAILURE_LIMIT
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
 from amc_widgets.training.log_stream import CleanLineWriter
 from amc_widgets.training.plan import TrainingPlan
-from amc_widgets.training.sagemaker_env import FAILURE_LIMIT, write_failure
+from amc_widgets.training.sagemaker_env import write_failure
 from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
 
-EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, results saved
 _NOT_FOR_ULTRALYTICS = {"model", "weights", "device", "cache"}
 
 
@@ -174,13 +174,13 @@ def run(plan: TrainingPlan, stop) -> int:
                 print("Stop requested: saving the model trained so far.", flush=True)
         if is_master:
             finalize(plan, run_dir, trainer, stopped, started)
-        return EXIT_STOPPED if stopped else 0
+        return EXIT_STOPPED if stopped else EXIT_COMPLETED
     except Exception as exc:  # the failure file must carry the real error
         reason = explain_failure(exc)
         write_failure(plan.paths, reason[:FAILURE_LIMIT] + "\n\n" + traceback.format_exc())
         print(f"Training failed: {reason}", file=sys.stderr, flush=True)
         traceback.print_exc()
-        return 1
+        return EXIT_FAILED
 
 
 def main(argv: list[str] | None = None) -> int:

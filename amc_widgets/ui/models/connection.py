@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import traitlets as tl
 
-from amc_widgets.backends.base import Backend
-from amc_widgets.ui.text import redact
+from amc_widgets.backends.base import Backend, RunsJobsHere
+from amc_widgets.core.errors import AmcError, redact, user_message
 
 LOCAL, AWS = "local", "aws"
 AWS_UNAVAILABLE = "AWS backend not available in this version"
@@ -52,6 +52,10 @@ class AwsForm(tl.HasTraits):
 
     def forget_secrets(self) -> None:
         self.secret_access_key = self.session_token = ""
+
+
+class NotConnectedError(AmcError):
+    """An action needs a backend and none is connected."""
 
 
 class ConnectionModel(tl.HasTraits):
@@ -109,7 +113,7 @@ class ConnectionModel(tl.HasTraits):
         try:
             info = module.SageMakerBackend.test_connection(self.credentials(module))
         except Exception as exc:  # noqa: BLE001 - any AWS error is shown, secrets removed
-            return self._fail(f"Connection test failed: {exc}", forget_secrets=True)
+            return self._fail("Connection test failed: " + user_message(exc), forget_secrets=True)
         # a secret that worked stays in this kernel's memory for Connect (the form itself is emptied)
         if not self.aws.role_arn and getattr(info, "roles", None):
             self.aws.role_arn = info.roles[0]
@@ -137,7 +141,7 @@ class ConnectionModel(tl.HasTraits):
                 backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
                                                           create_bucket=not self.info.bucket_exists)
             except Exception as exc:  # noqa: BLE001
-                return self._fail(f"Could not connect: {exc}", forget_secrets=True)
+                return self._fail("Could not connect: " + user_message(exc), forget_secrets=True)
             self.aws.forget_secrets()
             message = "Connected to AWS"
         with self.hold_trait_notifications():
@@ -170,11 +174,11 @@ class ConnectionModel(tl.HasTraits):
 
     @property
     def is_local(self) -> bool:
-        return getattr(self.backend, "name", LOCAL) == LOCAL
+        return self.backend is None or isinstance(self.backend, RunsJobsHere)
 
     def require_backend(self) -> Backend:
         if self.backend is None:
-            raise RuntimeError("Not connected: open the Connection tab and connect first")
+            raise NotConnectedError("Not connected: open the Connection tab and connect first")
         return self.backend
 
     def summary(self) -> dict[str, str]:

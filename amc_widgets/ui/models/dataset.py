@@ -10,6 +10,7 @@ import traitlets as tl
 
 from amc_widgets.backends.base import DatasetInfo
 from amc_widgets.core.dataset_check import DatasetError, DatasetReport, check_dataset, resolve_dataset
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.storage import default_dataset_name
 from amc_widgets.ui.models import Transfer
 from amc_widgets.ui.models.connection import ConnectionModel
@@ -97,7 +98,7 @@ class DatasetModel(tl.HasTraits):
                                                                    overwrite=overwrite, progress=upload.progress)
             self.refresh()
         except Exception as exc:
-            upload.error = str(exc)
+            upload.error = user_message(exc)
             raise
         else:
             with upload.hold_trait_notifications():

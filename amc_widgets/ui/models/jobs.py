@@ -12,11 +12,13 @@ from typing import Any, Callable
 import pandas as pd
 import traitlets as tl
 
-from amc_widgets.backends.base import Backend, DownloadResult
+from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere
+from amc_widgets.core.errors import user_message
+from amc_widgets.core.instances import THIS_MACHINE
 from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
 from amc_widgets.core.metrics import MARKER, METRIC_NAMES
+from amc_widgets.core.text import clean_log_line, human_duration
 from amc_widgets.ui.models import Transfer
-from amc_widgets.ui.text import clean_log_line, human_duration
 
 MAX_LOG_LINES = 400
 # (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing
@@ -97,7 +99,7 @@ class JobCard:
             self.interval = fastest if change.log or not self.interval else min(slowest, self.interval * BACKOFF)
             self.next_poll = now + self.interval
         except Exception as exc:  # noqa: BLE001 - shown on the card; the poller goes on
-            self.error = f"Could not refresh: {exc}"
+            self.error = "Could not refresh: " + user_message(exc)
             change.status = True
             self.next_poll = now + ERROR_RETRY_SECONDS
         return change
@@ -107,7 +109,7 @@ class JobCard:
         job = self.description
         if job is None:
             return {"Status": "Starting"}
-        instance = "this machine" if job.instance_type == "local" else f"{job.instance_count} x {job.instance_type}"
+        instance = "this machine" if job.instance_type == THIS_MACHINE else f"{job.instance_count} x {job.instance_type}"
         billable = human_duration(job.billable_seconds) if job.billable_seconds is not None else "-"
         return {
             "Instance": instance + (" (spot)" if job.spot else ""),
@@ -151,7 +153,7 @@ class JobBoard:
     def poll_seconds(self) -> tuple[float, float]:
         if self._poll_seconds is not None:
             return self._poll_seconds
-        return LOCAL_POLL_SECONDS if getattr(self._backend(), "name", "local") == "local" else REMOTE_POLL_SECONDS
+        return LOCAL_POLL_SECONDS if isinstance(self._backend(), RunsJobsHere) else REMOTE_POLL_SECONDS
 
     def cards(self) -> list[JobCard]:
         with self._lock:
@@ -225,7 +227,7 @@ class JobBoard:
             elif validation_image is None:
                 state.preview_note = "No validation image of this dataset on this machine for a preview."
             else:
-                from amc_widgets.ui.preview import predict_image
+                from amc_widgets.core.onnx_model import predict_image
 
                 drawn, detections = predict_image(state.result.onnx, validation_image)
                 preview = state.result.folder / "preview.png"
@@ -235,7 +237,7 @@ class JobBoard:
                     state.preview_note = (f"{len(detections)} object(s) found on {validation_image.name} "
                                           "(confidence >= 0.25)")
         except Exception as exc:  # noqa: BLE001 - shown on the card
-            state.error = f"Download failed: {exc}"
+            state.error = "Download failed: " + user_message(exc)
         finally:
             state.running = False
         return state.result

@@ -11,6 +11,7 @@ from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterErro
 from amc_widgets.core.instances import (
     BATCH_PER_DEVICE,
     CATALOG,
+    THIS_MACHINE,
     CostEstimate,
     InstanceType,
     auto_batch,
@@ -23,7 +24,7 @@ from amc_widgets.core.parameters import TrainingParameters, preset_names, preset
 
 RUN_KEYS = ("model", "imgsz", "epochs", "patience", "batch", "workers", "optimizer", "device")
 EDITOR_GROUPS = ("learning", "loss", "augmentation")
-LOCAL_INSTANCE = "local"
+LOCAL_INSTANCE = THIS_MACHINE
 DEFAULT_AWS_INSTANCE = "ml.g4dn.xlarge"
 DEFAULT_PRESET = "scratch-low"
 INSTANCE_ERROR_KEY = "instance"
@@ -146,11 +147,7 @@ class ParametersModel(tl.HasTraits):
     def _check_instance(self) -> None:
         """Keep the problem with the instance choice in ``errors``; a valid one sets the auto batch."""
         try:
-            if self.instance_type == LOCAL_INSTANCE:
-                if self.instance_count != 1:
-                    raise ValueError("This machine is one machine: the instance count must be 1")
-            else:
-                validate_instance_count(get_instance(self.instance_type), self.instance_count)
+            validate_instance_count(self.instance_type, self.instance_count)
             if self.max_hours <= 0:
                 raise ValueError("The maximum run time must be more than 0 hours")
         except ValueError as exc:

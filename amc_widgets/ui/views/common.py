@@ -10,7 +10,7 @@ from typing import Any, Callable
 import ipywidgets as w
 import plotly.graph_objects as go
 
-from amc_widgets.core.hyperparameters import HyperparameterError
+from amc_widgets.core.errors import user_message
 
 CSS = """
 <style>
@@ -90,12 +90,8 @@ def panel(title: str, *children: w.Widget, css: str = "") -> w.VBox:
 
 
 def describe_error(exc: Exception) -> str:
-    """One readable line (or a few) for an exception a user caused."""
-    if isinstance(exc, HyperparameterError):
-        return "; ".join(f"{key}: {text}" for key, text in exc.problems.items())
-    if isinstance(exc, OSError) and exc.filename and exc.strerror:
-        return f"{exc.strerror}: {exc.filename}"
-    return str(exc) or exc.__class__.__name__
+    """One readable line for any exception (the CLI says it the same way)."""
+    return user_message(exc)
 
 
 def guarded(status: w.HTML) -> Callable:

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
-from amc_widgets.ui.text import log_html
+from amc_widgets.core.text import log_html
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")

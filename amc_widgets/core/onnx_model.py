@@ -1,4 +1,6 @@
-"""Boxes drawn by an exported ONNX detector on one image: letterbox, run, NMS (numpy), draw (PIL)."""
+"""An exported YOLO detector in onnxruntime, in one place: load, check, predict (letterbox, run,
+NMS in numpy) and draw the boxes (PIL).  The export check, the download check and the dashboard's
+preview use it; a serving program will too."""
 
 from __future__ import annotations
 
@@ -96,23 +98,59 @@ def class_names_of(session, count: int) -> list[str]:
     return [str(names.get(i, f"class {i}")) for i in range(count)]
 
 
+class OnnxDetector:
+    """One ONNX detector loaded in onnxruntime (CPU unless other providers are given)."""
+
+    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(self.path), providers=list(providers))
+        self.input = self.session.get_inputs()[0]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) the model takes; 640 for a dynamic axis."""
+        height, width = (d if isinstance(d, int) else 640 for d in self.input.shape[2:4])
+        return height, width
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """The raw output (N, 4 + classes, anchors) for an NCHW float32 batch in 0..1; refuses NaN or inf."""
+        (output, *_) = self.session.run(None, {self.input.name: batch})
+        if not np.isfinite(output).all():
+            raise ValueError(f"{self.path.name} produced NaN or infinite values")
+        return output
+
+    def check(self) -> dict:
+        """Run once on a blank image; return the input and output shapes."""
+        shape = [d if isinstance(d, int) else 1 for d in self.input.shape]
+        output = self.run(np.zeros(shape, dtype=np.float32))
+        return {"input": shape, "output": list(output.shape)}
+
+    def predict(self, image: Image.Image, conf: float = 0.25, iou: float = 0.45) -> list[Detection]:
+        """Detections in the pixels of ``image``."""
+        tensor, scale, (pad_x, pad_y) = letterbox(image, self.input_size)
+        detections = []
+        for det in decode_detections(self.run(tensor), conf, iou):
+            x1, y1, x2, y2 = det.box
+            box = ((x1 - pad_x) / scale, (y1 - pad_y) / scale, (x2 - pad_x) / scale, (y2 - pad_y) / scale)
+            box = tuple(float(np.clip(v, 0, limit)) for v, limit in zip(box, (image.width, image.height) * 2))
+            detections.append(Detection(box, det.score, det.class_id))
+        return detections
+
+    def class_names(self) -> list[str]:
+        """One name per class the model scores (from its metadata, else 'class i')."""
+        rows = self.session.get_outputs()[0].shape[1]
+        if not isinstance(rows, int):  # a dynamic axis: ask the model itself
+            rows = self.check()["output"][1]
+        return class_names_of(self.session, rows - 4)
+
+
 def predict_image(onnx_path: Path, image_path: Path, conf: float = 0.25,
                   iou: float = 0.45) -> tuple[Image.Image, list[Detection]]:
     """Run the ONNX detector on one image; return the image with boxes drawn and the detections."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    model_input = session.get_inputs()[0]
-    height, width = (d if isinstance(d, int) else 640 for d in model_input.shape[2:4])
+    detector = OnnxDetector(onnx_path)
     with Image.open(image_path) as opened:
         image = opened.convert("RGB")
-    tensor, scale, (pad_x, pad_y) = letterbox(image, (height, width))
-    (output, *_) = session.run(None, {model_input.name: tensor})
-    detections = []
-    for det in decode_detections(output, conf, iou):
-        x1, y1, x2, y2 = det.box
-        box = ((x1 - pad_x) / scale, (y1 - pad_y) / scale, (x2 - pad_x) / scale, (y2 - pad_y) / scale)
-        box = tuple(float(np.clip(v, 0, limit)) for v, limit in zip(box, (image.width, image.height) * 2))
-        detections.append(Detection(box, det.score, det.class_id))
-    names = class_names_of(session, output.shape[1] - 4)
-    return draw_detections(image, detections, names), detections
+    detections = detector.predict(image, conf, iou)
+    return draw_detections(image, detections, detector.class_names()), detections

@@ -1,4 +1,4 @@
-"""Pure text helpers for the dashboard: cleaning and escaping logs, durations, sizes."""
+"""Plain-text helpers shared by the CLI and the dashboard: cleaning and escaping logs, durations, sizes."""
 
 from __future__ import annotations
 
@@ -46,11 +46,3 @@ def human_bytes(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GB"
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every non-empty secret replaced by asterisks."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "****")
-    return text
