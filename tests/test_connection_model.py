@@ -146,6 +146,28 @@ def test_a_successful_test_empties_the_fields_and_connect_uses_the_tested_secret
     assert (view.secret.input.value, view.token.input.value) == ("", "")
 
 
+def test_the_panel_says_connecting_until_the_outcome_and_a_failure_drops_the_backend():
+    module = aws_stub()
+    view = connection_form(module)
+    model = view.model
+    model.backend = old = SimpleNamespace(name="local", user="ana")  # connected somewhere already
+    view.role.input.value = module.info.roles[0]
+    during = []
+    connect = module.SageMakerBackend.connect
+
+    def slow_connect(creds, role_arn, create_bucket=False):
+        during.append((view.status.value, model.backend))
+        return connect(creds, role_arn, create_bucket)
+
+    module.SageMakerBackend.connect = slow_connect
+    view.connect_button.click()
+    (status, backend), = during
+    assert "Connecting" in status and backend is old  # nothing announced before the outcome
+    assert model.connected and model.backend is not old and "Connected to AWS" in view.status.value
+    model.aws.role_arn = ""
+    assert model.connect() is None and model.backend is None and "IAM role" in model.error
+
+
 def test_a_failed_connect_empties_the_secret_fields():
     module = aws_stub(connect_error=RuntimeError("AccessDenied"))
     view = connection_form(module)

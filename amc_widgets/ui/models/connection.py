@@ -123,17 +123,23 @@ class ConnectionModel(tl.HasTraits):
         return info
 
     def connect(self) -> Backend | None:
-        """Connect to the chosen backend (replacing the current one); AWS secrets are dropped once used."""
-        self.backend = None
+        """Connect to the chosen backend: it replaces the current one, which is dropped when this fails
+        (and kept until then, so nothing announces a change before the outcome). AWS secrets are dropped
+        once used."""
         if self.kind == LOCAL:
-            backend = self._local_factory()
+            try:
+                backend = self._local_factory()
+            except Exception:
+                self.backend = None
+                raise
             message = "Connected to this machine"
         else:
             module = self.aws_module()
             if module is None:
-                return self._fail(AWS_UNAVAILABLE)
+                return self._fail(AWS_UNAVAILABLE, drop_backend=True)
             if not self.aws.role_arn.strip():
-                return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)")
+                return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)",
+                                  drop_backend=True)
             try:
                 creds = self.credentials(module)
                 if self.info is None:
@@ -141,7 +147,7 @@ class ConnectionModel(tl.HasTraits):
                 backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
                                                           create_bucket=not self.info.bucket_exists)
             except Exception as exc:  # noqa: BLE001
-                return self._fail("Could not connect: " + user_message(exc), forget_secrets=True)
+                return self._fail("Could not connect: " + user_message(exc), forget_secrets=True, drop_backend=True)
             self.aws.forget_secrets()
             message = "Connected to AWS"
         with self.hold_trait_notifications():
@@ -155,9 +161,12 @@ class ConnectionModel(tl.HasTraits):
             self.backend, self.info = None, None
             self.message = "Not connected"
 
-    def _fail(self, message: str, forget_secrets: bool = False) -> None:
+    def _fail(self, message: str, forget_secrets: bool = False, drop_backend: bool = False) -> None:
         """Show ``message`` (secrets redacted); a secret that failed is dropped: the user types it again."""
-        self.error = redact(message, self.aws.secrets())
+        with self.hold_trait_notifications():
+            if drop_backend:
+                self.backend = None
+            self.error = redact(message, self.aws.secrets())
         if forget_secrets:
             self.aws.forget_secrets()
         return None
