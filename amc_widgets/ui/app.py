@@ -68,7 +68,8 @@ class Dashboard:
         self.widget = w.VBox([w.HTML(CSS), self.header, self.status, self.tabs])
         self.widget.add_class("amc-app")
         self.tabs.observe(self._on_tab, "selected_index")
-        self.connection.subscribe(self._on_connection)
+        self.connection.observe(self._render_header)
+        self.connection.observe(self._on_backend, "backend")
         self.poller = Poller(self.board, self.jobs_view.on_change, self._show_error)
         if connect_local:
             self.connection.connect()
@@ -76,18 +77,16 @@ class Dashboard:
         self.poller.start()
 
     # --- wiring -------------------------------------------------------------------------------
-    def _on_connection(self, what: str) -> None:
-        self._render_header()
-        if what in ("connected", "closed"):
-            self.jobs_view.clear()
-            if self.connection.connected:
-                self.params.set_local(self.connection.is_local)
-                self.train_view.show_instances()
-                self.datasets.refresh()
-                self.jobs_view.restore()
-                self.compare_view.refresh()
+    def _on_backend(self, _change: dict) -> None:
+        """Connected, closed or replaced: the cards of the old backend go, the new one's come."""
+        self.jobs_view.clear()
+        if self.connection.connected:
+            self.params.set_local(self.connection.is_local)
+            self.datasets.refresh()
+            self.jobs_view.restore()
+            self.compare_view.refresh()
 
-    def _render_header(self) -> None:
+    def _render_header(self, _change: dict | None = None) -> None:
         summary = self.connection.summary()
         where = " · ".join(f"{k}: {v}" for k, v in summary.items() if k in ("Backend", "Workspace", "Account",
                                                                                "Bucket", "Status"))

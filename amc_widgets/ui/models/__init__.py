@@ -1,21 +1,35 @@
-"""The dashboard's state as plain objects: no widgets, backends and clocks injected, unit-testable."""
+"""The dashboard's state as traitlets models: no widgets, backends and clocks injected, unit-testable.
+Views observe the traits they show and link their widgets to them."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
-
-Listener = Callable[[str], None]
+import traitlets as tl
 
 
-class Observable:
-    """Minimal change notification: views subscribe, models call ``_notify(what)``."""
+class Transfer(tl.HasTraits):
+    """One upload or download as its progress bar shows it: how far, whether it runs, what failed."""
 
-    def __init__(self) -> None:
-        self._listeners: list[Listener] = []
+    done = tl.Int(0)
+    total = tl.Int(0)
+    fraction = tl.Float(0.0, help="done / total, 1.0 once finished")
+    running = tl.Bool(False)
+    error = tl.Unicode("")
 
-    def subscribe(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+    def clear(self) -> None:
+        """Forget the last outcome (a running transfer keeps running)."""
+        with self.hold_trait_notifications():
+            self.done = self.total = 0
+            self.fraction = 0.0
+            self.error = ""
 
-    def _notify(self, what: str, *_: Any) -> None:
-        for listener in list(self._listeners):
-            listener(what)
+    def start(self) -> None:
+        with self.hold_trait_notifications():
+            self.clear()
+            self.running = True
+
+    def progress(self, done: int, total: int) -> None:
+        """The backends' ProgressCallback; a total of 0 (unknown) leaves the bar where it is."""
+        with self.hold_trait_notifications():
+            self.done, self.total = done, total
+            if total:
+                self.fraction = done / total

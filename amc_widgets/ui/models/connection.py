@@ -5,14 +5,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
+import traitlets as tl
+
 from amc_widgets.backends.base import Backend, RunsJobsHere
 from amc_widgets.core.errors import AmcError, redact, user_message
-from amc_widgets.ui.models import Observable
 
 LOCAL, AWS = "local", "aws"
 AWS_UNAVAILABLE = "AWS backend not available in this version"
@@ -32,16 +32,20 @@ def load_aws_module() -> ModuleType:
     return importlib.import_module("amc_widgets.backends.sagemaker")
 
 
-@dataclass
-class AwsForm:
-    """What the user types to reach an AWS account. The secret stays here and nowhere else."""
+class AwsForm(tl.HasTraits):
+    """What the user types to reach an AWS account. The secret key and the session token are plain
+    attributes, not traits: no widget can link to them, so they never enter the browser's widget
+    state. They stay here, in this kernel's memory, and nowhere else."""
 
-    access_key_id: str = ""
-    secret_access_key: str = ""
-    session_token: str = ""
-    profile: str = ""
-    region: str = "us-east-1"
-    role_arn: str = ""
+    access_key_id = tl.Unicode("")
+    profile = tl.Unicode("")
+    region = tl.Unicode("us-east-1")
+    role_arn = tl.Unicode("")
+
+    def __init__(self, secret_access_key: str = "", session_token: str = "", **traits: Any):
+        super().__init__(**traits)
+        self.secret_access_key = secret_access_key
+        self.session_token = session_token
 
     def secrets(self) -> tuple[str, str]:
         return self.secret_access_key, self.session_token
@@ -54,20 +58,21 @@ class NotConnectedError(AmcError):
     """An action needs a backend and none is connected."""
 
 
-class ConnectionModel(Observable):
+class ConnectionModel(tl.HasTraits):
     """The backend in use, how it was reached, and what the user should see about it."""
+
+    kind = tl.Enum((LOCAL, AWS), LOCAL, help="the backend the user chose")
+    aws = tl.Instance(AwsForm, args=())
+    backend = tl.Any(None, allow_none=True, help="the backend in use; None when not connected")
+    info = tl.Any(None, allow_none=True, help="the account Test connection found (SageMaker's ConnectionInfo)")
+    message = tl.Unicode("", help="how the connection stands")
+    error = tl.Unicode("", help="what went wrong, secrets redacted")
 
     def __init__(self, local_factory: Callable[[], Backend] = local_backend_from_env,
                  aws_loader: Callable[[], ModuleType] = load_aws_module):
         super().__init__()
         self._local_factory = local_factory
         self._aws_loader = aws_loader
-        self.kind = LOCAL
-        self.aws = AwsForm()
-        self.backend: Backend | None = None
-        self.info: Any = None  # the SageMaker backend's ConnectionInfo
-        self.message = ""
-        self.error = ""
 
     # --- AWS availability ---------------------------------------------------------------------
     def aws_module(self) -> ModuleType | None:
@@ -95,7 +100,10 @@ class ConnectionModel(Observable):
         if kind not in (LOCAL, AWS):
             raise ValueError(f"Unknown backend {kind!r}")
         self.kind, self.error = kind, ""
-        self._notify("kind")
+
+    @tl.observe("kind")
+    def _kind_changed(self, change: tl.Bunch) -> None:
+        self.error = ""  # an error about the other backend no longer applies
 
     def test(self) -> Any:
         """Check the AWS credentials without connecting; returns the ConnectionInfo (None on error)."""
@@ -107,52 +115,60 @@ class ConnectionModel(Observable):
         except Exception as exc:  # noqa: BLE001 - any AWS error is shown, secrets removed
             return self._fail("Connection test failed: " + user_message(exc), forget_secrets=True)
         # a secret that worked stays in this kernel's memory for Connect (the form itself is emptied)
-        self.info, self.error = info, ""
         if not self.aws.role_arn and getattr(info, "roles", None):
             self.aws.role_arn = info.roles[0]
-        self.message = "Credentials work. " + ("" if info.bucket_exists else f"Bucket {info.bucket} will be created.")
-        self._notify("tested")
+        with self.hold_trait_notifications():
+            self.info, self.error = info, ""
+            self.message = "Credentials work. " + ("" if info.bucket_exists else f"Bucket {info.bucket} will be created.")
         return info
 
     def connect(self) -> Backend | None:
-        """Connect to the chosen backend (replacing the current one); AWS secrets are dropped once used."""
-        self.backend = None
+        """Connect to the chosen backend: it replaces the current one, which is dropped when this fails
+        (and kept until then, so nothing announces a change before the outcome). AWS secrets are dropped
+        once used."""
         if self.kind == LOCAL:
-            self.backend = self._local_factory()
-            self.message = "Connected to this machine"
+            try:
+                backend = self._local_factory()
+            except Exception:
+                self.backend = None
+                raise
+            message = "Connected to this machine"
         else:
             module = self.aws_module()
             if module is None:
-                return self._fail(AWS_UNAVAILABLE)
+                return self._fail(AWS_UNAVAILABLE, drop_backend=True)
             if not self.aws.role_arn.strip():
-                return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)")
+                return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)",
+                                  drop_backend=True)
             try:
                 creds = self.credentials(module)
                 if self.info is None:
                     self.info = module.SageMakerBackend.test_connection(creds)
-                self.backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
-                                                               create_bucket=not self.info.bucket_exists)
+                backend = module.SageMakerBackend.connect(creds, self.aws.role_arn.strip(),
+                                                          create_bucket=not self.info.bucket_exists)
             except Exception as exc:  # noqa: BLE001
-                return self._fail("Could not connect: " + user_message(exc), forget_secrets=True)
+                return self._fail("Could not connect: " + user_message(exc), forget_secrets=True, drop_backend=True)
             self.aws.forget_secrets()
-            self.message = "Connected to AWS"
-        self.error = ""
-        self._notify("connected")
+            message = "Connected to AWS"
+        with self.hold_trait_notifications():
+            self.backend, self.message, self.error = backend, message, ""
         return self.backend
 
     def close(self) -> None:
         """Forget the backend, and the secret with it."""
-        self.backend, self.info = None, None
         self.aws.forget_secrets()
-        self.message = "Not connected"
-        self._notify("closed")
+        with self.hold_trait_notifications():
+            self.backend, self.info = None, None
+            self.message = "Not connected"
 
-    def _fail(self, message: str, forget_secrets: bool = False) -> None:
+    def _fail(self, message: str, forget_secrets: bool = False, drop_backend: bool = False) -> None:
         """Show ``message`` (secrets redacted); a secret that failed is dropped: the user types it again."""
-        self.error = redact(message, self.aws.secrets())
+        with self.hold_trait_notifications():
+            if drop_backend:
+                self.backend = None
+            self.error = redact(message, self.aws.secrets())
         if forget_secrets:
             self.aws.forget_secrets()
-        self._notify("error")
         return None
 
     @property

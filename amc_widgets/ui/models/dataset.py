@@ -6,25 +6,42 @@ import re
 import tempfile
 from pathlib import Path
 
-from amc_widgets.backends.base import DatasetInfo, ProgressCallback
+import traitlets as tl
+
+from amc_widgets.backends.base import DatasetInfo
 from amc_widgets.core.dataset_check import DatasetError, DatasetReport, check_dataset, resolve_dataset
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.storage import default_dataset_name
-from amc_widgets.ui.models import Observable
+from amc_widgets.ui.models import Transfer
 from amc_widgets.ui.models.connection import ConnectionModel
 
 UPLOAD_LIMIT_BYTES = 100 * 1024 * 1024  # the browser upload is one websocket message; bigger: give a path
 
 
-class DatasetModel(Observable):
-    """The last checked dataset and its report, and the datasets stored on the backend."""
+class UploadState(Transfer):
+    """Storing the checked dataset on the backend: progress, then the stored dataset or the error."""
+
+    stored = tl.Instance(DatasetInfo, allow_none=True)
+
+    def clear(self) -> None:
+        with self.hold_trait_notifications():
+            super().clear()
+            self.stored = None
+
+
+class DatasetModel(tl.HasTraits):
+    """The last checked dataset and its report, its upload, and the datasets stored on the backend."""
+
+    checked_path = tl.Instance(Path, allow_none=True)
+    report = tl.Instance(DatasetReport, allow_none=True)
+    store_name = tl.Unicode("", help="the name to store the checked dataset under (check suggests one)")
+    upload = tl.Instance(UploadState, args=())
+    datasets = tl.List(help="the DatasetInfo of every stored dataset")
 
     def __init__(self, connection: ConnectionModel, upload_dir: Path | None = None):
         super().__init__()
         self.connection = connection
         self.upload_dir = Path(upload_dir or tempfile.mkdtemp(prefix="amc-uploads-"))
-        self.checked_path: Path | None = None
-        self.report: DatasetReport | None = None
-        self.datasets: list[DatasetInfo] = []
 
     # --- checking -----------------------------------------------------------------------------
     def check(self, path: str | Path) -> DatasetReport:
@@ -33,9 +50,12 @@ class DatasetModel(Observable):
         if not text:
             raise ValueError("Enter the path of a dataset folder or .zip file on this server")
         self.checked_path = Path(text).expanduser()
-        self.report = check_dataset(self.checked_path)
-        self._notify("report")
-        return self.report
+        report = check_dataset(self.checked_path)
+        self.upload.clear()
+        with self.hold_trait_notifications():
+            self.report = report
+            self.store_name = self.suggested_name()
+        return report
 
     def save_browser_upload(self, filename: str, content: bytes) -> Path:
         """Write a .zip sent by the browser next to the other uploads; returns its path on this server."""
@@ -61,18 +81,30 @@ class DatasetModel(Observable):
     # --- stored datasets ----------------------------------------------------------------------
     def refresh(self) -> list[DatasetInfo]:
         self.datasets = self.connection.require_backend().list_datasets()
-        self._notify("datasets")
         return self.datasets
 
-    def store(self, name: str, overwrite: bool = False, progress: ProgressCallback | None = None) -> DatasetInfo:
-        """Store the checked dataset under ``name``; it must have passed the check."""
-        if self.checked_path is None or self.report is None:
-            raise ValueError("Check a dataset first")
-        if not self.report.ok:
-            raise DatasetError("The dataset has errors; fix them and check it again before uploading")
-        info = self.connection.require_backend().store_dataset(self.checked_path, name=name.strip() or None,
-                                                               overwrite=overwrite, progress=progress)
-        self.refresh()
+    def store(self, name: str | None = None, overwrite: bool = False) -> DatasetInfo:
+        """Store the checked dataset under ``name`` (default: ``store_name``); it must have passed the
+        check. Progress and outcome are kept in ``upload``; an error is kept there too, and raised."""
+        upload = self.upload
+        upload.start()
+        try:
+            if self.checked_path is None or self.report is None:
+                raise ValueError("Check a dataset first")
+            if not self.report.ok:
+                raise DatasetError("The dataset has errors; fix them and check it again before uploading")
+            name = self.store_name if name is None else name
+            info = self.connection.require_backend().store_dataset(self.checked_path, name=name.strip() or None,
+                                                                   overwrite=overwrite, progress=upload.progress)
+            self.refresh()
+        except Exception as exc:
+            upload.error = user_message(exc)
+            raise
+        else:
+            with upload.hold_trait_notifications():
+                upload.fraction, upload.stored = 1.0, info
+        finally:
+            upload.running = False
         return info
 
     def delete(self, name: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+import traitlets as tl
 
 from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere
 from amc_widgets.core.errors import user_message
@@ -17,6 +18,7 @@ from amc_widgets.core.instances import THIS_MACHINE
 from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
 from amc_widgets.core.metrics import MARKER, METRIC_NAMES
 from amc_widgets.core.text import clean_log_line, human_duration
+from amc_widgets.ui.models import Transfer
 
 MAX_LOG_LINES = 400
 # (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing
@@ -39,19 +41,18 @@ class Change:
         return self.status or self.log or self.metrics
 
 
-@dataclass
-class DownloadState:
-    done: int = 0
-    total: int = 0
-    running: bool = False
-    result: DownloadResult | None = None
-    error: str = ""
-    preview: Path | None = None
-    preview_note: str = ""
+class DownloadState(Transfer):
+    """Downloading a job's outputs: progress, then where they are and a preview, or the error."""
 
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else (1.0 if self.result else 0.0)
+    result = tl.Instance(DownloadResult, allow_none=True)
+    preview = tl.Instance(Path, allow_none=True, help="the model's boxes drawn on a validation image")
+    preview_note = tl.Unicode("")
+
+    def clear(self) -> None:
+        with self.hold_trait_notifications():
+            super().clear()
+            self.result = self.preview = None
+            self.preview_note = ""
 
 
 @dataclass
@@ -212,20 +213,15 @@ class JobBoard:
                 changed.append((card, change))
         return changed
 
-    def download(self, name: str, dest: Path, validation_image: Path | None,
-                 on_progress: Callable[[JobCard], None]) -> DownloadResult | None:
-        """Download a job's outputs into ``dest`` (progress reported), then draw the model's boxes on
-        ``validation_image``. Runs in the caller's thread; errors are kept on the card."""
-        card = self.card(name)
-        state = card.download = DownloadState(running=True)
-        on_progress(card)
-
-        def progress(done: int, total: int) -> None:
-            state.done, state.total = done, total
-            on_progress(card)
-
+    def download(self, name: str, dest: Path, validation_image: Path | None) -> DownloadResult | None:
+        """Download a job's outputs into ``dest``, then draw the model's boxes on ``validation_image``.
+        Runs in the caller's thread; progress, outcome and errors are kept in the card's ``download``."""
+        state = self.card(name).download
+        state.start()
         try:
-            state.result = self._download_once(name, dest, progress)
+            result = self._download_once(name, dest, state.progress)
+            with state.hold_trait_notifications():
+                state.result, state.fraction = result, 1.0
             if state.result.onnx is None:
                 state.preview_note = "The outputs hold no ONNX model (the job ended before exporting one)."
             elif validation_image is None:
@@ -234,15 +230,16 @@ class JobBoard:
                 from amc_widgets.core.onnx_model import predict_image
 
                 drawn, detections = predict_image(state.result.onnx, validation_image)
-                state.preview = state.result.folder / "preview.png"
-                drawn.save(state.preview)
-                state.preview_note = (f"{len(detections)} object(s) found on {validation_image.name} "
-                                      "(confidence >= 0.25)")
+                preview = state.result.folder / "preview.png"
+                drawn.save(preview)
+                with state.hold_trait_notifications():
+                    state.preview = preview
+                    state.preview_note = (f"{len(detections)} object(s) found on {validation_image.name} "
+                                          "(confidence >= 0.25)")
         except Exception as exc:  # noqa: BLE001 - shown on the card
             state.error = "Download failed: " + user_message(exc)
         finally:
             state.running = False
-            on_progress(card)
         return state.result
 
     def _download_once(self, name: str, dest: Path, progress: Callable[[int, int], None]) -> DownloadResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import traitlets as tl
+
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError, ParamSpec, normalize_device
 from amc_widgets.core.instances import (
     BATCH_PER_DEVICE,
@@ -19,7 +21,6 @@ from amc_widgets.core.instances import (
 )
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.core.parameters import TrainingParameters, preset_names, preset_values
-from amc_widgets.ui.models import Observable
 
 RUN_KEYS = ("model", "imgsz", "epochs", "patience", "batch", "workers", "optimizer", "device")
 EDITOR_GROUPS = ("learning", "loss", "augmentation")
@@ -45,48 +46,59 @@ def _decode(spec: ParamSpec, raw: Any) -> Any:
     return normalize_device(value) if spec.name == "device" else value
 
 
-class ParametersModel(Observable):
+class ParametersModel(tl.HasTraits):
     """Raw field values, their problems, preset, instance choice; builds the JobSpec."""
+
+    raw = tl.Dict(help="parameter -> its value as entered (kept even when invalid)")
+    errors = tl.Dict(help="parameter (or INSTANCE_ERROR_KEY) -> what is wrong with it")
+    preset = tl.Unicode(DEFAULT_PRESET)
+    batch_auto = tl.Bool(True, help="batch follows the instance choice until the user types one")
+    local = tl.Bool(True, help="the backend is this machine")
+    instance_type = tl.Unicode(LOCAL_INSTANCE)
+    instance_count = tl.Int(1)
+    spot = tl.Bool(False)
+    max_hours = tl.Float(2.0)
 
     def __init__(self, local: bool = True):
         super().__init__()
-        self.raw: dict[str, Any] = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
-        self.errors: dict[str, str] = {}
-        self.preset = DEFAULT_PRESET
-        self.batch_auto = True
-        self.spot = False
-        self.max_hours = 2.0
-        self.instance_count = 1
-        self.local = local
-        self.instance_type = LOCAL_INSTANCE if local else DEFAULT_AWS_INSTANCE
+        self.raw = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
         self.apply_preset(DEFAULT_PRESET)
+        self.set_local(local)
 
     # --- fields -------------------------------------------------------------------------------
     def set_value(self, key: str, raw: Any) -> str | None:
-        """Take a field's value; returns (and keeps) its problem, or None when it is valid."""
-        spec = HYPERPARAMETERS[key]
-        self.raw[key] = raw
-        if key == "batch":
-            self.batch_auto = False
+        """Take a field's value as the user entered it; returns (and keeps) its problem, or None."""
         try:
-            _decode(spec, raw)
+            _decode(HYPERPARAMETERS[key], raw)
         except ValueError as exc:
-            self.errors[key] = str(exc)
+            problem = str(exc)
         else:
-            self.errors.pop(key, None)
-        self._notify(key)
-        return self.errors.get(key)
+            problem = None
+        with self.hold_trait_notifications():
+            self.raw = {**self.raw, key: raw}
+            if key == "batch":
+                self.batch_auto = False
+            self._set_error(key, problem)
+        return problem
 
     def value(self, key: str) -> Any:
         return self.raw[key]
 
+    def _set_error(self, key: str, problem: str | None) -> None:
+        errors = dict(self.errors)
+        if problem:
+            errors[key] = problem
+        else:
+            errors.pop(key, None)
+        self.errors = errors
+
     def apply_preset(self, name: str) -> None:
         """Reset the learning, loss and augmentation values (and close_mosaic) to a preset."""
-        for key, value in preset_values(name).items():
-            self.raw[key] = value
-            self.errors.pop(key, None)
-        self.preset = name
-        self._notify("preset")
+        values = preset_values(name)
+        with self.hold_trait_notifications():
+            self.raw = {**self.raw, **values}
+            self.errors = {k: v for k, v in self.errors.items() if k not in values}
+            self.preset = name
 
     @staticmethod
     def presets() -> list[str]:
@@ -95,14 +107,17 @@ class ParametersModel(Observable):
     # --- batch and instance -------------------------------------------------------------------
     def set_batch_auto(self, on: bool) -> None:
         self.batch_auto = on
-        if on:
-            self._sync_auto_batch()
-        self._notify("batch")
+        self._sync_auto_batch()
+
+    @tl.observe("batch_auto")
+    def _batch_auto_changed(self, change: tl.Bunch) -> None:
+        self._sync_auto_batch()
 
     def _sync_auto_batch(self) -> None:
         if self.batch_auto and INSTANCE_ERROR_KEY not in self.errors:
-            self.raw["batch"] = self.auto_batch()
-            self.errors.pop("batch", None)
+            with self.hold_trait_notifications():
+                self.raw = {**self.raw, "batch": self.auto_batch()}
+                self._set_error("batch", None)
 
     def auto_batch(self) -> int:
         """16 images per GPU (or per CPU machine), times the instances."""
@@ -112,25 +127,34 @@ class ParametersModel(Observable):
 
     def set_local(self, local: bool) -> None:
         """The backend changed: 'this machine' locally, a SageMaker instance type otherwise."""
-        self.local = local
-        self.set_instance(LOCAL_INSTANCE if local else DEFAULT_AWS_INSTANCE, 1, self.spot and not local)
+        with self.hold_trait_notifications():
+            self.local = local
+            self.set_instance(LOCAL_INSTANCE if local else DEFAULT_AWS_INSTANCE, 1, self.spot and not local)
 
     def set_instance(self, instance_type: str, count: int, spot: bool, max_hours: float | None = None) -> str | None:
         """Choose the instance; returns the problem with the choice, or None."""
-        self.instance_type, self.instance_count, self.spot = instance_type, count, spot
-        if max_hours is not None:
-            self.max_hours = max_hours
+        with self.hold_trait_notifications():
+            self.instance_type, self.instance_count, self.spot = instance_type, count, spot
+            if max_hours is not None:
+                self.max_hours = max_hours
+        self._check_instance()  # also when nothing changed, or when called with notifications held
+        return self.errors.get(INSTANCE_ERROR_KEY)
+
+    @tl.observe("instance_type", "instance_count", "max_hours")
+    def _instance_changed(self, change: tl.Bunch) -> None:
+        self._check_instance()
+
+    def _check_instance(self) -> None:
+        """Keep the problem with the instance choice in ``errors``; a valid one sets the auto batch."""
         try:
-            validate_instance_count(instance_type, count)
+            validate_instance_count(self.instance_type, self.instance_count)
             if self.max_hours <= 0:
                 raise ValueError("The maximum run time must be more than 0 hours")
         except ValueError as exc:
-            self.errors[INSTANCE_ERROR_KEY] = str(exc)
+            self._set_error(INSTANCE_ERROR_KEY, str(exc))
         else:
-            self.errors.pop(INSTANCE_ERROR_KEY, None)
+            self._set_error(INSTANCE_ERROR_KEY, None)
             self._sync_auto_batch()
-        self._notify("instance")
-        return self.errors.get(INSTANCE_ERROR_KEY)
 
     def instance_choices(self) -> list[tuple[str, str]]:
         """(label, value) pairs for the instance picker."""
@@ -153,8 +177,7 @@ class ParametersModel(Observable):
         try:
             params = TrainingParameters(self.raw)
         except HyperparameterError as exc:
-            self.errors.update(exc.problems)
-            self._notify("errors")
+            self.errors = {**self.errors, **exc.problems}
             raise
         return params
 
@@ -180,7 +203,7 @@ class ParametersModel(Observable):
     def load(self, path: str | Path) -> None:
         """Fill every field from a preset YAML (missing keys take their defaults)."""
         params = TrainingParameters.from_yaml(Path(str(path).strip()).expanduser())
-        self.raw = params.values
-        self.errors = {k: v for k, v in self.errors.items() if k == INSTANCE_ERROR_KEY}
-        self.batch_auto = False
-        self._notify("loaded")
+        with self.hold_trait_notifications():
+            self.raw = dict(params.values)
+            self.errors = {k: v for k, v in self.errors.items() if k == INSTANCE_ERROR_KEY}
+            self.batch_auto = False

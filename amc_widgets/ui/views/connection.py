@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import ipywidgets as w
 
 from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel
 from amc_widgets.ui.views.common import Field, button, guarded, key_values, message, panel
 
 
+def _roles(info: Any) -> tuple[str, ...]:
+    """The IAM roles a connection test found SageMaker may assume."""
+    return tuple(getattr(info, "roles", None) or ())
+
+
 class ConnectionView:
     def __init__(self, model: ConnectionModel):
         self.model = model
         self.kind = w.ToggleButtons(options=[("Local (this machine)", LOCAL), ("AWS SageMaker", AWS)],
-                                    value=model.kind, description="Backend", style={"button_width": "180px"})
+                                    description="Backend", style={"button_width": "180px"})
         self.kind.add_class("amc-backend-kind")
         self.access_key = Field("access-key", w.Text(description="Access key ID", placeholder="AKIA..."))
         self.secret = Field("secret", w.Password(description="Secret key"), "never shown, stored or logged")
         self.token = Field("token", w.Password(description="Session token"), "optional (temporary credentials)")
         self.profile = Field("profile", w.Text(description="or profile", placeholder="a profile in ~/.aws"),
                              "instead of keys: a named AWS CLI profile on this server")
-        self.region = Field("region", w.Text(description="Region", value=model.aws.region))
+        self.region = Field("region", w.Text(description="Region"))
         self.role = Field("role", w.Combobox(description="Role ARN", placeholder="arn:aws:iam::...:role/...",
                                             ensure_option=False, layout=w.Layout(width="520px")),
                           "the IAM role SageMaker trains with; Test connection lists the ones it may assume")
@@ -37,31 +44,39 @@ class ConnectionView:
                             w.HBox([self.test_button, self.connect_button, self.close_button]),
                             self.status, self.details, css="amc-connection")
 
-        self.kind.observe(self._on_kind, "value")
+        # The password fields are deliberately not linked: the secret is no trait, it is copied into the
+        # kernel's memory when a button is pressed, and the fields are emptied right after.
+        form = model.aws
+        self.links = [
+            w.link((model, "kind"), (self.kind, "value")),
+            w.link((form, "access_key_id"), (self.access_key.input, "value")),
+            w.link((form, "profile"), (self.profile.input, "value")),
+            w.link((form, "region"), (self.region.input, "value")),
+            w.link((form, "role_arn"), (self.role.input, "value")),
+            w.dlink((model, "info"), (self.role.input, "options"), _roles),
+            w.dlink((model, "backend"), (self.close_button, "disabled"), lambda backend: backend is None),
+            w.dlink((model, "kind"), (self.connect_button, "disabled"),
+                    lambda kind: kind == AWS and not model.aws_available),
+        ]
+        model.observe(self._show_form, "kind")
+        model.observe(self._show_status, ["error", "message", "backend"])
+        model.observe(self._show_details, ["info", "backend"])
         guard = guarded(self.status)
         self.test_button.on_click(guard(self._on_test))
         self.connect_button.on_click(guard(self._on_connect))
         self.close_button.on_click(guard(self._on_close))
-        model.subscribe(lambda _what: self.render())
         self.render()
 
-    def _read_form(self) -> None:
-        """Copy the form into the model; an empty secret field keeps the secret the model still holds."""
+    def _take_secrets(self) -> None:
+        """Copy typed secrets into the model; an empty field keeps the secret the model still holds."""
         form = self.model.aws
-        form.access_key_id = self.access_key.input.value
         if self.secret.input.value:
             form.secret_access_key = self.secret.input.value
         if self.token.input.value:
             form.session_token = self.token.input.value
-        form.profile = self.profile.input.value
-        form.region = self.region.input.value
-        form.role_arn = self.role.input.value
-
-    def _on_kind(self, change: dict) -> None:
-        self.model.set_kind(change["new"])
 
     def _on_test(self, _button: w.Button) -> None:
-        self._read_form()
+        self._take_secrets()
         self.status.value = message("info", "Testing the connection...")
         try:
             self.model.test()
@@ -69,7 +84,7 @@ class ConnectionView:
             self._empty_secret_fields()
 
     def _on_connect(self, _button: w.Button) -> None:
-        self._read_form()
+        self._take_secrets()
         self.status.value = message("info", "Connecting...")
         try:
             self.model.connect()
@@ -84,34 +99,42 @@ class ConnectionView:
         """The browser keeps no secret once it has been used, whether that worked or not (a tested
         one waits in the kernel's memory for Connect)."""
         self.secret.input.value = self.token.input.value = ""
-        self.render()
+        self.render()  # also when the model's state did not change: the same error twice, say
 
+    # --- model -> widgets ---------------------------------------------------------------------
     def render(self) -> None:
-        model = self.model
-        if model.kind == LOCAL:
+        self._show_form()
+        self._show_held_secrets()
+        self._show_status()
+        self._show_details()
+
+    def _show_form(self, _change: dict | None = None) -> None:
+        if self.model.kind == LOCAL:
             self.aws_box.children = [w.HTML(message("info", "The local backend needs no credentials: datasets and "
                                                              "jobs live in the workspace below."))]
             self.test_button.layout.display = "none"
-        elif not model.aws_available:
+        elif not self.model.aws_available:
             self.aws_box.children = [w.HTML(message("error", AWS_UNAVAILABLE))]
             self.test_button.layout.display = "none"
         else:
             self.aws_box.children = [self.access_key.box, self.secret.box, self.token.box, self.profile.box,
                                      self.region.box, self.role.box]
             self.test_button.layout.display = None
-        roles = list(getattr(model.info, "roles", None) or [])
-        self.role.input.options = roles
-        if model.aws.role_arn and not self.role.input.value:
-            self.role.input.value = model.aws.role_arn
+
+    def _show_held_secrets(self) -> None:
         held = "entered and tested: kept in memory for Connect (type to replace)"
-        self.secret.input.placeholder = held if model.holds_secret else ""
-        self.token.input.placeholder = held if model.aws.session_token else ""
-        self.connect_button.disabled = model.kind == AWS and not model.aws_available
-        self.close_button.disabled = not model.connected
+        self.secret.input.placeholder = held if self.model.holds_secret else ""
+        self.token.input.placeholder = held if self.model.aws.session_token else ""
+
+    def _show_status(self, _change: dict | None = None) -> None:
+        model = self.model
         if model.error:
             self.status.value = message("error", model.error)
         else:
             self.status.value = message("ok" if model.connected else "info", model.message)
+
+    def _show_details(self, _change: dict | None = None) -> None:
+        model = self.model
         rows = model.summary()
         if model.info is not None and (not model.connected or model.is_local):  # the account just tested
             rows = {"Account": model.info.account, "User": model.info.user_name or model.info.arn,

@@ -3,6 +3,7 @@ class histogram, store it with a progress bar, list / delete stored datasets."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 
 import ipywidgets as w
@@ -11,7 +12,7 @@ import plotly.graph_objects as go
 from amc_widgets.core.dataset_check import DatasetReport
 from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
 from amc_widgets.core.text import human_bytes
-from amc_widgets.ui.views.common import Field, button, chart, describe_error, guarded, in_background, message, panel
+from amc_widgets.ui.views.common import Field, button, chart, guarded, in_background, message, panel
 
 
 def report_html(report: DatasetReport) -> str:
@@ -92,7 +93,15 @@ class DatasetView:
         self.delete_button.on_click(guarded(self.list_status)(self._on_delete))
         self.confirm_yes.on_click(guarded(self.list_status)(self._on_confirm))
         self.confirm_no.on_click(lambda _b: self._hide_confirm())
-        model.subscribe(self._on_model)
+        upload = model.upload
+        self.links = [
+            w.link((model, "store_name"), (self.store_name.input, "value")),
+            w.dlink((upload, "fraction"), (self.store_progress, "value")),
+            w.dlink((upload, "running"), (self.store_button, "disabled")),
+        ]
+        upload.observe(self._show_upload, ["running", "error", "stored"])
+        model.observe(self._show_report, "report")
+        model.observe(self._show_datasets, "datasets")
 
     # --- checking -----------------------------------------------------------------------------
     def _on_check(self, _button: w.Button) -> None:
@@ -118,7 +127,7 @@ class DatasetView:
         self.check_status.value = ""
         self.path.show_error(None if report.ok or report.splits else report.errors[0])
 
-    def _show_report(self) -> None:
+    def _show_report(self, _change: dict | None = None) -> None:
         report = self.model.report
         if report is None:
             return
@@ -126,31 +135,29 @@ class DatasetView:
         names, counts = self.model.histogram()
         self.histogram_box.children = [histogram_figure(names, counts)] if names else []
         self.store_box.layout.display = "flex" if report.ok else "none"
-        self.store_name.input.value = self.model.suggested_name()
-        self.store_progress.value = 0
-        self.store_status.value = ""
 
     # --- storing ------------------------------------------------------------------------------
     def _on_store(self, _button: w.Button) -> None:
-        name, overwrite = self.store_name.input.value, self.overwrite.value
-        self.store_button.disabled = True
+        name, overwrite = self.model.store_name, self.overwrite.value
+        self.store_button.disabled = True  # at once: a second click must not start a second upload
         self.store_status.value = message("info", "Uploading...")
 
-        def progress(done: int, total: int) -> None:
-            self.store_progress.value = done / total if total else 1.0
-
         def work() -> None:
-            try:
-                info = self.model.store(name, overwrite=overwrite, progress=progress)
-                self.store_progress.value = 1.0
-                self.store_status.value = message(
-                    "ok", f"Stored '{info.name}': {info.files} files, {human_bytes(info.bytes)}")
-            except Exception as exc:  # noqa: BLE001 - shown to the user
-                self.store_status.value = message("error", describe_error(exc))
-            finally:
-                self.store_button.disabled = False
+            with contextlib.suppress(Exception):  # the model keeps the error in upload.error
+                self.model.store(name, overwrite=overwrite)
 
         in_background(work, "amc-store-dataset")
+
+    def _show_upload(self, _change: dict | None = None) -> None:
+        upload = self.model.upload
+        if upload.error:
+            self.store_status.value = message("error", upload.error)
+        elif upload.stored is not None:
+            info = upload.stored
+            self.store_status.value = message("ok", f"Stored '{info.name}': {info.files} files, "
+                                                    f"{human_bytes(info.bytes)}")
+        else:
+            self.store_status.value = message("info", "Uploading...") if upload.running else ""
 
     # --- stored datasets ----------------------------------------------------------------------
     def _on_delete(self, _button: w.Button) -> None:
@@ -169,9 +176,6 @@ class DatasetView:
     def _hide_confirm(self) -> None:
         self.confirm_box.layout.display = "none"
 
-    def _on_model(self, what: str) -> None:
-        if what == "report":
-            self._show_report()
-        elif what == "datasets":
-            self.stored.options = [(f"{d.name}  -  {d.files} files, {human_bytes(d.bytes)}", d.name)
-                                   for d in self.model.datasets]
+    def _show_datasets(self, _change: dict | None = None) -> None:
+        self.stored.options = [(f"{d.name}  -  {d.files} files, {human_bytes(d.bytes)}", d.name)
+                               for d in self.model.datasets]

@@ -75,6 +75,8 @@ class JobCardView:
         guard = guarded(self.action_status)
         self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
         self.download_button.on_click(guard(lambda _b: on_download(card.name)))
+        self.links = [w.dlink((card.download, "fraction"), (self.progress, "value"))]
+        card.download.observe(self.show_download, ["running", "error", "result", "preview", "preview_note"])
         self.update(Change(status=True, log=True, metrics=True))
 
     def update(self, change: Change) -> None:
@@ -102,10 +104,9 @@ class JobCardView:
                     trace.x, trace.y = epochs, frame[name].tolist()
             sync_widget_state(self.chart)
 
-    def show_download(self) -> None:
+    def show_download(self, _change: dict | None = None) -> None:
         state = self.card.download
         self.progress.layout.display = "flex" if state.running or state.result else "none"
-        self.progress.value = state.fraction
         self.download_button.disabled = state.running
         if state.error:
             self.download_info.value = message("error", state.error)
@@ -175,11 +176,10 @@ class JobsView:
         self.views[name].update(Change(status=True))
 
     def download(self, name: str) -> None:
-        view = self.views[name]
+        """The card's view shows the download's progress and outcome, kept in the card's model."""
         dataset = self.board.card(name).description.dataset
         dest = self.downloads()
-        in_background(lambda: self.board.download(name, dest, self.validation_image(dataset),
-                                                  lambda _card: view.show_download()), f"amc-download-{name}")
+        in_background(lambda: self.board.download(name, dest, self.validation_image(dataset)), f"amc-download-{name}")
 
 
 class CompareView:

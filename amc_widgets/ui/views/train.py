@@ -21,6 +21,11 @@ from amc_widgets.ui.views.common import Field, button, describe_error, guarded, 
 GROUP_TITLES = {"learning": "Learning rate and optimizer", "loss": "Loss gains", "augmentation": "Augmentation"}
 
 
+def _shown(widget: w.Widget, value: object) -> object:
+    """A parameter's value as its input widget holds it (text fields hold text)."""
+    return str(value) if isinstance(widget, w.Text) else value
+
+
 def _input_for(key: str) -> w.Widget:
     spec = HYPERPARAMETERS[key]
     if spec.kind == "choice":
@@ -35,20 +40,19 @@ class TrainView:
         self.params = params
         self.datasets = datasets
         self.on_start = on_start
-        self._syncing = False
         self.fields: dict[str, Field] = {}
 
         self.dataset = w.Dropdown(options=[], description="Dataset", layout=w.Layout(width="420px"))
         self.dataset.style.description_width = "130px"
         self.dataset.add_class("amc-train-dataset")
         run_fields = [self._field(key, HYPERPARAMETERS[key].help) for key in RUN_KEYS]
-        self.batch_auto = w.Checkbox(description="auto (16 per GPU x instances)", indent=False, value=True,
+        self.batch_auto = w.Checkbox(description="auto (16 per GPU x instances)", indent=False,
                                      layout=w.Layout(width="auto"))
         self.batch_auto.add_class("amc-batch-auto")
         self.fields["batch"].box.children = (w.HBox([self.fields["batch"].input, self.batch_auto]),
                                              *self.fields["batch"].box.children[1:])
 
-        self.preset = w.Dropdown(options=params.presets(), value=params.preset, description="Preset")
+        self.preset = w.Dropdown(options=params.presets(), description="Preset")
         self.preset.style.description_width = "130px"
         self.reset_button = button("Reset to preset", icon="undo", css="amc-reset-preset")
         sections = []
@@ -74,7 +78,7 @@ class TrainView:
         self.count.style.description_width = "130px"
         self.spot = w.Checkbox(description="spot (cheaper, may be interrupted and resumed)", indent=False,
                                layout=w.Layout(width="auto"))
-        self.hours = w.BoundedFloatText(value=params.max_hours, min=0.1, max=120, step=0.5,
+        self.hours = w.BoundedFloatText(min=0.1, max=120, step=0.5,
                                         description="Max hours", layout=w.Layout(width="220px"))
         self.hours.style.description_width = "130px"
         self.instance_error = w.HTML()
@@ -98,16 +102,33 @@ class TrainView:
         ])
         self.widget.add_class("amc-train")
 
-        self.batch_auto.observe(self._on_batch_auto, "value")
+        # the widgets that simply mirror a model value are linked to it; the links are kept to undo them
+        self.links = [
+            w.link((params, "batch_auto"), (self.batch_auto, "value")),
+            w.dlink((params, "preset"), (self.preset, "value")),
+            w.link((params, "instance_count"), (self.count, "value")),
+            w.link((params, "spot"), (self.spot, "value")),
+            w.link((params, "max_hours"), (self.hours, "value")),
+            w.dlink((params, "local"), (self.spot, "disabled")),
+            w.dlink((params, "local"), (self.hours, "disabled")),
+        ]
+        for key, field in self.fields.items():
+            self.links.append(w.dlink((params, "raw"), (field.input, "value"),
+                                      lambda raw, key=key, widget=field.input: _shown(widget, raw[key])))
+            field.input.observe(lambda change, key=key: self._on_field(key, change["new"]), "value")
+        params.observe(self._show_errors, "errors")
+        params.observe(self._show_instance_choices, "local")
+        params.observe(self._show_instance, "instance_type")
+        params.observe(self.show_cost, ["local", "instance_type", "instance_count", "spot", "max_hours", "errors"])
+        self.instance.observe(self._on_instance, "value")
         self.reset_button.on_click(lambda _b: self.params.apply_preset(self.preset.value))
         self.save_button.on_click(guarded(self.preset_status)(self._on_save))
         self.load_button.on_click(guarded(self.preset_status)(self._on_load))
-        for widget in (self.instance, self.count, self.spot, self.hours):
-            widget.observe(self._on_instance, "value")
         self.start_button.on_click(guarded(self.start_status)(self._on_start))
-        params.subscribe(self._on_params)
-        datasets.subscribe(self._on_datasets)
-        self.show_instances()
+        datasets.observe(self._show_datasets, "datasets")
+        self._show_errors()
+        self._show_instance_choices()
+        self.show_cost()
 
     def _field(self, key: str, help_text: str = "") -> Field:
         field = Field(key, _input_for(key), help_text,
@@ -117,55 +138,34 @@ class TrainView:
             if isinstance(field.input, w.Text):
                 field.input.layout.width = "250px"
         self.fields[key] = field
-        self._set_input(key)
-        field.input.observe(lambda change, key=key: self._on_field(key, change["new"]), "value")
         return field
 
     # --- model -> widgets ---------------------------------------------------------------------
-    def _set_input(self, key: str) -> None:
-        widget, value = self.fields[key].input, self.params.value(key)
-        widget.value = value if not isinstance(widget, w.Text) else str(value)
-        self.fields[key].show_error(self.params.errors.get(key))
+    def _show_errors(self, change: dict | None = None) -> None:
+        keys = set(change["old"]) | set(change["new"]) if change else self.fields
+        for key in keys:
+            if key in self.fields:
+                self.fields[key].show_error(self.params.errors.get(key))
 
-    def sync_all(self) -> None:
-        self._syncing = True
-        try:
-            for key in self.fields:
-                self._set_input(key)
-            self.batch_auto.value = self.params.batch_auto
-            self.preset.value = self.params.preset
-        finally:
-            self._syncing = False
+    def _show_datasets(self, _change: dict | None = None) -> None:
+        current = self.dataset.value
+        names = self.datasets.names()
+        self.dataset.options = names
+        if names:
+            self.dataset.value = current if current in names else names[0]
 
-    def _on_params(self, what: str) -> None:
-        if what in ("preset", "loaded", "errors", "instance", "batch"):
-            self.sync_all()
-        if what in ("instance", "batch"):
-            self.show_cost()
+    def _show_instance_choices(self, _change: dict | None = None) -> None:
+        """Refill the instance picker for the backend in use. Its selection is cleared first, so the
+        refill keeps none (instead of selecting the first choice, which would read as the user's)."""
+        self.instance.index = None
+        self.instance.options = self.params.instance_choices()
+        self._show_instance()
 
-    def _on_datasets(self, what: str) -> None:
-        if what == "datasets":
-            current = self.dataset.value
-            names = self.datasets.names()
-            self.dataset.options = names
-            if names:
-                self.dataset.value = current if current in names else names[0]
-
-    def show_instances(self) -> None:
-        """Refill the instance picker for the backend in use."""
-        self._syncing = True
-        try:
-            self.instance.options = self.params.instance_choices()
+    def _show_instance(self, _change: dict | None = None) -> None:
+        if self.params.instance_type in {value for _label, value in self.instance.options}:
             self.instance.value = self.params.instance_type
-            self.count.value = self.params.instance_count
-            self.spot.value = self.params.spot
-            self.spot.disabled = self.params.local
-            self.hours.disabled = self.params.local
-        finally:
-            self._syncing = False
-        self.show_cost()
 
-    def show_cost(self) -> None:
+    def show_cost(self, _change: dict | None = None) -> None:
         problem = self.params.errors.get(INSTANCE_ERROR_KEY)
         self.instance_error.value = message("error", problem or "")
         self.count.disabled = not self.params.allows_several_instances()
@@ -179,23 +179,12 @@ class TrainView:
 
     # --- widgets -> model ---------------------------------------------------------------------
     def _on_field(self, key: str, value: object) -> None:
-        if self._syncing:
-            return
-        problem = self.params.set_value(key, value)
-        self.fields[key].show_error(problem)
-        if key == "batch":
-            self._syncing = True
-            self.batch_auto.value = False
-            self._syncing = False
+        if value != _shown(self.fields[key].input, self.params.value(key)):  # not the model's own value
+            self.params.set_value(key, value)
 
-    def _on_batch_auto(self, change: dict) -> None:
-        if not self._syncing:
-            self.params.set_batch_auto(change["new"])
-
-    def _on_instance(self, _change: dict) -> None:
-        if self._syncing:
-            return
-        self.params.set_instance(self.instance.value, self.count.value, self.spot.value, self.hours.value)
+    def _on_instance(self, change: dict) -> None:
+        if change["new"] is not None and change["new"] != self.params.instance_type:  # None: being refilled
+            self.params.instance_type = change["new"]
 
     def _on_save(self, _button: w.Button) -> None:
         path = self.params.save(self.preset_path.value, overwrite=self.preset_overwrite.value)
@@ -209,7 +198,6 @@ class TrainView:
         try:
             spec = self.params.job_spec(self.dataset.value or "")
         except HyperparameterError as exc:
-            self.sync_all()
             self.start_status.value = message("error", "Fix the marked fields: " + describe_error(exc))
             return
         self.start_status.value = message("info", "Starting...")

@@ -1,0 +1,344 @@
+"""The job board, its cards and the poller, headless: a fake backend and a clock the test moves."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+from amc_widgets.backends.local import LocalBackend
+from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, JobNotFoundError
+from amc_widgets.core.metrics import format_metrics_line
+from amc_widgets.ui.models.connection import ConnectionModel
+from amc_widgets.ui.models.jobs import (
+    BACKOFF,
+    ERROR_RETRY_SECONDS,
+    LOCAL_POLL_SECONDS,
+    MAX_LOG_LINES,
+    REMOTE_POLL_SECONDS,
+    JobBoard,
+    compare_series,
+)
+from amc_widgets.ui.poller import Poller
+from tests.dashboard_fakes import SPEC, Clock, FakeBackend, assert_imports_no_widgets
+from tests.onnx_fakes import tiny_detector
+
+
+@pytest.fixture()
+def fake() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture()
+def clock() -> Clock:
+    return Clock(100.0)
+
+
+@pytest.fixture()
+def board(fake, clock) -> JobBoard:
+    return JobBoard(lambda: fake, clock=clock, wall_clock=lambda: 1000.0)
+
+
+# --- job cards and board ----------------------------------------------------------------------
+
+def test_running_job_polls_fast_while_log_grows_and_backs_off_when_quiet(board, fake, clock):
+    """Fastest after new lines, x BACKOFF per quiet poll up to the slowest, never polled early."""
+    card = board.start(SPEC)
+    assert card.poll_seconds == LOCAL_POLL_SECONDS
+    fastest, slowest = LOCAL_POLL_SECONDS
+    fake.logs[card.name].append("epoch 1 starting")
+    intervals = []
+    for _ in range(8):
+        assert board.due(clock.now) == [card]
+        board.poll_due()
+        intervals.append(card.next_poll - clock.now)
+        assert board.due(card.next_poll - 0.01) == []
+        assert board.poll_due() == []  # nothing due yet: the backend is left alone
+        clock.now = card.next_poll
+    assert fake.calls["describe"] == 8
+    assert intervals[0] == fastest
+    assert intervals[1] == pytest.approx(fastest * BACKOFF)
+    assert all(later >= earlier for earlier, later in zip(intervals, intervals[1:]))
+    assert max(intervals) == slowest == intervals[-1]
+    fake.logs[card.name].append("epoch 2 starting")
+    board.poll_due()
+    assert card.next_poll - clock.now == fastest
+
+
+def test_remote_backend_polls_more_gently(clock):
+    """A SageMaker-like backend gets the remote intervals (CloudWatch is rate-limited)."""
+    remote = FakeBackend(name="sagemaker")
+    board = JobBoard(lambda: remote, clock=clock)
+    card = board.start(SPEC)
+    board.poll_due()
+    assert card.poll_seconds == REMOTE_POLL_SECONDS
+    assert card.next_poll - clock.now == REMOTE_POLL_SECONDS[0]
+
+
+def test_settled_job_is_never_polled_again(board, fake, clock):
+    """Terminal but log still arriving: polled; terminal and log finished: never again."""
+    card = board.start(SPEC)
+    fake.logs[card.name].append("last line")
+    fake.finish(card.name)
+    fake.hold_log = True
+    board.poll_due()
+    assert not card.settled and board.seconds_to_next_poll(clock.now) is not None
+    fake.hold_log = False
+    clock.now = card.next_poll
+    board.poll_due()
+    assert card.settled and card.status == COMPLETED
+    assert board.seconds_to_next_poll(clock.now) is None
+    calls = dict(fake.calls)
+    clock.now += 3600
+    assert board.due(clock.now) == [] and board.poll_due() == []
+    assert dict(fake.calls) == calls
+
+
+def test_seconds_to_next_poll_is_the_soonest_card_and_never_negative(board, fake, clock):
+    first, second = board.start(SPEC), board.start(SPEC)
+    board.poll_due()
+    first.next_poll, second.next_poll = clock.now + 3.0, clock.now + 1.5
+    assert board.seconds_to_next_poll(clock.now) == pytest.approx(1.5)
+    assert board.seconds_to_next_poll(clock.now + 10) == 0.0
+
+
+def test_stop_wakes_the_poller_and_makes_the_card_due_at_once(board, fake, clock):
+    card = board.start(SPEC)
+    for _ in range(5):  # quiet polls: the interval has grown
+        board.poll_due()
+        clock.now = card.next_poll
+    clock.now -= 0.1
+    assert board.due(clock.now) == []
+    board.wakeup.clear()
+    board.stop(card.name)
+    assert card.status == STOPPING and fake.jobs[card.name].status == STOPPING
+    assert board.wakeup.is_set()
+    assert board.due(clock.now) == [card]
+    board.poll_due()
+    assert card.next_poll - clock.now == LOCAL_POLL_SECONDS[0]
+
+
+def test_log_lines_are_cleaned_and_bounded_while_all_are_counted(board, fake):
+    card = board.start(SPEC)
+    extra = 25
+    lines = [f"\x1b[32mline {i}\x1b[0m" for i in range(MAX_LOG_LINES + extra)]
+    lines[-1] = "\x1b[2Kprogress  10%\rprogress  60%\rprogress 100%"
+    fake.logs[card.name].extend(lines)
+    (_, change), = board.poll_due()
+    assert change.log
+    assert len(card.log) == MAX_LOG_LINES
+    assert card.log_lines_total == MAX_LOG_LINES + extra
+    assert card.log[0] == f"line {extra}"
+    assert card.log[-1] == "progress 100%"
+    assert not any("\x1b" in line or "\r" in line for line in card.log)
+    fake.logs[card.name].append("one more")
+    board.card(card.name).next_poll = 0
+    board.poll_due()
+    assert card.log_lines_total == MAX_LOG_LINES + extra + 1 and card.log[-1] == "one more"
+
+
+def test_metrics_are_read_only_when_a_metrics_line_arrives(board, fake):
+    card = board.start(SPEC)
+    fake.logs[card.name].append("loading dataset")
+    (_, change), = board.poll_due()
+    assert not change.metrics and fake.calls["metrics"] == 0 and card.epoch_text() == "-"
+    fake.logs[card.name].append("12:00:01 " + format_metrics_line({"epoch": 1, "epochs": 3, "mAP50": 0.5}))
+    card.next_poll = 0
+    (_, change), = board.poll_due()
+    assert change.metrics and fake.calls["metrics"] == 1
+    assert card.metrics["mAP50"].tolist() == [0.5] and card.epoch_text() == "1 / 3"
+    fake.logs[card.name].append("validating")
+    card.next_poll = 0
+    (_, change), = board.poll_due()
+    assert change.log and not change.metrics and fake.calls["metrics"] == 1
+
+
+def test_backend_error_shows_on_the_card_and_is_retried_later(board, fake, clock):
+    """The poller keeps going; the card says what failed and retries after ERROR_RETRY_SECONDS."""
+    card = board.start(SPEC)
+    seen = []
+    poller = Poller(board, on_change=lambda c, ch: seen.append((c.name, ch.status)))
+    fake.fail = RuntimeError("ThrottlingException: rate exceeded")
+    assert poller.run_once() == pytest.approx(ERROR_RETRY_SECONDS)
+    assert "rate exceeded" in card.error and seen == [(card.name, True)]
+    assert board.due(clock.now + ERROR_RETRY_SECONDS - 0.1) == []
+    fake.fail = None
+    clock.now += ERROR_RETRY_SECONDS
+    poller.run_once()
+    assert card.error == "" and card.status == IN_PROGRESS
+
+
+def test_log_error_loses_no_lines(board, fake, clock):
+    """A failed log read does not move the cursor: the lines come once, after the retry."""
+    card = board.start(SPEC)
+    fake.logs[card.name].extend(["a", "b"])
+    fake.log_fail = OSError("connection reset")
+    board.poll_due()
+    assert "connection reset" in card.error and list(card.log) == []
+    fake.log_fail = None
+    clock.now = card.next_poll
+    board.poll_due()
+    clock.now = card.next_poll
+    board.poll_due()
+    assert list(card.log) == ["a", "b"] and card.log_lines_total == 2
+
+
+def test_restore_adds_only_jobs_not_on_the_board(board, fake):
+    mine = board.start(SPEC)
+    fake.add_job("elsewhere-old", created=0.5)
+    fake.add_job("elsewhere-new", created=50.0, status=COMPLETED)
+    restored = board.restore()
+    assert sorted(card.name for card in restored) == ["elsewhere-new", "elsewhere-old"]
+    assert board.card(mine.name) is mine
+    assert [card.name for card in board.cards()] == ["elsewhere-new", mine.name, "elsewhere-old"]
+    assert board.restore() == []
+
+
+def test_card_header_describes_the_job(board, fake):
+    fake.add_job("remote", created=1000.0 - 3725, instance_type="ml.g4dn.12xlarge", instance_count=2, spot=True)
+    card, = board.restore()
+    header = card.header()
+    assert header["Instance"] == "2 x ml.g4dn.12xlarge (spot)"
+    assert header["Duration"] == "1:02:05"  # wall clock 1000, created 3725 s before
+    assert header["Status"] == IN_PROGRESS and header["Billable"] == "-" and header["Epoch"] == "-"
+
+
+def test_download_error_stays_on_the_card(board, fake, tmp_path):
+    card = board.start(SPEC)
+    fake.download_error = JobNotFoundError(f"Training job '{card.name}' has no outputs (yet)")
+    states = []
+    card.download.observe(lambda change: states.append(change.new), "running")
+    result = board.download(card.name, tmp_path, None)
+    assert result is None
+    assert card.download.error.startswith("Download failed") and "no outputs" in card.download.error
+    assert states[0] is True and states[-1] is False and not card.download.running
+
+
+def test_download_draws_a_preview_then_reuses_the_complete_download(board, fake, tmp_path):
+    card = board.start(SPEC)
+    model = tiny_detector(tmp_path / "tiny.onnx", [[32, 32, 20, 10, 0.1, 0.9]])
+    fake.onnx_bytes = model.read_bytes()
+    image = tmp_path / "val.png"
+    Image.new("RGB", (64, 64), (40, 40, 40)).save(image)
+    fractions = []
+    card.download.observe(lambda change: fractions.append(change.new), "fraction")
+    first = board.download(card.name, tmp_path / "dl", image)
+    assert card.download.error == "" and first.onnx == tmp_path / "dl" / card.name / "model" / "best.onnx"
+    assert 0.5 in fractions and fractions[-1] == 1.0
+    assert card.download.preview.is_file() and "1 object(s)" in card.download.preview_note
+    again = board.download(card.name, tmp_path / "dl", None)  # backend: FileExistsError
+    assert card.download.error == "" and card.download.fraction == 1.0
+    assert again.folder == first.folder and again.onnx == first.onnx and first.onnx in again.files
+    assert "No validation image" in card.download.preview_note
+
+
+def test_download_over_an_incomplete_earlier_one_is_an_error(board, fake, tmp_path):
+    card = board.start(SPEC)
+    (tmp_path / card.name).mkdir()
+    (tmp_path / card.name / "partial.tmp").write_bytes(b"x")
+    assert board.download(card.name, tmp_path, None) is None
+    assert "already exists" in card.download.error
+
+
+def test_download_without_onnx_explains_why_there_is_no_preview(board, fake, tmp_path):
+    card = board.start(SPEC)
+    result = board.download(card.name, tmp_path, tmp_path / "unused.png")
+    assert result.onnx is None and card.download.preview is None
+    assert "no ONNX model" in card.download.preview_note and card.download.error == ""
+
+
+def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
+    from amc_widgets.ui.views.jobs import JobCardView
+
+    card = board.start(SPEC)
+    fake.finish(card.name)
+    board.poll_due()
+    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None)
+    assert view.progress.layout.display == "none" and not view.download_button.disabled
+    seen = []
+    card.download.observe(lambda change: seen.append((view.progress.value, view.download_button.disabled)),
+                          "fraction")
+    board.download(card.name, tmp_path, None)
+    assert (0.5, True) in seen  # half way: the bar moves, the button waits
+    assert view.progress.value == 1.0 and view.progress.layout.display == "flex" and not view.download_button.disabled
+    assert "Downloaded to" in view.download_info.value and "no ONNX model" in view.download_info.value
+
+
+def test_compare_series_takes_jobs_that_reached_an_epoch(board, fake):
+    with_metrics, without = board.start(SPEC), board.start(SPEC)
+    fake.logs[with_metrics.name] += [format_metrics_line({"epoch": e, "epochs": 2, "mAP50": e / 4}) for e in (1, 2)]
+    board.poll_due()
+    assert compare_series([with_metrics, without], "mAP50") == {with_metrics.name: ([1, 2], [0.25, 0.5])}
+
+
+# --- poller -----------------------------------------------------------------------------------
+
+def test_run_once_hands_each_change_to_on_change_once(board, fake, clock):
+    cards = [board.start(SPEC), board.start(SPEC)]
+    for card in cards:
+        fake.logs[card.name].append("hello")
+    seen = []
+    poller = Poller(board, on_change=lambda card, change: seen.append((card.name, change.log)))
+    assert poller.run_once() == LOCAL_POLL_SECONDS[0]
+    assert sorted(seen) == sorted((card.name, True) for card in cards)
+    seen.clear()
+    assert poller.run_once() == LOCAL_POLL_SECONDS[0] and seen == []  # nothing due at the same instant
+
+
+def test_idle_poller_thread_stops_promptly(fake):
+    """With no card the thread sleeps on wakeup; stop() must still end it at once."""
+    poller = Poller(JobBoard(lambda: fake), on_change=lambda *_: None)
+    poller.start()
+    time.sleep(0.05)
+    started = time.monotonic()
+    poller.stop()
+    assert time.monotonic() - started < 1.0
+    assert not poller._thread.is_alive()
+
+
+def test_poller_thread_delivers_changes_then_stops(fake):
+    board = JobBoard(lambda: fake)
+    changed = threading.Event()
+    poller = Poller(board, on_change=lambda card, change: change.log and changed.set())
+    poller.start()
+    try:
+        card = board.start(SPEC)  # wakes the idle poller
+        fake.logs[card.name].append("first line")
+        assert changed.wait(2.0)
+        assert list(card.log) == ["first line"]
+    finally:
+        started = time.monotonic()
+        poller.stop()
+    assert time.monotonic() - started < 1.0 and not poller._thread.is_alive()
+
+
+def test_idle_poller_without_a_connection_is_quiet(tmp_path):
+    """As the dashboard wires it: after Close the board is cleared and the poller should just idle,
+    never asking for the (gone) backend."""
+    connection = ConnectionModel(local_factory=lambda: LocalBackend(home=tmp_path, user="ana"))
+    asked = []
+
+    def backend():
+        asked.append(True)
+        return connection.require_backend()
+
+    board = JobBoard(backend, clock=Clock())
+    connection.connect()
+    connection.close()
+    board.clear()
+    errors = []
+    poller = Poller(board, on_change=lambda *_: None, on_error=errors.append)
+    poller.start()  # the thread, as the dashboard runs it: its errors go to on_error, not to the test
+    try:
+        for _ in range(3):
+            board.wakeup.set()
+            time.sleep(0.1)
+    finally:
+        poller.stop()
+    assert errors == [] and asked == []
+
+
+def test_the_jobs_model_imports_no_widgets():
+    assert_imports_no_widgets("amc_widgets.ui.models.jobs")
