@@ -203,8 +203,9 @@ def start_job(page) -> str:
 
 @pytest.fixture()
 def fake_dashboard(tmp_path):
+    # 30 s a job: long enough that a busy machine's browser still sees both running before the stop
     dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER),
-                                           "FAKE_EPOCHS": "30", "FAKE_EPOCH_SECONDS": "0.4", "AMC_MAX_JOBS": "2"})
+                                           "FAKE_EPOCHS": "30", "FAKE_EPOCH_SECONDS": "1.0", "AMC_MAX_JOBS": "2"})
     try:
         yield dashboard
     finally:
