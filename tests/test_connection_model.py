@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from amc_widgets.ui.models import connection as connection_module
-from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel, NotConnectedError
+from amc_widgets.ui.models.connection import AWS, LOCAL, ConnectionModel, NotConnectedError
 from tests.dashboard_fakes import SECRET, TOKEN, assert_imports_no_widgets
 
 
@@ -201,15 +201,8 @@ def test_missing_role_arn_is_a_clear_message():
     assert not any(call[0] == "connect" for call in module.calls)
 
 
-def test_aws_unavailable_when_the_module_cannot_be_imported():
-    def missing():
-        raise ImportError("No module named 'boto3'")
-
-    model = ConnectionModel(local_factory=lambda: None, aws_loader=missing)
-    assert model.aws_available is False
-    model.set_kind(AWS)
-    assert model.test() is None and model.error == AWS_UNAVAILABLE
-    assert model.connect() is None and model.error == AWS_UNAVAILABLE
+def test_an_unknown_backend_kind_is_refused():
+    model = ConnectionModel(local_factory=lambda: None)
     with pytest.raises(ValueError, match="Unknown backend"):
         model.set_kind("azure")
 

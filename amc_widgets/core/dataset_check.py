@@ -241,12 +241,6 @@ def _find_data_yaml(tree: _Tree) -> str:
     return found[0]
 
 
-def find_data_yaml(root: Path) -> Path:
-    """The dataset's data.yaml (or data.yml): the shallowest one under the folder ``root``."""
-    tree = _FolderTree(root)
-    return tree.path_of(_find_data_yaml(tree))
-
-
 def label_path_for(image: Path) -> Path:
     """YOLO's convention (as ultralytics applies it): .../images/x.jpg -> .../labels/x.txt."""
     return Path(_label_name(str(image), os.sep))

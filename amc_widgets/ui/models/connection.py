@@ -15,7 +15,6 @@ from amc_widgets.backends.base import Backend, RunsJobsHere
 from amc_widgets.core.errors import AmcError, redact, user_message
 
 LOCAL, AWS = "local", "aws"
-AWS_UNAVAILABLE = "AWS backend not available in this version"
 CONTAINER_COMMAND_ENV = "AMC_CONTAINER_COMMAND"  # tests only: JSON list, a stand-in for container/train
 
 
@@ -74,16 +73,9 @@ class ConnectionModel(tl.HasTraits):
         self._local_factory = local_factory
         self._aws_loader = aws_loader
 
-    # --- AWS availability ---------------------------------------------------------------------
-    def aws_module(self) -> ModuleType | None:
-        try:
-            return self._aws_loader()
-        except ImportError:
-            return None
-
-    @property
-    def aws_available(self) -> bool:
-        return self.aws_module() is not None
+    def aws_module(self) -> ModuleType:
+        """The SageMaker backend module, imported when AWS is first used (boto3 is slow to import)."""
+        return self._aws_loader()
 
     def credentials(self, module: ModuleType) -> Any:
         form = self.aws
@@ -108,8 +100,6 @@ class ConnectionModel(tl.HasTraits):
     def test(self) -> Any:
         """Check the AWS credentials without connecting; returns the ConnectionInfo (None on error)."""
         module = self.aws_module()
-        if module is None:
-            return self._fail(AWS_UNAVAILABLE)
         try:
             info = module.SageMakerBackend.test_connection(self.credentials(module))
         except Exception as exc:  # noqa: BLE001 - any AWS error is shown, secrets removed
@@ -135,8 +125,6 @@ class ConnectionModel(tl.HasTraits):
             message = "Connected to this machine"
         else:
             module = self.aws_module()
-            if module is None:
-                return self._fail(AWS_UNAVAILABLE, drop_backend=True)
             if not self.aws.role_arn.strip():
                 return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)",
                                   drop_backend=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from amc_widgets.ui.models.connection import AWS, AWS_UNAVAILABLE, LOCAL, ConnectionModel
+from amc_widgets.ui.models.connection import AWS, LOCAL, ConnectionModel
 from amc_widgets.ui.views.common import Field, button, guarded, key_values, message, panel
 
 
@@ -55,8 +55,6 @@ class ConnectionView:
             w.link((form, "role_arn"), (self.role.input, "value")),
             w.dlink((model, "info"), (self.role.input, "options"), _roles),
             w.dlink((model, "backend"), (self.close_button, "disabled"), lambda backend: backend is None),
-            w.dlink((model, "kind"), (self.connect_button, "disabled"),
-                    lambda kind: kind == AWS and not model.aws_available),
         ]
         model.observe(self._show_form, "kind")
         model.observe(self._show_status, ["error", "message", "backend"])
@@ -112,9 +110,6 @@ class ConnectionView:
         if self.model.kind == LOCAL:
             self.aws_box.children = [w.HTML(message("info", "The local backend needs no credentials: datasets and "
                                                              "jobs live in the workspace below."))]
-            self.test_button.layout.display = "none"
-        elif not self.model.aws_available:
-            self.aws_box.children = [w.HTML(message("error", AWS_UNAVAILABLE))]
             self.test_button.layout.display = "none"
         else:
             self.aws_box.children = [self.access_key.box, self.secret.box, self.token.box, self.profile.box,
