@@ -238,21 +238,31 @@ def cmd_connect(args) -> int:
     from amc_widgets.backends.sagemaker import SageMakerBackend
 
     info = SageMakerBackend.test_connection(_credentials(args))
-    print(f"account  {info.account}\nuser     {info.user_name} ({info.arn})\nregion   {info.region}")
+    print(f"account  {info.account} ({info.partition})\nuser     {info.user_name} ({info.arn})\nregion   {info.region}")
     print(f"bucket   {info.bucket} ({'exists' if info.bucket_exists else 'missing: add --create-bucket'})")
+    print(f"space    s3://{info.bucket}/{info.space} (your key: {info.user_key})")
     print("roles    " + (", ".join(info.roles) or "none found (pass --role-arn)"))
     return EXIT_OK
 
 
 def cmd_iam_policy(args) -> int:
+    """The user policy (one for every user), and with --user-key the execution role of that user."""
+    import boto3
+
     from amc_widgets.backends import iam_policy
 
+    region, account = args.region or "*", args.account or "*"
+    partition = args.partition or (boto3.Session().get_partition_for_region(args.region) if args.region else "aws")
     bucket = args.bucket or f"sagemaker-{args.region or 'REGION'}-{args.account or 'ACCOUNT'}"
-    role = args.role_arn or f"arn:aws:iam::{args.account or 'ACCOUNT'}:role/AmcSageMakerExecution"
+    key = args.user_key or "USER_KEY"
     documents = {
-        "user_policy": iam_policy.user_policy(bucket, args.user, role, args.region or "*", args.account or "*"),
-        "execution_role_policy": iam_policy.execution_role_policy(bucket, args.region or "*", args.account or "*"),
-        "execution_role_trust_policy": iam_policy.trust_policy(),
+        "user_policy": iam_policy.user_policy(bucket, partition, region, account),
+        "execution_role": {
+            "path": iam_policy.ROLE_PATH,
+            "tags": iam_policy.execution_role_tags(key),
+            "policy": iam_policy.execution_role_policy(bucket, key, partition, region, account),
+            "trust_policy": iam_policy.trust_policy(),
+        },
     }
     print(json.dumps(documents, indent=2))
     return EXIT_OK
@@ -347,9 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     connect.set_defaults(run=cmd_connect)
 
     policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policies the SageMaker backend needs")
-    policy.add_argument("--user", default="${aws:username}", help="IAM user name (default: any user, own prefix)")
+    policy.add_argument("--user-key", help="a user's key (`amc connect` prints it): their execution role's documents")
     policy.add_argument("--bucket")
     policy.add_argument("--account")
+    policy.add_argument("--partition", help="aws, aws-cn, aws-us-gov, ... (default: the region's)")
     policy.set_defaults(run=cmd_iam_policy)
 
     serve = commands.add_parser("serve", help="serve the dashboard (Voila) on the local backend")
