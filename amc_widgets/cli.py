@@ -246,7 +246,8 @@ def cmd_connect(args) -> int:
 
 
 def cmd_iam_policy(args) -> int:
-    """The user policy (one for every user), and with --user-key the execution role of that user."""
+    """The user policy and the execution-role policy (each the same for every user), and what makes a
+    role one user's execution role (with --user-key: that user's tags)."""
     import boto3
 
     from amc_widgets.backends import iam_policy
@@ -257,11 +258,11 @@ def cmd_iam_policy(args) -> int:
     key = args.user_key or "USER_KEY"
     documents = {
         "user_policy": iam_policy.user_policy(bucket, partition, region, account),
-        "execution_role": {
+        "execution_role_policy": iam_policy.execution_role_policy(bucket, partition, region, account),
+        "execution_role": {  # one per user: this path and trust, the policy above, tagged with the user's key
             "path": iam_policy.ROLE_PATH,
-            "tags": iam_policy.execution_role_tags(key),
-            "policy": iam_policy.execution_role_policy(bucket, key, partition, region, account),
             "trust_policy": iam_policy.trust_policy(),
+            "tags": iam_policy.execution_role_tags(key),
         },
     }
     print(json.dumps(documents, indent=2))
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect.set_defaults(run=cmd_connect)
 
     policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policies the SageMaker backend needs")
-    policy.add_argument("--user-key", help="a user's key (`amc connect` prints it): their execution role's documents")
+    policy.add_argument("--user-key", help="a user's key (`amc connect` prints it): the tag of their execution role")
     policy.add_argument("--bucket")
     policy.add_argument("--account")
     policy.add_argument("--partition", help="aws, aws-cn, aws-us-gov, ... (default: the region's)")

@@ -275,7 +275,7 @@ def test_training_job_request_is_complete(backend, role_arn):
         f"s3://{backend.bucket}/users/{backend.user}/training-jobs/amc-job-1/checkpoints/")
     assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{backend.bucket}/users/{backend.user}/training-jobs/"
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
-    assert {t["Key"] for t in request["Tags"]} == {"amc:user", "amc:dataset", "amc:app"}
+    assert {t["Key"] for t in request["Tags"]} == {"amc_user", "amc_dataset", "amc_app"}
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
 
 
@@ -548,15 +548,15 @@ def test_iam_policy_is_scoped_to_the_users_prefix(tmp_path):
     assert statements["OwnSpace"]["Resource"] == (
         "arn:aws:s3:::sagemaker-eu-west-1-111122223333/users/${aws:userid}/*")
     assert statements["PassOwnExecutionRole"]["Condition"]["StringEquals"] == {
-        "iam:PassedToService": "sagemaker.amazonaws.com", "iam:ResourceTag/amc:user": "${aws:userid}"}
+        "iam:PassedToService": "sagemaker.amazonaws.com", "aws:ResourceTag/amc_user": "${aws:userid}"}
     assert "*" not in json.dumps(statements["OwnSpace"]["Action"])
     role = documents["execution_role"]
-    assert role["path"] == "/amc/" and role["tags"] == [{"Key": "amc:user", "Value": "AROAEXAMPLE:ana@corp.com"}]
-    resources = json.dumps([s["Resource"] for s in role["policy"]["Statement"] if s["Sid"] != "Metrics"])
-    assert "users/*" not in resources and "users/AROAEXAMPLE:ana@corp.com/custom-uploads/*" in resources
+    assert role["path"] == "/amc/" and role["tags"] == [{"Key": "amc_user", "Value": "AROAEXAMPLE:ana@corp.com"}]
+    resources = json.dumps([s["Resource"] for s in documents["execution_role_policy"]["Statement"]])
+    assert "users/*" not in resources and "users/${aws:PrincipalTag/amc_user}/custom-uploads/*" in resources
     assert role["trust_policy"]["Statement"][0]["Principal"]["Service"] == "sagemaker.amazonaws.com"
     china = iam_policy("--region", "cn-north-1", "iam-policy", "--account", "111122223333")
-    arns = [arn for s in china["user_policy"]["Statement"] + china["execution_role"]["policy"]["Statement"]
+    arns = [arn for s in china["user_policy"]["Statement"] + china["execution_role_policy"]["Statement"]
             for arn in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]) if arn != "*"]
     assert arns and all(arn.startswith("arn:aws-cn:") for arn in arns)
 

@@ -1,7 +1,9 @@
 """Least-privilege IAM policies for the SageMaker backend, for a team that shares one AWS account:
 one user policy for everyone (each user gets their own space through the ``${aws:userid}`` policy
-variable), and one execution role per user, which SageMaker assumes to run that user's jobs and
-which reaches that user's space only.  Printed by ``amc iam-policy``.
+variable), and one execution role per user, which SageMaker assumes to run that user's jobs: every
+such role has the same policy, and reaches only the space named by its own tag
+(``${aws:PrincipalTag/amc_user}``: a role session's principal tags include its role's tags).
+Printed by ``amc iam-policy``.
 
 Why these keys (AWS IAM User Guide and Service Authorization Reference):
 
@@ -11,10 +13,10 @@ Why these keys (AWS IAM User Guide and Service Authorization Reference):
   value ("the values listed in the aws:userid column"), so the product's S3 prefix and the policy agree.
 - A ListBucket request is matched on ``s3:prefix``: granting it for ``users/${aws:userid}/*`` lets a
   user list their own space only (a HeadBucket, which carries no prefix, would be refused).
-- Jobs carry the tag ``amc:user=<key>``: CreateTrainingJob (and the AddTags SageMaker authorizes
+- Jobs carry the tag ``amc_user=<key>``: CreateTrainingJob (and the AddTags SageMaker authorizes
   for tags given at creation, ``sagemaker:TaggingAction``) only with ``aws:RequestTag`` equal to the
   caller's key; Describe / Stop only with ``aws:ResourceTag`` equal to it.
-- ``iam:PassRole`` only for a role under ``/amc/`` tagged ``amc:user=<key>`` (``iam:ResourceTag``),
+- ``iam:PassRole`` only for a role under ``/amc/`` tagged ``amc_user=<key>`` (``aws:ResourceTag``),
   only to SageMaker (``iam:PassedToService``).
 """
 
@@ -25,7 +27,10 @@ from typing import Any
 from amc_widgets.core.container_contract import TRAINING_LOG_GROUP
 
 USER_KEY_VARIABLE = "${aws:userid}"
-OWNER_TAG = "amc:user"  # the tag that says whose a job or an execution role is
+# whose a job or an execution role is; letters and '_' only, as it sits inside an ARN in
+# ${aws:PrincipalTag/...} (policy linters such as parliament read a ':' or '-' there as ARN syntax)
+OWNER_TAG = "amc_user"
+ROLE_OWNER_VARIABLE = "${aws:PrincipalTag/" + OWNER_TAG + "}"  # in a job: the key its execution role is tagged with
 ROLE_PATH = "/amc/"  # execution roles live here; a user may pass only the one tagged with their key
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 DEFAULT_REPOSITORY = "amc-yolov5-training"
@@ -73,16 +78,17 @@ def user_policy(bucket: str, partition: str = "aws", region: str = "*", account:
             {"Sid": "PassOwnExecutionRole", "Effect": "Allow", "Action": "iam:PassRole",
              "Resource": f"arn:{partition}:iam::{account}:role{ROLE_PATH}*",
              "Condition": {"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE,
-                                            f"iam:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
+                                            f"aws:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
         ],
     }
 
 
-def execution_role_policy(bucket: str, user_key: str, partition: str = "aws", region: str = "*", account: str = "*",
+def execution_role_policy(bucket: str, partition: str = "aws", region: str = "*", account: str = "*",
                           repository: str = DEFAULT_REPOSITORY) -> dict[str, Any]:
-    """What one user's jobs need, and no more: read that user's datasets, write their outputs and
-    checkpoints, pull the image, write logs and metrics."""
-    prefix = space_prefix(user_key)
+    """What a user's jobs need, and no more: read that user's datasets, write their outputs and
+    checkpoints, pull the image, write logs and metrics.  The same for every user's role: the
+    role's ``amc_user`` tag (:func:`execution_role_tags`) names whose space it reaches."""
+    prefix = space_prefix(ROLE_OWNER_VARIABLE)
     objects = f"arn:{partition}:s3:::{bucket}/{prefix}"
     return {
         "Version": "2012-10-17",

@@ -9,7 +9,7 @@ UserId), so the generated IAM policy and this layout name the same space::
     users/<key>/training-jobs/<job>/output/model.tar.gz        SageMaker's OutputDataConfig
     users/<key>/training-jobs/<job>/checkpoints/               spot checkpoints
 
-Each job is tagged ``amc:user=<key>``; the IAM policies (iam_policy.py) let only its owner see or
+Each job is tagged ``amc_user=<key>``; the IAM policies (iam_policy.py) let only its owner see or
 stop it, and its execution role reach only the owner's space.
 """
 
@@ -201,8 +201,8 @@ class SageMakerBackend:
             "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
                                "VolumeSizeInGB": VOLUME_GB},
             "StoppingCondition": {"MaxRuntimeInSeconds": int(min(spec.max_runtime_hours * 3600, MAX_RUNTIME_SECONDS))},
-            "Tags": [{"Key": OWNER_TAG, "Value": self.user}, {"Key": f"{APP_TAG}:dataset", "Value": spec.dataset},
-                     {"Key": f"{APP_TAG}:app", "Value": "amc"}],
+            "Tags": [{"Key": OWNER_TAG, "Value": self.user}, {"Key": f"{APP_TAG}_dataset", "Value": spec.dataset},
+                     {"Key": f"{APP_TAG}_app", "Value": "amc"}],
         }
         if spec.spot:
             runtime = request["StoppingCondition"]["MaxRuntimeInSeconds"]
