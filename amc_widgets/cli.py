@@ -275,7 +275,7 @@ def cmd_serve(args) -> int:
 
     if args.home:
         os.environ["AMC_HOME"] = str(Path(args.home).expanduser().resolve())
-    return serve(port=args.port, host=args.host)
+    return serve(port=args.port, host=args.host, token=args.token)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve the dashboard (Voila) on the local backend")
     serve.add_argument("--port", type=int, default=8866, help="port (default 8866)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--token", action="store_true", help="ask for a token on loopback too (off loopback always)")
     serve.set_defaults(run=cmd_serve)
     return parser
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 import sys
 import tempfile
 import warnings
@@ -30,15 +32,25 @@ def ensure_demo_dataset(backend: Backend) -> str | None:
     return DEMO_DATASET
 
 
-def voila_arguments(notebook: Path, port: int, host: str = "127.0.0.1") -> list[str]:
-    """Voila's command line: the dashboard only, on ``host:port``, with a raised websocket message limit."""
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def voila_arguments(notebook: Path, port: int, host: str = "127.0.0.1", token: str = "") -> list[str]:
+    """Voila's command line: the dashboard only, on ``host:port``, with a raised websocket message
+    limit; with ``token``, every page and socket asks for it (Jupyter Server's token login)."""
     settings = {"websocket_max_message_size": WEBSOCKET_MAX_MESSAGE_BYTES}
     return [str(notebook), f"--port={port}", f"--Voila.ip={host}", "--no-browser",
-            f"--Voila.tornado_settings={settings}", "--theme=light"]
+            f"--Voila.tornado_settings={settings}", "--theme=light"] + ([f"--Voila.token={token}"] if token else [])
 
 
-def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NOTEBOOK) -> int:
-    """Prepare the local workspace and serve the dashboard until interrupted."""
+def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NOTEBOOK, token: bool = False) -> int:
+    """Prepare the local workspace and serve the dashboard until interrupted; off loopback (or with
+    ``token``) only to whoever has the generated token, given in the printed URL as Jupyter does."""
     from voila.app import Voila
 
     from amc_widgets.ui.models.connection import local_backend_from_env
@@ -51,7 +63,8 @@ def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NO
     # the kernel must be this environment's python: put its kernelspec first
     share = Path(sys.prefix) / "share" / "jupyter"
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(share), os.environ.get("JUPYTER_PATH")]))
-    print(f"AMC dashboard: http://{host}:{port}/", flush=True)
+    secret = secrets.token_urlsafe(32) if token or not is_loopback(host) else ""  # the page can start billed jobs
+    print(f"AMC dashboard: http://{host}:{port}/" + (f"?token={secret}" if secret else ""), flush=True)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="traitlets")
-    Voila.launch_instance(argv=voila_arguments(notebook, port, host))
+    Voila.launch_instance(argv=voila_arguments(notebook, port, host, secret))  # in-process: not on a command line
     return 0
