@@ -60,6 +60,12 @@ class World:
 
     def __init__(self, admin: Callable[[str], Any], partition: str, region: str, account: str):
         self.admin, self.partition, self.region, self.account = admin, partition, region, account
+        self._asked: dict[tuple[str, str], Any] = {}  # tags and role ARNs do not change while a test evaluates
+
+    def _once(self, what: str, name: str, ask: Callable[[], Any]) -> Any:
+        if (what, name) not in self._asked:
+            self._asked[(what, name)] = ask()
+        return self._asked[(what, name)]
 
     def s3(self, bucket: str, key: str | None = None) -> str:
         return f"arn:{self.partition}:s3:::{bucket}" + (f"/{key}" if key is not None else "")
@@ -74,15 +80,16 @@ class World:
         return f"{self.log_group(group)}:log-stream:{stream}"
 
     def role(self, name: str) -> str:
-        return self.admin("iam").get_role(RoleName=name)["Role"]["Arn"]
+        return self._once("role", name, lambda: self.admin("iam").get_role(RoleName=name)["Role"]["Arn"])
 
     def job_tags(self, name: str) -> dict[str, str]:
-        tags = self.admin("sagemaker").list_tags(ResourceArn=self.job(name)).get("Tags", [])
-        return {t["Key"]: t["Value"] for t in tags}
+        tags = self._once("job tags", name, lambda: self.admin("sagemaker").list_tags(ResourceArn=self.job(name)))
+        return {t["Key"]: t["Value"] for t in tags.get("Tags", [])}
 
     def role_tags(self, arn: str) -> dict[str, str]:
-        tags = self.admin("iam").list_role_tags(RoleName=arn.rsplit("/", 1)[-1]).get("Tags", [])
-        return {t["Key"]: t["Value"] for t in tags}
+        name = arn.rsplit("/", 1)[-1]
+        tags = self._once("role tags", name, lambda: self.admin("iam").list_role_tags(RoleName=name))
+        return {t["Key"]: t["Value"] for t in tags.get("Tags", [])}
 
 
 def _resource_tags(tags: dict[str, str], *prefixes: str) -> Context:
@@ -266,16 +273,21 @@ def node() -> str:
 
 
 def evaluate(policies: dict[str, dict], questions: list[Question]) -> list[Answer]:
-    """Every question answered by iam-simulate, in one node process."""
-    batch = {"policies": {name: [doc] for name, doc in policies.items()}, "requests": []}
+    """Every question answered by iam-simulate, in one node process (each distinct one asked once)."""
+    requests: dict[str, int] = {}  # the request as sent -> its place in the batch
+    order = []
     for question in questions:
-        batch["requests"].append({
+        request = json.dumps({
             "policies": question.policy, "principal": question.identity.arn,
             "action": question.authorization.action, "resource": question.authorization.resource,
             "account": question.identity.account,
-            "context": {**question.identity.context(), **question.authorization.context}})
+            "context": {**question.identity.context(), **question.authorization.context}}, sort_keys=True)
+        order.append(requests.setdefault(request, len(requests)))
+    batch = {"policies": {name: [doc] for name, doc in policies.items()},
+             "requests": [json.loads(request) for request in requests]}
     done = subprocess.run([node(), str(SIMULATOR)], input=json.dumps(batch), capture_output=True, text=True,
                           timeout=300, cwd=REPO)
     if done.returncode:
         raise RuntimeError(f"iam-simulate failed: {done.stderr[-2000:]}")
-    return [Answer(r["result"], tuple(r["ignored"]), r["errors"]) for r in json.loads(done.stdout)]
+    answers = [Answer(r["result"], tuple(r["ignored"]), r["errors"]) for r in json.loads(done.stdout)]
+    return [answers[index] for index in order]

@@ -125,6 +125,23 @@ def test_user_names_and_error_messages():
     assert "access key ID is not valid" in explain_client_error(error, "reach AWS")
 
 
+def test_partition_comes_from_the_callers_arn(monkeypatch):
+    from types import SimpleNamespace
+
+    from amc_widgets.backends.aws_session import ConnectionInfo, partition_from_arn
+
+    monkeypatch.delenv("AMC_TRAINING_IMAGE", raising=False)
+    assert partition_from_arn("arn:aws-us-gov:iam::1:user/ana") == "aws-us-gov"
+    arn = "arn:aws-cn:sts::123456789012:assumed-role/AWSReservedSSO_Amc_0123/ana@corp.com"
+    info = ConnectionInfo(account="123456789012", arn=arn, user_name="ana@corp.com", user_key="AROAX:ana@corp.com",
+                          region="cn-north-1", bucket="sagemaker-cn-north-1-123456789012", bucket_exists=True, roles=[],
+                          partition=partition_from_arn(arn))
+    china = SageMakerBackend(lambda service: SimpleNamespace(), info, "arn:aws-cn:iam::123456789012:role/amc/ana")
+    assert china.image_uri == "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/amc-yolov5-training:latest"
+    assert china.log_group_arn() == "arn:aws-cn:logs:cn-north-1:123456789012:log-group:/aws/sagemaker/TrainingJobs"
+    assert china.outputs_prefix == "users/AROAX:ana@corp.com/training-jobs/"
+
+
 def test_missing_bucket_is_created_only_when_agreed(moto, role_arn):
     credentials = AwsCredentials(access_key_id="testing", secret_access_key="testing", region="eu-west-1",
                                  endpoint_url=moto.endpoint)
