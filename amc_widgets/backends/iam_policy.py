@@ -87,7 +87,9 @@ def execution_role_policy(bucket: str, partition: str = "aws", region: str = "*"
                           repository: str = DEFAULT_REPOSITORY) -> dict[str, Any]:
     """What a user's jobs need, and no more: read that user's datasets, write their outputs and
     checkpoints, pull the image, write logs and metrics.  The same for every user's role: the
-    role's ``amc_user`` tag (:func:`execution_role_tags`) names whose space it reaches."""
+    role's ``amc_user`` tag (:func:`execution_role_tags`) names whose space it reaches.  (The tests
+    play SageMaker's S3 and log requests; the ECR pulls and metrics are SageMaker's own, as its
+    execution-role documentation lists them.)"""
     prefix = space_prefix(ROLE_OWNER_VARIABLE)
     objects = f"arn:{partition}:s3:::{bucket}/{prefix}"
     return {
