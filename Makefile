@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q -e ".[train,dev]"
 	touch $(STAMP)
 
-# s3rver, the second S3 server of the upload compatibility test (exact versions from package-lock.json)
+# s3rver, the second S3 server of the upload compatibility test, and iam-simulate, the IAM policy
+# evaluator of tests/test_iam.py (exact versions from package-lock.json; test-only, never shipped)
 $(NODE_TOOLS): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 

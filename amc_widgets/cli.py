@@ -238,21 +238,32 @@ def cmd_connect(args) -> int:
     from amc_widgets.backends.sagemaker import SageMakerBackend
 
     info = SageMakerBackend.test_connection(_credentials(args))
-    print(f"account  {info.account}\nuser     {info.user_name} ({info.arn})\nregion   {info.region}")
+    print(f"account  {info.account} ({info.partition})\nuser     {info.user_name} ({info.arn})\nregion   {info.region}")
     print(f"bucket   {info.bucket} ({'exists' if info.bucket_exists else 'missing: add --create-bucket'})")
+    print(f"space    s3://{info.bucket}/{info.space} (your key: {info.user_key})")
     print("roles    " + (", ".join(info.roles) or "none found (pass --role-arn)"))
     return EXIT_OK
 
 
 def cmd_iam_policy(args) -> int:
+    """The user policy and the execution-role policy (each the same for every user), and what makes a
+    role one user's execution role (with --user-key: that user's tags)."""
+    import boto3
+
     from amc_widgets.backends import iam_policy
 
+    region, account = args.region or "*", args.account or "*"
+    partition = args.partition or (boto3.Session().get_partition_for_region(args.region) if args.region else "aws")
     bucket = args.bucket or f"sagemaker-{args.region or 'REGION'}-{args.account or 'ACCOUNT'}"
-    role = args.role_arn or f"arn:aws:iam::{args.account or 'ACCOUNT'}:role/AmcSageMakerExecution"
+    key = args.user_key or "USER_KEY"
     documents = {
-        "user_policy": iam_policy.user_policy(bucket, args.user, role, args.region or "*", args.account or "*"),
-        "execution_role_policy": iam_policy.execution_role_policy(bucket, args.region or "*", args.account or "*"),
-        "execution_role_trust_policy": iam_policy.trust_policy(),
+        "user_policy": iam_policy.user_policy(bucket, partition, region, account),
+        "execution_role_policy": iam_policy.execution_role_policy(bucket, partition, region, account),
+        "execution_role": {  # one per user: this path and trust, the policy above, tagged with the user's key
+            "path": iam_policy.ROLE_PATH,
+            "trust_policy": iam_policy.trust_policy(),
+            "tags": iam_policy.execution_role_tags(key),
+        },
     }
     print(json.dumps(documents, indent=2))
     return EXIT_OK
@@ -267,7 +278,7 @@ def cmd_serve(args) -> int:
     cull_after = args.cull_after if args.cull_after is not None else cull_after_from_env()
     if cull_after < 0:
         raise ValueError(f"--cull-after must be 0 (never) or more seconds (got {cull_after})")
-    return serve(port=args.port, host=args.host, cull_after=cull_after)
+    return serve(port=args.port, host=args.host, cull_after=cull_after, token=args.token)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -350,9 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     connect.set_defaults(run=cmd_connect)
 
     policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policies the SageMaker backend needs")
-    policy.add_argument("--user", default="${aws:username}", help="IAM user name (default: any user, own prefix)")
+    policy.add_argument("--user-key", help="a user's key (`amc connect` prints it): the tag of their execution role")
     policy.add_argument("--bucket")
     policy.add_argument("--account")
+    policy.add_argument("--partition", help="aws, aws-cn, aws-us-gov, ... (default: the region's)")
     policy.set_defaults(run=cmd_iam_policy)
 
     serve = commands.add_parser("serve", help="serve the dashboard (Voila) on the local backend")
@@ -361,6 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cull-after", type=int, metavar="SECONDS",
                        help="end a page's kernel this long after the page is gone; 0: never "
                             "(default $AMC_CULL_AFTER or 300)")
+    serve.add_argument("--token", action="store_true", help="ask for a token on loopback too (off loopback always)")
     serve.set_defaults(run=cmd_serve)
     return parser
 

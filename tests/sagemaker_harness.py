@@ -34,6 +34,7 @@ import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 
+from boto3.s3.transfer import TransferConfig
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from moto.sagemaker.models import sagemaker_backends
@@ -86,6 +87,7 @@ def ok_response() -> tuple[AWSResponse, dict]:
 
 
 CONTAINER_TRAIN = [sys.executable, str(REPO / "container" / "train")]
+IN_THIS_THREAD = TransferConfig(use_threads=False)  # a job's transfers run in its thread: see job_of_this_thread
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # CreateTrainingJob's documented limits (SageMaker API reference)
 MAX_HYPERPARAMETERS, MAX_HYPERPARAMETER_KEY, MAX_HYPERPARAMETER_VALUE = 100, 256, 2500
@@ -121,6 +123,7 @@ class SageMakerEmulator:
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._watcher = threading.Thread(target=self._watch, daemon=True)
+        self._thread_job = threading.local()
         self.logs_dropped = 0
 
     # --- plumbing -----------------------------------------------------------------------------
@@ -203,6 +206,11 @@ class SageMakerEmulator:
         return role["Arn"] == arn and any("sagemaker.amazonaws.com" in ([t] if isinstance(t, str) else t)
                                           for t in trusted)
 
+    def job_of_this_thread(self) -> str | None:
+        """The job whose S3 and log requests this thread is making: what SageMaker does with the job's
+        execution role (the IAM tests record them as that role's)."""
+        return getattr(self._thread_job, "name", None)
+
     def _claim_pending(self) -> None:
         for name in list(self._pending):
             self._pending.discard(name)
@@ -250,7 +258,7 @@ class SageMakerEmulator:
             for obj in page.get("Contents", []):
                 target = dest / obj["Key"][len(prefix):].lstrip("/")
                 target.parent.mkdir(parents=True, exist_ok=True)
-                self.s3.download_file(bucket, obj["Key"], str(target))
+                self.s3.download_file(bucket, obj["Key"], str(target), Config=IN_THIS_THREAD)
                 count += 1
         return count
 
@@ -258,7 +266,8 @@ class SageMakerEmulator:
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         for path in folder.rglob("*"):
             if path.is_file() and not path.name.endswith(".partial"):
-                self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}")
+                self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}",
+                                    Config=IN_THIS_THREAD)
 
     def _layout(self, name: str, job: dict, attempt: int) -> Path:
         root = self.workdir / name / f"attempt-{attempt}" / "ml"
@@ -300,6 +309,7 @@ class SageMakerEmulator:
                     self._set(name, "InProgress", "Interrupted", "Spot capacity reclaimed; restarting")
 
     def _run(self, name: str) -> None:
+        self._thread_job.name = name
         try:
             self._run_attempts(name)
         except ChannelError as exc:
@@ -355,7 +365,7 @@ class SageMakerEmulator:
                         for path in sorted(folder.rglob("*")):
                             if path.is_file():
                                 tar.add(path, arcname=path.relative_to(folder).as_posix())
-                    self.s3.upload_file(str(packed), bucket, f"{prefix}/{archive}")
+                    self.s3.upload_file(str(packed), bucket, f"{prefix}/{archive}", Config=IN_THIS_THREAD)
         seconds = int(time.time() - started) + 1
         times = {"training_end_time": _now(), "training_time_in_seconds": seconds,
                  "billable_time_in_seconds": max(1, seconds // 3) if job.get("EnableManagedSpotTraining") else seconds}
@@ -375,15 +385,22 @@ class ChannelError(RuntimeError):
 
 
 class FakeServiceQuotas:
-    """Service Quotas for SageMaker, which moto lacks: set values per quota name."""
+    """Service Quotas for SageMaker, which moto lacks: set values per quota name.  ``on_request``
+    (operation, parameters) hears each request, as botocore's event hooks would."""
 
-    def __init__(self, values: dict[str, float]):
-        self.values = values
+    def __init__(self, values: dict[str, float], on_request=None):
+        self.values, self.on_request = values, on_request
 
     def get_paginator(self, operation: str):
         assert operation == "list_service_quotas"
         quotas = [{"QuotaName": name, "Value": value} for name, value in self.values.items()]
-        return type("Paginator", (), {"paginate": lambda _self, **kw: iter([{"Quotas": quotas}])})()
+
+        def paginate(_self, **params):
+            if self.on_request:
+                self.on_request("ListServiceQuotas", params)
+            return iter([{"Quotas": quotas}])
+
+        return type("Paginator", (), {"paginate": paginate})()
 
 
 def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None):

@@ -386,9 +386,10 @@ def test_aws_connection_upload_and_instance_form_in_browser(pages, aws_dashboard
     page.locator("button.amc-store-dataset").click()
     expect(page.locator(".amc-dataset-check")).to_contain_text("Stored 'solder'", timeout=60_000)
     expect(page.locator(".amc-stored-datasets select")).to_contain_text("solder")
+    space = f"users/{clients('sts').get_caller_identity()['UserId']}/"  # the caller's aws:userid, as AWS gives it
     keys = [o["Key"] for o in clients("s3").list_objects_v2(
-        Bucket="sagemaker-us-east-1-123456789012", Prefix="users/moto/custom-uploads/solder/")["Contents"]]
-    assert "users/moto/custom-uploads/solder/data.yaml" in keys
+        Bucket="sagemaker-us-east-1-123456789012", Prefix=f"{space}custom-uploads/solder/")["Contents"]]
+    assert f"{space}custom-uploads/solder/data.yaml" in keys
 
     # SageMaker instances with prices; several instances only on GPU types
     tab(page, "Train")

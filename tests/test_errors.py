@@ -38,7 +38,7 @@ def test_our_errors_say_their_own_words_on_one_line():
 
 def test_botocore_errors_become_a_sentence():
     denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "PutObject")
-    assert user_message(denied) == "Could not complete the request: your IAM user lacks a permission (see `amc iam-policy`)"
+    assert user_message(denied) == "Could not complete the request: you lack a permission (see `amc iam-policy`)"
     page = ResponseParserError("Unable to parse response: b'<html>...' ")
     assert "not an AWS response" in user_message(page) and "<html>" not in user_message(page)
     assert "Could not connect to the endpoint URL" in user_message(EndpointConnectionError(endpoint_url="http://x"))

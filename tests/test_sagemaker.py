@@ -109,6 +109,9 @@ def test_connection_finds_account_user_bucket_and_roles(moto, role_arn):
     info = SageMakerBackend.test_connection(credentials)
     assert info.account == "123456789012" and info.bucket == "sagemaker-us-east-1-123456789012"
     assert info.user_name == user_name_from_arn(info.arn)
+    identity = moto_client_factory(moto.endpoint)("sts").get_caller_identity()
+    assert info.user_key == identity["UserId"] and info.space == f"users/{identity['UserId']}/"
+    assert info.partition == "aws"
     assert role_arn in info.roles
     with pytest.raises(AwsConnectionError, match="role"):
         SageMakerBackend.connect(credentials, role_arn="")
@@ -116,10 +119,27 @@ def test_connection_finds_account_user_bucket_and_roles(moto, role_arn):
 
 def test_user_names_and_error_messages():
     assert user_name_from_arn("arn:aws:iam::1:user/alice") == "alice"
-    assert user_name_from_arn("arn:aws:sts::1:assumed-role/SageMakerRole/bob@corp.com") == "bob-corp.com"
+    assert user_name_from_arn("arn:aws:sts::1:assumed-role/SageMakerRole/bob@corp.com") == "bob@corp.com"  # as is
     assert user_name_from_arn("arn:aws:iam::1:root") == "root"
     error = ClientError({"Error": {"Code": "InvalidClientTokenId", "Message": "x"}}, "GetCallerIdentity")
     assert "access key ID is not valid" in explain_client_error(error, "reach AWS")
+
+
+def test_partition_comes_from_the_callers_arn(monkeypatch):
+    from types import SimpleNamespace
+
+    from amc_widgets.backends.aws_session import ConnectionInfo, partition_from_arn
+
+    monkeypatch.delenv("AMC_TRAINING_IMAGE", raising=False)
+    assert partition_from_arn("arn:aws-us-gov:iam::1:user/ana") == "aws-us-gov"
+    arn = "arn:aws-cn:sts::123456789012:assumed-role/AWSReservedSSO_Amc_0123/ana@corp.com"
+    info = ConnectionInfo(account="123456789012", arn=arn, user_name="ana@corp.com", user_key="AROAX:ana@corp.com",
+                          region="cn-north-1", bucket="sagemaker-cn-north-1-123456789012", bucket_exists=True, roles=[],
+                          partition=partition_from_arn(arn))
+    china = SageMakerBackend(lambda service: SimpleNamespace(), info, "arn:aws-cn:iam::123456789012:role/amc/ana")
+    assert china.image_uri == "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/amc-yolov5-training:latest"
+    assert china.log_group_arn() == "arn:aws-cn:logs:cn-north-1:123456789012:log-group:/aws/sagemaker/TrainingJobs"
+    assert china.outputs_prefix == "users/AROAX:ana@corp.com/training-jobs/"
 
 
 def test_missing_bucket_is_created_only_when_agreed(moto, role_arn):
@@ -272,7 +292,7 @@ def test_training_job_request_is_complete(backend, role_arn):
         f"s3://{backend.bucket}/users/{backend.user}/training-jobs/amc-job-1/checkpoints/")
     assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{backend.bucket}/users/{backend.user}/training-jobs/"
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
-    assert {t["Key"] for t in request["Tags"]} == {"amc:user", "amc:dataset", "amc:app"}
+    assert {t["Key"] for t in request["Tags"]} == {"amc_user", "amc_dataset", "amc_app"}
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
 
 
@@ -405,8 +425,8 @@ def test_two_jobs_logs_metrics_stop_and_download(backend, emulator, small_datase
 class _CountingSageMaker:
     """DescribeTrainingJob that counts its calls (the courtesy delay needs no real job)."""
 
-    def __init__(self, user: str):
-        self.user, self.calls, self.status = user, 0, "InProgress"
+    def __init__(self, output_path: str):
+        self.output_path, self.calls, self.status = output_path, 0, "InProgress"
 
     def describe_training_job(self, TrainingJobName):
         from datetime import datetime, timezone
@@ -414,16 +434,14 @@ class _CountingSageMaker:
         self.calls += 1
         return {"TrainingJobName": TrainingJobName, "TrainingJobArn": f"arn:aws:sagemaker:::training-job/{TrainingJobName}",
                 "TrainingJobStatus": self.status, "SecondaryStatus": "Training",
+                "OutputDataConfig": {"S3OutputPath": self.output_path},
                 "CreationTime": datetime.now(timezone.utc), "ResourceConfig": {"InstanceType": "ml.m5.large"}}
-
-    def list_tags(self, ResourceArn):
-        return {"Tags": [{"Key": "amc:user", "Value": self.user}]}
 
 
 def test_status_polling_is_gentle(backend):
     """A running job is described at most every 10 s however often it is asked; an ended one never again."""
     now = [1000.0]
-    fake = _CountingSageMaker(backend.user)
+    fake = _CountingSageMaker(f"s3://{backend.bucket}/{backend.outputs_prefix}")
     gentle = SageMakerBackend(lambda service: fake if service == "sagemaker" else backend._client(service),
                               backend.info, backend.role_arn, clock=lambda: now[0])
     for step in range(20):  # a dashboard asking twice a second for 10 s
@@ -535,15 +553,29 @@ def test_cli_works_against_the_sagemaker_backend(moto, role_arn, small_dataset, 
 
 
 def test_iam_policy_is_scoped_to_the_users_prefix(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", "--region", "eu-west-1", "iam-policy",
-                             "--account", "111122223333", "--user", "ana"], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
-    documents = json.loads(result.stdout)
+    def iam_policy(*args):
+        result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", *args], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    documents = iam_policy("--region", "eu-west-1", "iam-policy", "--account", "111122223333",
+                           "--user-key", "AROAEXAMPLE:ana@corp.com")
     statements = {s["Sid"]: s for s in documents["user_policy"]["Statement"]}
-    assert statements["OwnPrefix"]["Resource"] == "arn:aws:s3:::sagemaker-eu-west-1-111122223333/users/ana/*"
-    assert statements["PassExecutionRole"]["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
-    assert "*" not in json.dumps(statements["OwnPrefix"]["Action"])
-    assert documents["execution_role_trust_policy"]["Statement"][0]["Principal"]["Service"] == "sagemaker.amazonaws.com"
+    assert statements["OwnSpace"]["Resource"] == (
+        "arn:aws:s3:::sagemaker-eu-west-1-111122223333/users/${aws:userid}/*")
+    assert statements["PassOwnExecutionRole"]["Condition"]["StringEquals"] == {
+        "iam:PassedToService": "sagemaker.amazonaws.com", "aws:ResourceTag/amc_user": "${aws:userid}"}
+    assert "*" not in json.dumps(statements["OwnSpace"]["Action"])
+    role = documents["execution_role"]
+    assert role["path"] == "/amc/" and role["tags"] == [{"Key": "amc_user", "Value": "AROAEXAMPLE:ana@corp.com"}]
+    resources = json.dumps([s["Resource"] for s in documents["execution_role_policy"]["Statement"]])
+    assert "users/*" not in resources and "users/${aws:PrincipalTag/amc_user}/custom-uploads/*" in resources
+    assert role["trust_policy"]["Statement"][0]["Principal"]["Service"] == "sagemaker.amazonaws.com"
+    china = iam_policy("--region", "cn-north-1", "iam-policy", "--account", "111122223333")
+    arns = [arn for s in china["user_policy"]["Statement"] + china["execution_role_policy"]["Statement"]
+            for arn in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"]) if arn != "*"]
+    assert arns and all(arn.startswith("arn:aws-cn:") for arn in arns)
 
 
 @pytest.mark.slow

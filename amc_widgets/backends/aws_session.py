@@ -1,10 +1,10 @@
 """AWS connection: credentials held in memory only, boto3 clients with botocore's retries, and
-who the caller is (account, user name for ``users/<UserName>/``, bucket, SageMaker roles)."""
+who the caller is (account, partition, readable name, the key of their space ``users/<key>/``,
+bucket, the execution roles SageMaker may assume)."""
 
 from __future__ import annotations
 
 import json
-import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -14,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
 from botocore.parsers import ResponseParserError
 
+from amc_widgets.backends.iam_policy import OWNER_TAG, ROLE_PATH, space_prefix
 from amc_widgets.core.errors import AmcError, register_explainer
 
 # Everything botocore raises for a request that went wrong.  ResponseParserError (an answer that is
@@ -77,20 +78,41 @@ class AwsCredentials:
 class ConnectionInfo:
     account: str
     arn: str
-    user_name: str
+    user_name: str  # readable: the IAM user, the role session (an SSO user's name), or 'root'
+    user_key: str  # STS UserId, the same value as IAM's aws:userid: the user's space is users/<key>/
     region: str
     bucket: str
     bucket_exists: bool
-    roles: list[str]
+    roles: list[str]  # the execution roles tagged with this user's key first, then other roles SageMaker may assume
+    partition: str = "aws"
+
+    @property
+    def space(self) -> str:
+        return space_prefix(self.user_key)
 
 
 def user_name_from_arn(arn: str) -> str:
-    """The name for ``users/<UserName>/``: the IAM user, the role session, or 'root'."""
+    """A readable name for the caller: the IAM user, the role session, or 'root' (shown, never a key)."""
     resource = arn.split(":", 5)[-1]
     if resource == "root":
         return "root"
-    name = resource.split("/")[-1]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "user"
+    return resource.split("/")[-1] or "user"
+
+
+def partition_from_arn(arn: str) -> str:
+    """``aws``, ``aws-cn``, ``aws-us-gov``, ...: the second field of any ARN."""
+    parts = arn.split(":")
+    return parts[1] if len(parts) > 2 and parts[0] == "arn" and parts[1] else "aws"
+
+
+def dns_suffix(partition: str) -> str:
+    """The domain of a partition's endpoints (``amazonaws.com``, ``amazonaws.com.cn``), from botocore's data."""
+    from botocore.loaders import create_loader
+
+    for entry in create_loader().load_data("partitions")["partitions"]:
+        if entry["id"] == partition:
+            return entry["outputs"]["dnsSuffix"]
+    return "amazonaws.com"
 
 
 def default_bucket(region: str, account: str) -> str:
@@ -109,8 +131,8 @@ def explain_client_error(exc: Exception, action: str) -> str:
             "InvalidClientTokenId": "the access key ID is not valid (check it, and the region)",
             "SignatureDoesNotMatch": "the secret access key does not match the access key ID",
             "ExpiredToken": "the session token has expired; get new credentials",
-            "AccessDenied": "your IAM user lacks a permission (see `amc iam-policy`)",
-            "AccessDeniedException": "your IAM user lacks a permission (see `amc iam-policy`)",
+            "AccessDenied": "you lack a permission (see `amc iam-policy`)",
+            "AccessDeniedException": "you lack a permission (see `amc iam-policy`)",
             "UnrecognizedClientException": "the credentials are not valid in this region",
         }
         return f"Could not {action}: {hints.get(code, f'{code}: {message}')}"
@@ -139,27 +161,54 @@ def _trusts_sagemaker(document: Any) -> bool:
     return False
 
 
+def _status(exc: ClientError) -> int | None:
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def bucket_exists(s3, bucket: str, prefix: str) -> bool:
+    """Whether the bucket is there and the caller may list their own prefix of it: ListObjectsV2 with
+    that prefix (what the user policy grants; HeadBucket needs ListBucket with no prefix)."""
+    try:
+        s3.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        return True
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket" or _status(exc) == 404:
+            return False
+        if _status(exc) == 403:
+            raise AwsConnectionError(f"The bucket {bucket} exists but you may not use your space {prefix} in it: "
+                                     "ask your administrator for the AMC user policy (`amc iam-policy`)") from None
+        raise AwsConnectionError(explain_client_error(exc, f"check the bucket {bucket}")) from None
+
+
+def find_roles(iam, user_key: str) -> list[str]:
+    """Roles SageMaker may assume; first the execution roles under /amc/ tagged with this user's key."""
+    own: list[str] = []
+    others: list[str] = []
+    try:
+        for page in iam.get_paginator("list_roles").paginate():
+            for role in page["Roles"]:
+                if not _trusts_sagemaker(role.get("AssumeRolePolicyDocument", {})):
+                    continue
+                if role.get("Path") == ROLE_PATH:
+                    tags = iam.list_role_tags(RoleName=role["RoleName"]).get("Tags", [])
+                    if {"Key": OWNER_TAG, "Value": user_key} in tags:
+                        own.append(role["Arn"])
+                    continue  # another user's execution role: passing it would be refused
+                others.append(role["Arn"])
+    except ClientError:
+        pass  # listing roles needs iam:ListRoles; the user can still type the role ARN
+    return own + others
+
+
 def describe_connection(client: ClientFactory, region: str) -> ConnectionInfo:
     """Who is calling (STS), whether the default bucket is there, and which roles SageMaker may assume."""
     try:
         identity = client("sts").get_caller_identity()
     except AWS_ERRORS as exc:
         raise AwsConnectionError(explain_client_error(exc, "reach AWS")) from None
-    account, arn = identity["Account"], identity["Arn"]
+    account, arn, key = identity["Account"], identity["Arn"], identity["UserId"]
     bucket = default_bucket(region, account)
-    try:
-        client("s3").head_bucket(Bucket=bucket)
-        exists = True
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 403:
-            raise AwsConnectionError(f"The bucket {bucket} exists but you may not use it") from None
-        exists = False
-    roles: list[str] = []
-    try:
-        for page in client("iam").get_paginator("list_roles").paginate():
-            roles += [r["Arn"] for r in page["Roles"] if _trusts_sagemaker(r.get("AssumeRolePolicyDocument", {}))]
-    except ClientError:
-        pass  # listing roles needs iam:ListRoles; the user can still type the role ARN
+    exists = bucket_exists(client("s3"), bucket, space_prefix(key))
     return ConnectionInfo(account=account, arn=arn, user_name=user_name_from_arn(arn), region=region,
-                          bucket=bucket, bucket_exists=exists, roles=roles)
+                          bucket=bucket, bucket_exists=exists, roles=find_roles(client("iam"), key), user_key=key,
+                          partition=partition_from_arn(arn))

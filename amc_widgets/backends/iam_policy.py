@@ -1,5 +1,24 @@
-"""Least-privilege IAM policies for the SageMaker backend: one for the user, one for the role
-SageMaker assumes to run the training container.  Printed by ``amc iam-policy``."""
+"""Least-privilege IAM policies for the SageMaker backend, for a team that shares one AWS account:
+one user policy for everyone (each user gets their own space through the ``${aws:userid}`` policy
+variable), and one execution role per user, which SageMaker assumes to run that user's jobs: every
+such role has the same policy, and reaches only the space named by its own tag
+(``${aws:PrincipalTag/amc_user}``: a role session's principal tags include its role's tags).
+Printed by ``amc iam-policy``.
+
+Why these keys (AWS IAM User Guide and Service Authorization Reference):
+
+- ``aws:userid`` is the caller's unique id, defined for every principal: an IAM user's id, and
+  ``<role id>:<session name>`` for a role session (IAM Identity Center users, a notebook instance's
+  role); ``aws:username`` exists for IAM users only.  STS GetCallerIdentity's ``UserId`` is the same
+  value ("the values listed in the aws:userid column"), so the product's S3 prefix and the policy agree.
+- A ListBucket request is matched on ``s3:prefix``: granting it for ``users/${aws:userid}/*`` lets a
+  user list their own space only (a HeadBucket, which carries no prefix, would be refused).
+- Jobs carry the tag ``amc_user=<key>``: CreateTrainingJob (and the AddTags SageMaker authorizes
+  for tags given at creation, ``sagemaker:TaggingAction``) only with ``aws:RequestTag`` equal to the
+  caller's key; Describe / Stop only with ``aws:ResourceTag`` equal to it.
+- ``iam:PassRole`` only for a role under ``/amc/`` tagged ``amc_user=<key>`` (``aws:ResourceTag``),
+  only to SageMaker (``iam:PassedToService``).
+"""
 
 from __future__ import annotations
 
@@ -7,68 +26,102 @@ from typing import Any
 
 from amc_widgets.core.container_contract import TRAINING_LOG_GROUP
 
+USER_KEY_VARIABLE = "${aws:userid}"
+# whose a job or an execution role is; letters and '_' only, as it sits inside an ARN in
+# ${aws:PrincipalTag/...} (policy linters such as parliament read a ':' or '-' there as ARN syntax)
+OWNER_TAG = "amc_user"
+ROLE_OWNER_VARIABLE = "${aws:PrincipalTag/" + OWNER_TAG + "}"  # in a job: the key its execution role is tagged with
+ROLE_PATH = "/amc/"  # execution roles live here; a user may pass only the one tagged with their key
+SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
+DEFAULT_REPOSITORY = "amc-yolov5-training"
 
-def user_policy(bucket: str, user: str, role_arn: str, region: str = "*", account: str = "*") -> dict[str, Any]:
-    """What an AMC user needs: their own prefix of the bucket, SageMaker training jobs, the job logs,
-    quota reads, and passing the execution role to SageMaker (and nothing else)."""
-    prefix = f"users/{user}/"
+
+def space_prefix(user_key: str) -> str:
+    """A user's space in the bucket: ``users/<key>/``, the key exactly as AWS gives it."""
+    return f"users/{user_key}/"
+
+
+def _log_group_arns(partition: str, region: str, account: str) -> list[str]:
+    group = f"arn:{partition}:logs:{region}:{account}:log-group:{TRAINING_LOG_GROUP}"
+    return [group, f"{group}:*"]  # the group itself, and its streams (log-group:NAME:log-stream:STREAM)
+
+
+def user_policy(bucket: str, partition: str = "aws", region: str = "*", account: str = "*") -> dict[str, Any]:
+    """What every AMC user needs, each in their own space: their prefix of the bucket, training jobs
+    tagged with their key, the job logs, quota reads, and passing their own execution role."""
+    prefix = space_prefix(USER_KEY_VARIABLE)
+    jobs = f"arn:{partition}:sagemaker:{region}:{account}:training-job/*"
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "WhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
-            {"Sid": "FindBucket", "Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": f"arn:aws:s3:::{bucket}", "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*", prefix]}}},
-            {"Sid": "HeadBucket", "Effect": "Allow", "Action": ["s3:GetBucketLocation"],
-             "Resource": f"arn:aws:s3:::{bucket}"},
-            {"Sid": "OwnPrefix", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                        "s3:ListMultipartUploadParts"],
-             "Resource": f"arn:aws:s3:::{bucket}/{prefix}*"},
-            {"Sid": "TrainingJobs", "Effect": "Allow",
-             "Action": ["sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob",
-                        "sagemaker:StopTrainingJob", "sagemaker:AddTags"],
-             "Resource": f"arn:aws:sagemaker:{region}:{account}:training-job/*"},
-            {"Sid": "ListJobs", "Effect": "Allow", "Action": ["sagemaker:ListTrainingJobs", "sagemaker:ListTags"],
-             "Resource": "*"},
+            {"Sid": "WhoAmI", "Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"},
+            {"Sid": "ListOwnSpace", "Effect": "Allow", "Action": "s3:ListBucket",
+             "Resource": f"arn:{partition}:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": f"{prefix}*"}}},
+            {"Sid": "OwnSpace", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+             "Resource": f"arn:{partition}:s3:::{bucket}/{prefix}*"},
+            {"Sid": "StartOwnJobs", "Effect": "Allow", "Action": "sagemaker:CreateTrainingJob", "Resource": jobs,
+             "Condition": {"StringEquals": {f"aws:RequestTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
+            {"Sid": "TagOwnJobsAtCreation", "Effect": "Allow", "Action": "sagemaker:AddTags", "Resource": jobs,
+             "Condition": {"StringEquals": {"sagemaker:TaggingAction": "CreateTrainingJob",
+                                            f"aws:RequestTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
+            {"Sid": "OwnJobs", "Effect": "Allow", "Action": ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
+             "Resource": jobs, "Condition": {"StringEquals": {f"aws:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
             {"Sid": "JobLogs", "Effect": "Allow",
              "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:StartLiveTail"],
-             "Resource": f"arn:aws:logs:{region}:{account}:log-group:{TRAINING_LOG_GROUP}*"},
-            {"Sid": "Quotas", "Effect": "Allow", "Action": ["servicequotas:ListServiceQuotas",
-                                                             "servicequotas:GetServiceQuota"], "Resource": "*"},
-            {"Sid": "FindRoles", "Effect": "Allow", "Action": ["iam:ListRoles"], "Resource": "*"},
-            {"Sid": "PassExecutionRole", "Effect": "Allow", "Action": ["iam:PassRole"], "Resource": role_arn,
-             "Condition": {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}},
+             "Resource": _log_group_arns(partition, region, account)},
+            {"Sid": "Quotas", "Effect": "Allow", "Action": "servicequotas:ListServiceQuotas", "Resource": "*"},
+            {"Sid": "FindRoles", "Effect": "Allow", "Action": "iam:ListRoles", "Resource": "*"},
+            {"Sid": "FindOwnExecutionRole", "Effect": "Allow", "Action": "iam:ListRoleTags",
+             "Resource": f"arn:{partition}:iam::{account}:role{ROLE_PATH}*"},
+            {"Sid": "PassOwnExecutionRole", "Effect": "Allow", "Action": "iam:PassRole",
+             "Resource": f"arn:{partition}:iam::{account}:role{ROLE_PATH}*",
+             "Condition": {"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE,
+                                            f"aws:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
         ],
     }
 
 
-def execution_role_policy(bucket: str, region: str = "*", account: str = "*",
-                          repository: str = "amc-yolov5-training") -> dict[str, Any]:
-    """What the training container's role needs: read datasets, write outputs and checkpoints,
-    pull the image, write logs and metrics."""
+def execution_role_policy(bucket: str, partition: str = "aws", region: str = "*", account: str = "*",
+                          repository: str = DEFAULT_REPOSITORY) -> dict[str, Any]:
+    """What a user's jobs need, and no more: read that user's datasets, write their outputs and
+    checkpoints, pull the image, write logs and metrics.  The same for every user's role: the
+    role's ``amc_user`` tag (:func:`execution_role_tags`) names whose space it reaches.  (The tests
+    play SageMaker's S3 and log requests; the ECR pulls and metrics are SageMaker's own, as its
+    execution-role documentation lists them.)"""
+    prefix = space_prefix(ROLE_OWNER_VARIABLE)
+    objects = f"arn:{partition}:s3:::{bucket}/{prefix}"
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {"Sid": "Datasets", "Effect": "Allow", "Action": ["s3:GetObject"],
-             "Resource": f"arn:aws:s3:::{bucket}/users/*/custom-uploads/*"},
+            {"Sid": "ListOwnSpace", "Effect": "Allow", "Action": "s3:ListBucket",
+             "Resource": f"arn:{partition}:s3:::{bucket}",
+             "Condition": {"StringLike": {"s3:prefix": f"{prefix}*"}}},
+            {"Sid": "ReadDatasets", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": f"{objects}custom-uploads/*"},
             {"Sid": "OutputsAndCheckpoints", "Effect": "Allow",
-             "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-             "Resource": f"arn:aws:s3:::{bucket}/users/*/training-jobs/*"},
-            {"Sid": "ListBucket", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": f"arn:aws:s3:::{bucket}"},
+             "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+             "Resource": f"{objects}training-jobs/*"},
             {"Sid": "PullImage", "Effect": "Allow",
              "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-             "Resource": f"arn:aws:ecr:{region}:{account}:repository/{repository}"},
-            {"Sid": "EcrLogin", "Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+             "Resource": f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"},
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Sid": "Logs", "Effect": "Allow",
              "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
-             "Resource": f"arn:aws:logs:{region}:{account}:log-group:{TRAINING_LOG_GROUP}*"},
-            {"Sid": "Metrics", "Effect": "Allow", "Action": ["cloudwatch:PutMetricData"], "Resource": "*",
+             "Resource": _log_group_arns(partition, region, account)},
+            {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}}},
         ],
     }
 
 
+def execution_role_tags(user_key: str) -> list[dict[str, str]]:
+    """The tags that make a role under ``/amc/`` the execution role of the user with ``user_key``."""
+    return [{"Key": OWNER_TAG, "Value": user_key}]
+
+
 def trust_policy() -> dict[str, Any]:
     """The execution role's trust: SageMaker may assume it."""
     return {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
-        "Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        "Service": SAGEMAKER_SERVICE}, "Action": "sts:AssumeRole"}]}

@@ -1,4 +1,4 @@
-"""Datasets in S3 under ``users/<UserName>/custom-uploads/<name>/``.
+"""Datasets in S3 under ``users/<key>/custom-uploads/<name>/`` (the user's space).
 
 Uploads go through s3transfer's TransferManager (parallel, multipart for big files, botocore's
 default checksums).  A file already in S3 with the same size and ETag is not sent again, so an
@@ -99,11 +99,14 @@ class S3DatasetStore:
             yield from page.get("Contents", [])
 
     def manifest(self, name: str) -> dict | None:
-        try:
-            body = self.s3.get_object(Bucket=self.bucket, Key=self.dataset_prefix(name) + MANIFEST)["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
+        """The dataset's manifest, or None.  Looked up by listing first: S3 answers a GET of a missing
+        key with 403, not 404, unless the caller may ListBucket for it (S3 GetObject permissions), so
+        reading a manifest that is not there yet would be AccessDenied under the user policy."""
+        key = self.dataset_prefix(name) + MANIFEST
+        found = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        if not any(obj["Key"] == key for obj in found):
             return None
-        return json.loads(body)
+        return json.loads(self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
     def list(self) -> list[DatasetInfo]:
         """Every dataset folder; ``complete`` is False for an upload that did not finish."""
@@ -129,11 +132,11 @@ class S3DatasetStore:
                progress: ProgressCallback | None = None) -> DatasetInfo:
         """Store ``items`` as dataset ``name``; unchanged objects are skipped, stale ones removed."""
         prefix = self.dataset_prefix(name)
-        if self.manifest(name) is not None:
+        existing = {obj["Key"]: obj for obj in self._objects(prefix)}
+        if prefix + MANIFEST in existing:
             if not overwrite:
                 raise FileExistsError(f"A dataset named '{name}' is already stored; choose another name or overwrite it")
             self.s3.delete_object(Bucket=self.bucket, Key=prefix + MANIFEST)  # incomplete from here on
-        existing = {obj["Key"]: obj for obj in self._objects(prefix)}
         total = sum(item.size for item in items)
         done = 0
 

@@ -1,16 +1,23 @@
 """The SageMaker backend: datasets in the user's S3 space, training jobs on SageMaker from AMC's
 image, logs from CloudWatch, quotas from Service Quotas — behind the same protocol as local.
 
-Bucket layout (``sagemaker-<region>-<account>``)::
+Bucket layout (``sagemaker-<region>-<account>``); ``<key>`` is the caller's ``aws:userid`` (STS
+UserId), so the generated IAM policy and this layout name the same space::
 
-    users/<UserName>/custom-uploads/<dataset>/...                   datasets (+ .amc-dataset.json)
-    users/<UserName>/training-jobs/<job>/output/model.tar.gz        SageMaker's OutputDataConfig
-    users/<UserName>/training-jobs/<job>/checkpoints/               spot checkpoints
+    users/<key>/custom-uploads/<dataset>/...                   datasets (+ .amc-dataset.json)
+    users/<key>/training-jobs/<job>/.amc-job.json              written before the job is created: the user's job list
+    users/<key>/training-jobs/<job>/output/model.tar.gz        SageMaker's OutputDataConfig
+    users/<key>/training-jobs/<job>/checkpoints/               spot checkpoints
+
+Each job is tagged ``amc_user=<key>``; the IAM policies (iam_policy.py) let only its owner see or
+stop it, and its execution role reach only the owner's space.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +34,7 @@ from amc_widgets.backends.aws_session import (
     ClientFactory,
     ConnectionInfo,
     describe_connection,
+    dns_suffix,
     explain_client_error,
 )
 from amc_widgets.backends.base import (
@@ -38,6 +46,7 @@ from amc_widgets.backends.base import (
     download_outputs_into,
 )
 from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail
+from amc_widgets.backends.iam_policy import OWNER_TAG
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.core.container_contract import DEFAULT_ML_ROOT, TRAINING_CHANNEL, TRAINING_LOG_GROUP, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
@@ -60,6 +69,9 @@ VOLUME_GB = 50
 MAX_RUNTIME_SECONDS = 48 * 3600
 MIN_POLL_SECONDS = 10.0  # DescribeTrainingJob at most this often per running job
 APP_TAG = "amc"
+JOB_MARKER = ".amc-job.json"
+# SageMaker tag values: letters, digits, spaces and _ . : / = + - @ (the API's Tag pattern)
+TAG_VALUE_PATTERN = re.compile(r"^[\w\s.:/=+\-@]*$")
 
 
 class QuotaError(AwsError):
@@ -79,15 +91,16 @@ class SageMakerBackend:
                  clock: Callable[[], float] = time.time, min_poll_seconds: float = MIN_POLL_SECONDS):
         self._client = client
         self.info, self.role_arn = info, role_arn
-        self.user, self.bucket, self.region = info.user_name, info.bucket, info.region
+        if not info.user_key:
+            raise AwsConnectionError("AWS did not say who you are (no user id): cannot find your space")
+        self.user, self.bucket, self.region = info.user_key, info.bucket, info.region
         self.image_uri = image_uri or os.environ.get(DEFAULT_IMAGE_ENV) or (
-            f"{info.account}.dkr.ecr.{info.region}.amazonaws.com/amc-yolov5-training:latest")
+            f"{info.account}.dkr.ecr.{info.region}.{dns_suffix(info.partition)}/amc-yolov5-training:latest")
         self.clock, self.min_poll_seconds = clock, min_poll_seconds
         self.s3, self.sm, self.logs = client("s3"), client("sagemaker"), client("logs")
         self.datasets = S3DatasetStore(self.s3, self.bucket, f"users/{self.user}/custom-uploads", clock=clock)
         self._follower = LogFollower(self.logs)
         self._described: dict[str, tuple[float, JobDescription]] = {}
-        self._owners: dict[str, str] = {}
 
     # --- connection ---------------------------------------------------------------------------
     @staticmethod
@@ -99,7 +112,8 @@ class SageMakerBackend:
     def connect(cls, credentials: AwsCredentials, role_arn: str, create_bucket: bool = False,
                 image_uri: str | None = None) -> "SageMakerBackend":
         if not role_arn or not role_arn.startswith("arn:"):
-            raise AwsConnectionError("Give the ARN of an IAM role SageMaker may assume (arn:aws:iam::...:role/...)")
+            raise AwsConnectionError("Give the ARN of your execution role, which SageMaker assumes "
+                                     "(arn:<partition>:iam::<account>:role/amc/...)")
         client = credentials.client_factory()
         info = describe_connection(client, credentials.region)
         if not info.bucket_exists:
@@ -162,14 +176,10 @@ class SageMakerBackend:
             return  # no servicequotas permission: SageMaker itself will say no if it must
         if limit is None:
             return
-        in_use = 0
-        for page in self.sm.get_paginator("list_training_jobs").paginate(StatusEquals=IN_PROGRESS):
-            for summary in page.get("TrainingJobSummaries", []):
-                job = self.sm.describe_training_job(TrainingJobName=summary["TrainingJobName"])
-                resources = job.get("ResourceConfig", {})
-                if (resources.get("InstanceType") == instance_type
-                        and bool(job.get("EnableManagedSpotTraining")) == spot):
-                    in_use += resources.get("InstanceCount", 1)
+        # Only this user's running jobs can be seen (others' are theirs alone); SageMaker refuses what
+        # theirs leave no room for with ResourceLimitExceeded, reported the same way by start_job.
+        in_use = sum(job.instance_count for job in self.list_jobs()
+                     if job.status == IN_PROGRESS and job.instance_type == instance_type and job.spot == spot)
         if in_use + count > limit:
             raise QuotaError(
                 f"Your account may run {int(limit)} x {instance_type}{' (spot)' if spot else ''} at once and "
@@ -191,8 +201,8 @@ class SageMakerBackend:
             "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
                                "VolumeSizeInGB": VOLUME_GB},
             "StoppingCondition": {"MaxRuntimeInSeconds": int(min(spec.max_runtime_hours * 3600, MAX_RUNTIME_SECONDS))},
-            "Tags": [{"Key": f"{APP_TAG}:user", "Value": self.user}, {"Key": f"{APP_TAG}:dataset", "Value": spec.dataset},
-                     {"Key": f"{APP_TAG}:app", "Value": "amc"}],
+            "Tags": [{"Key": OWNER_TAG, "Value": self.user}, {"Key": f"{APP_TAG}_dataset", "Value": spec.dataset},
+                     {"Key": f"{APP_TAG}_app", "Value": "amc"}],
         }
         if spec.spot:
             runtime = request["StoppingCondition"]["MaxRuntimeInSeconds"]
@@ -210,34 +220,41 @@ class SageMakerBackend:
         if manifest is None:
             raise DatasetError(f"No complete dataset named '{spec.dataset}' in s3://{self.bucket}/"
                                f"{self.datasets.prefix} (an unfinished upload resumes when run again)")
+        if not TAG_VALUE_PATTERN.match(self.user):
+            raise AwsConnectionError(f"Your AWS user id '{self.user}' cannot be a SageMaker tag value (letters, digits "
+                                     "and _ . : / = + - @ only; a role session name with a comma?): start a session "
+                                     "whose name has none")
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
-        if self._exists(name):
+        marker = f"{self.outputs_prefix}{name}/{JOB_MARKER}"
+        if self._job_folder_exists(name):
             raise FileExistsError(f"A training job named '{name}' already exists")
         self.check_quota(instance.name, spec.instance_count, spec.spot)
+        # the marker first: a job this user started is in their list even if this process dies next
+        self.s3.put_object(Bucket=self.bucket, Key=marker, Body=json.dumps(
+            {"name": name, "dataset": spec.dataset, "created": self.clock()}).encode())
         try:
             self.sm.create_training_job(**self.training_job_request(spec, name))
         except ClientError as exc:
+            self.s3.delete_object(Bucket=self.bucket, Key=marker)
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("ResourceInUse", "ValidationException") and "already exists" in str(exc):
                 raise FileExistsError(f"A training job named '{name}' already exists") from None
             if code == "ResourceLimitExceeded":
                 raise QuotaError(f"SageMaker refused the job: {exc.response['Error'].get('Message', '')}") from None
             raise AwsConnectionError(explain_client_error(exc, "start the training job")) from None
-        self._owners[name] = self.user
         return self.describe_job(name)
 
-    def _exists(self, name: str) -> bool:
-        try:
-            self.sm.describe_training_job(TrainingJobName=name)
-            return True
-        except ClientError:
-            return False
+    def _job_folder_exists(self, name: str) -> bool:
+        """Whether this user has a job of that name (another user's is found by SageMaker's refusal)."""
+        prefix = f"{self.outputs_prefix}{name}/"
+        return bool(self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1).get("Contents"))
 
-    def _owner(self, name: str, arn: str) -> str:
-        if name not in self._owners:
-            tags = self.sm.list_tags(ResourceArn=arn).get("Tags", [])
-            self._owners[name] = next((t["Value"] for t in tags if t["Key"] == f"{APP_TAG}:user"), "")
-        return self._owners[name]
+    def _own_job_names(self) -> list[str]:
+        names = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.outputs_prefix,
+                                                                      Delimiter="/"):
+            names += [p["Prefix"][len(self.outputs_prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
+        return names
 
     def describe_job(self, name: str) -> JobDescription:
         """DescribeTrainingJob, at most every ``min_poll_seconds`` for a running job, never again once ended."""
@@ -248,11 +265,13 @@ class SageMakerBackend:
         try:
             raw = self.sm.describe_training_job(TrainingJobName=name)
         except ClientError as exc:
-            if "ValidationException" in str(exc) or "ResourceNotFound" in str(exc) or "not found" in str(exc).lower():
+            code = exc.response.get("Error", {}).get("Code", "")
+            if (code in ("AccessDenied", "AccessDeniedException", "ResourceNotFound") or "ValidationException" in str(exc)
+                    or "not found" in str(exc).lower()):  # another user's job is denied: to this user it is not there
                 raise JobNotFoundError(f"No training job named '{name}'") from None
             raise AwsConnectionError(explain_client_error(exc, "read the job's status")) from None
-        if self._owner(name, raw["TrainingJobArn"]) != self.user:
-            raise JobNotFoundError(f"No training job named '{name}'")
+        if raw.get("OutputDataConfig", {}).get("S3OutputPath") != f"s3://{self.bucket}/{self.outputs_prefix}":
+            raise JobNotFoundError(f"No training job named '{name}'")  # not one of this user's (IAM says the same)
         description = self._description(raw)
         self._described[name] = (now, description)
         return description
@@ -279,11 +298,14 @@ class SageMakerBackend:
         )
 
     def list_jobs(self) -> list[JobDescription]:
+        """This user's jobs: the job folders of their space (SageMaker's ListTrainingJobs would name
+        every user's jobs, which this user may not describe)."""
         jobs = []
-        for page in self.sm.get_paginator("list_training_jobs").paginate():
-            for summary in page.get("TrainingJobSummaries", []):
-                if self._owner(summary["TrainingJobName"], summary["TrainingJobArn"]) == self.user:
-                    jobs.append(self.describe_job(summary["TrainingJobName"]))
+        for name in self._own_job_names():
+            try:
+                jobs.append(self.describe_job(name))
+            except JobNotFoundError:
+                continue  # a folder whose job was never created (or not this user's)
         return sorted(jobs, key=lambda j: j.created, reverse=True)
 
     def stop_job(self, name: str) -> JobDescription:
@@ -305,7 +327,7 @@ class SageMakerBackend:
         return parse_metrics(lines)
 
     def log_group_arn(self) -> str:
-        return f"arn:aws:logs:{self.region}:{self.info.account}:log-group:{TRAINING_LOG_GROUP}"
+        return f"arn:{self.info.partition}:logs:{self.region}:{self.info.account}:log-group:{TRAINING_LOG_GROUP}"
 
     def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None:
         """Stream the job's new lines through CloudWatch Live Tail until the job ends (Live Tail is

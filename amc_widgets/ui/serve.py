@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import secrets
 import sys
 import tempfile
 import warnings
@@ -49,10 +51,19 @@ def cull_interval(cull_after: int) -> int:
     return max(1, min(60, cull_after // 5))
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def voila_arguments(notebook: Path, port: int, host: str = "127.0.0.1",
-                    cull_after: int = DEFAULT_CULL_AFTER) -> list[str]:
+                    cull_after: int = DEFAULT_CULL_AFTER, token: str = "") -> list[str]:
     """Voila's command line: the dashboard only, on ``host:port``, with a raised websocket message limit,
-    and each page's kernel ended ``cull_after`` seconds after its page is gone (0: never)."""
+    each page's kernel ended ``cull_after`` seconds after its page is gone (0: never); with ``token``,
+    every page and socket asks for it (Jupyter Server's token login)."""
     settings = {"websocket_max_message_size": WEBSOCKET_MAX_MESSAGE_BYTES}
     return [str(notebook), f"--port={port}", f"--Voila.ip={host}", "--no-browser",
             f"--Voila.tornado_settings={settings}", "--theme=light",
@@ -60,7 +71,7 @@ def voila_arguments(notebook: Path, port: int, host: str = "127.0.0.1",
             f"--MappingKernelManager.cull_idle_timeout={max(0, cull_after)}",
             f"--MappingKernelManager.cull_interval={cull_interval(cull_after)}",
             "--MappingKernelManager.cull_connected=False",  # an open page keeps its kernel, however idle
-            "--MappingKernelManager.cull_busy=False"]
+            "--MappingKernelManager.cull_busy=False"] + ([f"--Voila.token={token}"] if token else [])
 
 
 def voila_config():
@@ -76,8 +87,9 @@ def voila_config():
 
 
 def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NOTEBOOK,
-          cull_after: int = DEFAULT_CULL_AFTER) -> int:
-    """Prepare the local workspace and serve the dashboard until interrupted."""
+          cull_after: int = DEFAULT_CULL_AFTER, token: bool = False) -> int:
+    """Prepare the local workspace and serve the dashboard until interrupted; off loopback (or with
+    ``token``) only to whoever has the generated token, given in the printed URL as Jupyter does."""
     from voila.app import Voila
 
     from amc_widgets.ui.models.connection import local_backend_from_env
@@ -90,9 +102,11 @@ def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", notebook: Path = NO
     # the kernel must be this environment's python: put its kernelspec first
     share = Path(sys.prefix) / "share" / "jupyter"
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(share), os.environ.get("JUPYTER_PATH")]))
-    print(f"AMC dashboard: http://{host}:{port}/", flush=True)
+    secret = secrets.token_urlsafe(32) if token or not is_loopback(host) else ""  # the page can start billed jobs
+    print(f"AMC dashboard: http://{host}:{port}/" + (f"?token={secret}" if secret else ""), flush=True)
     if cull_after > 0:
         print(f"A page's kernel ends {cull_after} s after the page is gone (--cull-after)", flush=True)
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="traitlets")
-    Voila.launch_instance(argv=voila_arguments(notebook, port, host, cull_after), config=voila_config())
+    # in-process: the token is on no process's command line
+    Voila.launch_instance(argv=voila_arguments(notebook, port, host, cull_after, secret), config=voila_config())
     return 0

@@ -133,5 +133,6 @@ class ConnectionView:
         rows = model.summary()
         if model.info is not None and (not model.connected or model.is_local):  # the account just tested
             rows = {"Account": model.info.account, "User": model.info.user_name or model.info.arn,
-                    "Bucket": model.info.bucket + ("" if model.info.bucket_exists else " (will be created)")}
+                    "Bucket": model.info.bucket + ("" if model.info.bucket_exists else " (will be created)"),
+                    "Your space": getattr(model.info, "space", "-")}
         self.details.value = key_values(rows)
