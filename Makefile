@@ -13,7 +13,7 @@ PORT ?= 8866
 DEMO_DIR ?= demo
 DEMO_EPOCHS ?= 15
 
-.PHONY: test test-fast venv demo dashboard clean
+.PHONY: test test-fast lint venv demo dashboard clean
 
 venv: $(STAMP)
 
@@ -32,11 +32,14 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
+test: lint $(NODE_TOOLS) $(CHROMIUM)
 	$(PY) -m pytest
 
-test-fast: $(STAMP) $(NODE_TOOLS) $(CHROMIUM)
+test-fast: lint $(NODE_TOOLS) $(CHROMIUM)
 	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # The main job: the dashboard on the local backend at http://127.0.0.1:$(PORT) (stores the demo
 # dataset first when the workspace, $$AMC_HOME or ~/.amc, has none).

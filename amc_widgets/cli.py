@@ -11,9 +11,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
 from amc_widgets.backends.base import TailsLogs
@@ -360,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     connect = commands.add_parser("connect", help="test the AWS connection (account, user, bucket, roles)")
     connect.set_defaults(run=cmd_connect)
 
-    policy = commands.add_parser("iam-policy", help="print the least-privilege IAM policies the SageMaker backend needs")
+    policy = commands.add_parser("iam-policy",
+                                 help="print the least-privilege IAM policies the SageMaker backend needs")
     policy.add_argument("--user-key", help="a user's key (`amc connect` prints it): the tag of their execution role")
     policy.add_argument("--bucket")
     policy.add_argument("--account")

@@ -31,8 +31,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import psutil
 from playwright.sync_api import Browser, Page, sync_playwright

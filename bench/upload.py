@@ -62,7 +62,13 @@ sys.path.insert(0, str(REPO))
 
 from amc_widgets.backends.aws_session import AwsCredentials  # noqa: E402
 from amc_widgets.backends.s3_datasets import (  # noqa: E402
-    MANIFEST, TRANSFER_CONFIG, UPLOAD_WINDOW, S3DatasetStore, folder_items, zip_items)
+    MANIFEST,
+    TRANSFER_CONFIG,
+    UPLOAD_WINDOW,
+    S3DatasetStore,
+    folder_items,
+    zip_items,
+)
 from amc_widgets.core.archive import open_safe_zip  # noqa: E402
 from amc_widgets.core.demo_dataset import make_demo_dataset  # noqa: E402
 from amc_widgets.core.storage import iter_files  # noqa: E402
@@ -118,7 +124,7 @@ def wait_for_bucket(s3, server: subprocess.Popen, kind: str) -> None:
                 s3.create_bucket(Bucket=BUCKET)
             s3.head_bucket(Bucket=BUCKET)
             return
-        except Exception:
+        except Exception:  # noqa: BLE001 - not up yet, whatever the answer
             if time.monotonic() > deadline or server.poll() is not None:
                 raise RuntimeError(f"the {kind} server did not start") from None
             time.sleep(0.2)
@@ -218,7 +224,8 @@ def main() -> None:
             proxy = start_proxy(proxy_port, port, args.rtt)
         endpoint = f"http://127.0.0.1:{proxy_port if proxy else port}"
         try:
-            s3 = AwsCredentials(access_key_id=KEY, secret_access_key=KEY, s3_endpoint_url=endpoint).client_factory()("s3")
+            credentials = AwsCredentials(access_key_id=KEY, secret_access_key=KEY, s3_endpoint_url=endpoint)
+            s3 = credentials.client_factory()("s3")
             wait_for_bucket(s3, server, args.server)
             bench = Bench(s3, endpoint, server, work)
             sources = {"folder": folder, "zip": archive}

@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
-
 from amc_widgets.backends.base import DownloadResult, LogChunk
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, TERMINAL_STATUSES, JobDescription, JobSpec
 from amc_widgets.core.metrics import parse_metrics

@@ -23,9 +23,10 @@ import json
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SIMULATOR = REPO / "tests" / "iam_simulate.mjs"

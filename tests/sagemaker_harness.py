@@ -61,7 +61,7 @@ class MotoServer:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> MotoServer:
         self.server.start()
         self.reset()
         return self
@@ -127,7 +127,7 @@ class SageMakerEmulator:
         self.logs_dropped = 0
 
     # --- plumbing -----------------------------------------------------------------------------
-    def start(self) -> "SageMakerEmulator":
+    def start(self) -> SageMakerEmulator:
         try:
             self.logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
         except self.logs.exceptions.ResourceAlreadyExistsException:
@@ -313,7 +313,8 @@ class SageMakerEmulator:
         try:
             self._run_attempts(name)
         except ChannelError as exc:
-            self._set(name, "Failed", "Failed", "Training job failed", failure_reason=str(exc), training_end_time=_now())
+            self._set(name, "Failed", "Failed", "Training job failed", failure_reason=str(exc),
+                      training_end_time=_now())
         except Exception as exc:  # a harness fault must end the job, not hang the test
             self._set(name, "Failed", "Failed", "Harness error", failure_reason=f"harness: {exc!r}")
             raise

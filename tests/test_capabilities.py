@@ -16,7 +16,8 @@ from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
 
 def sagemaker_backend() -> SageMakerBackend:
     info = ConnectionInfo(account="123456789012", arn="arn:aws:iam::123456789012:user/ana", user_name="ana",
-                          user_key="AIDAEXAMPLEANA", region="us-east-1", bucket="sagemaker-us-east-1-123456789012", bucket_exists=True, roles=[])
+                          user_key="AIDAEXAMPLEANA", region="us-east-1", bucket="sagemaker-us-east-1-123456789012",
+                          bucket_exists=True, roles=[])
     return SageMakerBackend(lambda service: SimpleNamespace(service=service), info,
                             "arn:aws:iam::123456789012:role/AmcExecution")
 

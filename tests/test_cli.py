@@ -23,7 +23,8 @@ def amc(tmp_path):
            "PYTHONPATH": str(REPO)}
 
     def run(*args, check=True, timeout=120, extra_env=None):
-        result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", *map(str, args)], env={**env, **(extra_env or {})},
+        result = subprocess.run([sys.executable, "-m", "amc_widgets.cli", *map(str, args)],
+                                env={**env, **(extra_env or {})},
                                 capture_output=True, text=True, timeout=timeout)
         if check:
             assert result.returncode == 0, result.stdout + result.stderr

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import json
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import pytest
 
 from amc_widgets.ui.models import connection as connection_module
 from amc_widgets.ui.models.connection import AWS, LOCAL, ConnectionModel, NotConnectedError
 from tests.dashboard_fakes import SECRET, TOKEN, assert_imports_no_widgets
+
+if TYPE_CHECKING:  # widgets are imported only by the tests that use them
+    from amc_widgets.ui.views.connection import ConnectionView
 
 
 def aws_stub(test_error: Exception | None = None, connect_error: Exception | None = None,
@@ -112,7 +116,7 @@ def test_aws_test_then_connect_clears_the_secret_from_the_form():
     assert SECRET not in everything_shown(model) and TOKEN not in everything_shown(model)
 
 
-def connection_form(module) -> "ConnectionView":
+def connection_form(module) -> ConnectionView:
     """The Connection panel on an AWS model, with the secrets typed into its password fields."""
     from amc_widgets.ui.views.connection import ConnectionView
 

@@ -66,7 +66,7 @@ class Dashboard:
             except OSError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError("Voila did not start:\n" + (home.parent / "voila.log").read_text())
+                    raise RuntimeError("Voila did not start:\n" + (home.parent / "voila.log").read_text()) from None
                 time.sleep(0.3)
 
     def dataset_path(self, name: str) -> Path:

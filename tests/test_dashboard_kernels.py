@@ -31,7 +31,8 @@ def test_voila_arguments_cull_gone_pages_and_keep_open_ones(tmp_path):
     assert argv["MappingKernelManager.cull_interval"] == "60"
     assert argv["MappingKernelManager.cull_connected"] == "False"
     assert argv["MappingKernelManager.cull_busy"] == "False"
-    assert options(voila_arguments(tmp_path / "d.ipynb", 1, cull_after=0))["MappingKernelManager.cull_idle_timeout"] == "0"
+    never = options(voila_arguments(tmp_path / "d.ipynb", 1, cull_after=0))
+    assert never["MappingKernelManager.cull_idle_timeout"] == "0"
 
 
 def test_voila_parses_the_culling_settings_into_its_kernel_manager(tmp_path):

@@ -10,7 +10,15 @@ import pytest
 from PIL import Image
 
 from amc_widgets.core.errors import redact
-from amc_widgets.core.onnx_model import PALETTE, Detection, class_names_of, decode_detections, letterbox, nms, predict_image
+from amc_widgets.core.onnx_model import (
+    PALETTE,
+    Detection,
+    class_names_of,
+    decode_detections,
+    letterbox,
+    nms,
+    predict_image,
+)
 from amc_widgets.core.text import clean_log_line, human_bytes, human_duration, log_html
 from tests.dashboard_fakes import SECRET, TOKEN
 from tests.onnx_fakes import tiny_detector

@@ -26,7 +26,8 @@ def test_every_error_a_user_can_fix_is_one_family(error):
 
 
 def test_our_errors_say_their_own_words_on_one_line():
-    assert user_message(DatasetError("solder.zip is not ready:\n  No data.yaml\n")) == "solder.zip is not ready: No data.yaml"
+    not_ready = DatasetError("solder.zip is not ready:\n  No data.yaml\n")
+    assert user_message(not_ready) == "solder.zip is not ready: No data.yaml"
     assert user_message(HyperparameterError({"epochs": "must be >= 1 (got 0)", "lr0": "must be a number"})) == (
         "epochs: must be >= 1 (got 0); lr0: must be a number")
     assert user_message(JobNotFoundError("No training job named 'x'")) == "No training job named 'x'"
@@ -46,7 +47,8 @@ def test_botocore_errors_become_a_sentence():
 
 
 def test_secrets_are_redacted_and_the_unexpected_is_named():
-    assert user_message(RuntimeError("key sekrit refused"), secrets=["sekrit", None, ""]) == "RuntimeError: key **** refused"
+    refused = RuntimeError("key sekrit refused")
+    assert user_message(refused, secrets=["sekrit", None, ""]) == "RuntimeError: key **** refused"
     assert user_message(ZeroDivisionError()) == "ZeroDivisionError"
     assert not is_expected(ZeroDivisionError()) and is_expected(DatasetError("x"))
 

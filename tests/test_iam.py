@@ -153,8 +153,10 @@ def world(admin) -> World:
 def run_flow(person: Person, emulator: SageMakerEmulator, dataset: Path, work: Path) -> list[Call]:
     """Connect, upload a folder and a zip, train, follow logs and metrics, stop, download, delete."""
     recorder = Recorder()
-    quotas = FakeServiceQuotas({"ml.m5.large for training job usage": 20},
-                               on_request=lambda operation, params: recorder.record("service-quotas", operation, params))
+    def record_quota(operation, params):
+        recorder.record("service-quotas", operation, params)
+
+    quotas = FakeServiceQuotas({"ml.m5.large for training job usage": 20}, on_request=record_quota)
     factory = person.credentials.client_factory()
     client = recorder.client_factory(lambda service: quotas if service == "service-quotas" else factory(service))
 
@@ -225,7 +227,8 @@ def test_every_request_of_the_owner_is_allowed(flows, world, policies):
     for person in flows.values():
         for call in person.calls:
             made.add((call.service, call.operation))
-            assert not (call.service == "s3" and call.operation in ("GetObject", "HeadObject") and call.status == 404), (
+            missing_key_read = call.service == "s3" and call.operation in ("GetObject", "HeadObject")
+            assert not (missing_key_read and call.status == 404), (
                 f"a GET of a missing key ({call.params['Key']}) is AccessDenied under the user policy, not 404")
             questions += [Question(person.identity, "user", auth) for auth in authorizations(call, world)]
             if call.service == "s3":  # every key in the space named by the key exactly as AWS gives it
@@ -325,7 +328,8 @@ print(json.dumps([[(f.issue, str(f.detail), str(f.location)) for f in parliament
 def test_generated_policies_pass_parliament():
     documents = [iam_policy.user_policy(BUCKET, "aws", REGION, ACCOUNT), iam_policy.user_policy(BUCKET),
                  iam_policy.user_policy("sagemaker-cn-north-1-111122223333", "aws-cn", "cn-north-1", "111122223333"),
-                 iam_policy.execution_role_policy(BUCKET, "aws", REGION, ACCOUNT), iam_policy.execution_role_policy(BUCKET)]
+                 iam_policy.execution_role_policy(BUCKET, "aws", REGION, ACCOUNT),
+                 iam_policy.execution_role_policy(BUCKET)]
     done = subprocess.run([sys.executable, "-c", PARLIAMENT], input=json.dumps(documents), capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -3,6 +3,8 @@ instance choice and cost, the job it builds, preset files; and the Train panel l
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from amc_widgets.core.hyperparameters import HyperparameterError, decode_hyperparameters
@@ -12,6 +14,9 @@ from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, LOCAL_INSTANCE, ParametersModel
 from tests.dashboard_fakes import assert_imports_no_widgets
+
+if TYPE_CHECKING:  # widgets are imported only by the tests that use them
+    from amc_widgets.ui.views.train import TrainView
 
 
 def test_bad_value_is_kept_with_its_problem_and_a_fix_clears_it():
@@ -131,7 +136,7 @@ def test_cost_is_none_locally_and_lower_with_spot():
 
 # --- the Train panel on the model -------------------------------------------------------------
 
-def train_form(tmp_path) -> "TrainView":
+def train_form(tmp_path) -> TrainView:
     from amc_widgets.ui.views.train import TrainView
 
     datasets = DatasetModel(ConnectionModel(local_factory=lambda: None), upload_dir=tmp_path)

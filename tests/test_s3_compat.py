@@ -34,7 +34,7 @@ def s3rver(tmp_path):
         try:
             s3.head_bucket(Bucket=BUCKET)
             break
-        except Exception:
+        except Exception:  # noqa: BLE001 - not up yet, whatever the answer
             assert time.monotonic() < deadline and process.poll() is None, "s3rver did not start"
             time.sleep(0.2)
     yield s3

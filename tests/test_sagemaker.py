@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +95,8 @@ def backend_with_image(backend, image: str, role_arn: str | None = None) -> Sage
 
 def _count_calls(client, operation: str) -> list[str]:
     calls: list[str] = []
-    client.meta.events.register(f"before-parameter-build.s3.{operation}", lambda params, **_: calls.append(params["Key"]))
+    client.meta.events.register(f"before-parameter-build.s3.{operation}",
+                                lambda params, **_: calls.append(params["Key"]))
     return calls
 
 
@@ -322,7 +322,8 @@ def test_sagemaker_refuses_a_role_it_cannot_assume_and_an_unknown_image(backend,
     iam = moto_client_factory(moto.endpoint)("iam")
     trust_ec2 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
                                                          "Principal": {"Service": "ec2.amazonaws.com"}}]}
-    ec2_role = iam.create_role(RoleName="NotForSageMaker", AssumeRolePolicyDocument=json.dumps(trust_ec2))["Role"]["Arn"]
+    ec2_role = iam.create_role(RoleName="NotForSageMaker",
+                               AssumeRolePolicyDocument=json.dumps(trust_ec2))["Role"]["Arn"]
     spec = JobSpec(dataset="refused", hyperparameters=FAST, instance_type="ml.m5.large")
     for other in (backend_with_image(backend, FAKE_IMAGE, role_arn=ec2_role),
                   backend_with_image(backend, "123456789012.dkr.ecr.us-east-1.amazonaws.com/nothing:here")):
@@ -345,7 +346,8 @@ def test_quota_counts_the_jobs_already_running(backend, emulator, quotas, small_
     try:
         assert [long.describe_job(job.name).status for job in running] == ["InProgress"] * 2
         long.check_quota("ml.g4dn.xlarge", 1, spot=True)
-        with pytest.raises(QuotaError, match=r"may run 3 x ml.g4dn.xlarge \(spot\) at once and 2 are in use, so 2 more"):
+        with pytest.raises(QuotaError,
+                           match=r"may run 3 x ml.g4dn.xlarge \(spot\) at once and 2 are in use, so 2 more"):
             long.check_quota("ml.g4dn.xlarge", 2, spot=True)
         long.check_quota("ml.g4dn.xlarge", 2, spot=False)
         with pytest.raises(QuotaError, match="0 are in use, so 3 more"):
@@ -355,7 +357,8 @@ def test_quota_counts_the_jobs_already_running(backend, emulator, quotas, small_
         for job in running:
             long.stop_job(job.name)
     for job in running:
-        stopped = wait_until(lambda: (d := long.describe_job(job.name)).is_terminal and d, timeout=60, what="stop")
+        stopped = wait_until(lambda job=job: (d := long.describe_job(job.name)).is_terminal and d, timeout=60,
+                             what="stop")
         assert stopped.status == STOPPED
 
 
@@ -432,7 +435,8 @@ class _CountingSageMaker:
         from datetime import datetime, timezone
 
         self.calls += 1
-        return {"TrainingJobName": TrainingJobName, "TrainingJobArn": f"arn:aws:sagemaker:::training-job/{TrainingJobName}",
+        return {"TrainingJobName": TrainingJobName,
+                "TrainingJobArn": f"arn:aws:sagemaker:::training-job/{TrainingJobName}",
                 "TrainingJobStatus": self.status, "SecondaryStatus": "Training",
                 "OutputDataConfig": {"S3OutputPath": self.output_path},
                 "CreationTime": datetime.now(timezone.utc), "ResourceConfig": {"InstanceType": "ml.m5.large"}}
@@ -444,7 +448,7 @@ def test_status_polling_is_gentle(backend):
     fake = _CountingSageMaker(f"s3://{backend.bucket}/{backend.outputs_prefix}")
     gentle = SageMakerBackend(lambda service: fake if service == "sagemaker" else backend._client(service),
                               backend.info, backend.role_arn, clock=lambda: now[0])
-    for step in range(20):  # a dashboard asking twice a second for 10 s
+    for _ in range(20):  # a dashboard asking twice a second for 10 s
         gentle.describe_job("amc-polled")
         now[0] += 0.5
     assert fake.calls == 1

@@ -34,7 +34,8 @@ def get(port: int, path: str) -> tuple[int, dict[str, str], str]:
     try:
         connection.request("GET", path)
         response = connection.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode(errors="replace")
+        headers = {k.lower(): v for k, v in response.getheaders()}
+        return response.status, headers, response.read().decode(errors="replace")
     finally:
         connection.close()
 

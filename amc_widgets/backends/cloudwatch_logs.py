@@ -7,10 +7,10 @@ after a reconnect — continues exactly where it stopped: no gap, no duplicate.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from amc_widgets.backends.aws_session import AWS_ERRORS
-
 from amc_widgets.core.container_contract import TRAINING_LOG_GROUP
 
 

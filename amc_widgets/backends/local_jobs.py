@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from amc_widgets.core.container_contract import ML_ROOT_ENV
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition

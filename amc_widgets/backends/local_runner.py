@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     job = JobFiles(Path(args[0]))
     try:
         run_job(job)
-    except Exception as exc:  # the job must end in a state, whatever happened here
+    except Exception as exc:  # noqa: BLE001 - the job must end in a state, whatever happened here
         finish(job, FAILED, f"The local job runner failed: {type(exc).__name__}: {exc}")
         return 1
     return 0

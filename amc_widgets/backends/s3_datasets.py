@@ -14,9 +14,10 @@ import io
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO
 
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from s3transfer.subscribers import BaseSubscriber
@@ -76,7 +77,7 @@ class _Slot(BaseSubscriber):
     def on_done(self, future, **kwargs):
         try:
             future.result()
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - any failure (cancellation too) stops the window
             self._failed.set()
         finally:
             self._stream.close()
@@ -135,7 +136,8 @@ class S3DatasetStore:
         existing = {obj["Key"]: obj for obj in self._objects(prefix)}
         if prefix + MANIFEST in existing:
             if not overwrite:
-                raise FileExistsError(f"A dataset named '{name}' is already stored; choose another name or overwrite it")
+                raise FileExistsError(f"A dataset named '{name}' is already stored; "
+                                      "choose another name or overwrite it")
             self.s3.delete_object(Bucket=self.bucket, Key=prefix + MANIFEST)  # incomplete from here on
         total = sum(item.size for item in items)
         done = 0
@@ -178,7 +180,8 @@ class S3DatasetStore:
                     slots.release()
                     raise
                 futures.append(manager.upload(stream, self.bucket, prefix + item.relative_key,
-                                              subscribers=[_Progress(advance), _Slot(item.size, stream, slots, failed)]))
+                                              subscribers=[_Progress(advance),
+                                                           _Slot(item.size, stream, slots, failed)]))
             for future in futures:
                 future.result()
 

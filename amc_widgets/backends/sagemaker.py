@@ -19,9 +19,10 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
@@ -29,8 +30,8 @@ from botocore.exceptions import ClientError
 from amc_widgets.backends.aws_session import (
     AWS_ERRORS,
     AwsConnectionError,
-    AwsError,
     AwsCredentials,
+    AwsError,
     ClientFactory,
     ConnectionInfo,
     describe_connection,
@@ -110,7 +111,7 @@ class SageMakerBackend:
 
     @classmethod
     def connect(cls, credentials: AwsCredentials, role_arn: str, create_bucket: bool = False,
-                image_uri: str | None = None) -> "SageMakerBackend":
+                image_uri: str | None = None) -> SageMakerBackend:
         if not role_arn or not role_arn.startswith("arn:"):
             raise AwsConnectionError("Give the ARN of your execution role, which SageMaker assumes "
                                      "(arn:<partition>:iam::<account>:role/amc/...)")
@@ -266,7 +267,8 @@ class SageMakerBackend:
             raw = self.sm.describe_training_job(TrainingJobName=name)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if (code in ("AccessDenied", "AccessDeniedException", "ResourceNotFound") or "ValidationException" in str(exc)
+            if (code in ("AccessDenied", "AccessDeniedException", "ResourceNotFound")
+                    or "ValidationException" in str(exc)
                     or "not found" in str(exc).lower()):  # another user's job is denied: to this user it is not there
                 raise JobNotFoundError(f"No training job named '{name}'") from None
             raise AwsConnectionError(explain_client_error(exc, "read the job's status")) from None
@@ -286,7 +288,8 @@ class SageMakerBackend:
         if raw.get("EnableManagedSpotTraining") and billable and training:
             extra["spot_savings"] = round(1 - billable / training, 3)
         return JobDescription(
-            name=raw["TrainingJobName"], status=raw["TrainingJobStatus"], secondary_status=raw.get("SecondaryStatus", ""),
+            name=raw["TrainingJobName"], status=raw["TrainingJobStatus"],
+            secondary_status=raw.get("SecondaryStatus", ""),
             dataset=uri.rstrip("/").rsplit("/", 1)[-1], instance_type=resources.get("InstanceType", ""),
             instance_count=resources.get("InstanceCount", 1), hyperparameters=raw.get("HyperParameters", {}),
             created=_ts(raw.get("CreationTime")) or 0.0, started=_ts(raw.get("TrainingStartTime")),

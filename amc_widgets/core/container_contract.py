@@ -9,9 +9,9 @@ machine) and the tests' SageMaker emulator all take it from here; the serving co
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 ML_ROOT_ENV = "AMC_ML_ROOT"  # moves the root, so the container runs outside Docker (local backend, tests)
 DEFAULT_ML_ROOT = "/opt/ml"
@@ -36,7 +36,7 @@ class MLPaths:
     root: Path
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "MLPaths":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MLPaths:
         environ = os.environ if environ is None else environ
         return cls(Path(environ.get(ML_ROOT_ENV, DEFAULT_ML_ROOT)))
 

@@ -8,7 +8,7 @@ register an explainer for them, so this module imports no backend.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 Explainer = Callable[[BaseException], "str | None"]
 _EXPLAINERS: list[Explainer] = []

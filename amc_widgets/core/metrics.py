@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 

@@ -6,8 +6,9 @@ type, range and default; this module adds no parameter of its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 

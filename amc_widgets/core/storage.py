@@ -6,8 +6,8 @@ import os
 import re
 import shutil
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 CHUNK = 1 << 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 # CSI sequences (colours, cursor moves) and OSC sequences (window titles, links)
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
@@ -26,7 +26,8 @@ def log_html(lines: Iterable[str]) -> str:
     # column-reverse keeps the scroll position at the bottom as lines arrive, without JavaScript
     return ('<div class="amc-log-box" style="height:220px;overflow:auto;display:flex;flex-direction:column-reverse;'
             'background:#0f172a;border-radius:6px;padding:6px 10px">'
-            f'<pre class="amc-log" style="margin:0;overflow:visible;flex-shrink:0;color:#e2e8f0;font-size:12px;line-height:1.35;'
+            '<pre class="amc-log" style="margin:0;overflow:visible;flex-shrink:0;color:#e2e8f0;font-size:12px;'
+            'line-height:1.35;'
             f'white-space:pre-wrap;word-break:break-all">{body}</pre></div>')
 
 

@@ -13,8 +13,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
 from amc_widgets.core.dataset_check import DatasetError

@@ -11,7 +11,8 @@ import io
 import re
 import threading
 import time
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
 _SPLIT = re.compile(r"(\r\n|\r|\n)")

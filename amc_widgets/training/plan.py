@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from amc_widgets.core.container_contract import TRAINING_CHANNEL, WEIGHTS_CHANNEL, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset, resolve_dataset, write_resolved_data_yaml
@@ -72,7 +73,7 @@ class TrainingPlan:
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "TrainingPlan":
+    def load(cls, path: Path) -> TrainingPlan:
         return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
 
 
@@ -108,7 +109,8 @@ def _find_weights(paths: MLPaths, name: str) -> str | None:
     matches = [p for p in channel.rglob("*") if p.name == Path(name).name and p.is_file()]
     if not matches:
         available = sorted(p.name for p in channel.rglob("*.pt"))
-        raise ContractError(f"weights: '{name}' is not in the weights channel (it has: {', '.join(available) or 'nothing'})")
+        raise ContractError(f"weights: '{name}' is not in the weights channel "
+                            f"(it has: {', '.join(available) or 'nothing'})")
     return str(matches[0])
 
 

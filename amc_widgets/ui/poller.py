@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard
 

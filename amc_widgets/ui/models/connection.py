@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import traitlets as tl
 
@@ -109,7 +110,8 @@ class ConnectionModel(tl.HasTraits):
             self.aws.role_arn = info.roles[0]
         with self.hold_trait_notifications():
             self.info, self.error = info, ""
-            self.message = "Credentials work. " + ("" if info.bucket_exists else f"Bucket {info.bucket} will be created.")
+            self.message = "Credentials work. " + (
+                "" if info.bucket_exists else f"Bucket {info.bucket} will be created.")
         return info
 
     def connect(self) -> Backend | None:
@@ -126,7 +128,8 @@ class ConnectionModel(tl.HasTraits):
         else:
             module = self.aws_module()
             if not self.aws.role_arn.strip():
-                return self._fail("Choose the IAM role SageMaker runs the training jobs with (Test connection lists them)",
+                return self._fail("Choose the IAM role SageMaker runs the training jobs with "
+                                  "(Test connection lists them)",
                                   drop_backend=True)
             try:
                 creds = self.credentials(module)

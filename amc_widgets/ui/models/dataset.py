@@ -62,7 +62,8 @@ class DatasetModel(tl.HasTraits):
         if not filename.lower().endswith(".zip"):
             raise ValueError("Upload a .zip of the dataset (or give the path of a folder on this server)")
         if len(content) > UPLOAD_LIMIT_BYTES:
-            raise ValueError(f"{filename} is over {UPLOAD_LIMIT_BYTES >> 20} MB; copy it to the server and give its path")
+            raise ValueError(f"{filename} is over {UPLOAD_LIMIT_BYTES >> 20} MB; "
+                             "copy it to the server and give its path")
         safe = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename).name)
         path = self.upload_dir / safe
         path.write_bytes(content)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import traitlets as tl
@@ -109,7 +110,8 @@ class JobCard:
         job = self.description
         if job is None:
             return {"Status": "Starting"}
-        instance = "this machine" if job.instance_type == THIS_MACHINE else f"{job.instance_count} x {job.instance_type}"
+        instance = ("this machine" if job.instance_type == THIS_MACHINE
+                    else f"{job.instance_count} x {job.instance_type}")
         billable = human_duration(job.billable_seconds) if job.billable_seconds is not None else "-"
         return {
             "Instance": instance + (" (spot)" if job.spot else ""),
@@ -259,5 +261,6 @@ def compare_series(cards: list[JobCard], metric: str) -> dict[str, tuple[list[in
     series = {}
     for card in cards:
         if not card.metrics.empty and metric in card.metrics:
-            series[card.name] = (card.metrics["epoch"].astype(int).tolist(), card.metrics[metric].astype(float).tolist())
+            series[card.name] = (card.metrics["epoch"].astype(int).tolist(),
+                                 card.metrics[metric].astype(float).tolist())
     return series

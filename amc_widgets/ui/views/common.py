@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import html
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import ipywidgets as w
 import plotly.graph_objects as go
@@ -76,7 +77,8 @@ def key_values(rows: dict[str, Any]) -> str:
 
 def facts(rows: dict[str, Any]) -> str:
     """Labels and values in one wrapping row (escaped), for compact card headers."""
-    items = "".join(f"<span><span class='amc-fact-label'>{html.escape(str(k))}</span> <b>{html.escape(str(v))}</b></span>"
+    items = "".join(f"<span><span class='amc-fact-label'>{html.escape(str(k))}</span> "
+                    f"<b>{html.escape(str(v))}</b></span>"
                     for k, v in rows.items())
     return f'<div class="amc-facts">{items}</div>'
 

@@ -10,8 +10,8 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from amc_widgets.core.dataset_check import DatasetReport
-from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
 from amc_widgets.core.text import human_bytes
+from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
 from amc_widgets.ui.views.common import Field, button, chart, guarded, in_background, message, panel
 
 

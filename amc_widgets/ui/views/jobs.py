@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
-from typing import Callable
 
 import ipywidgets as w
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
-from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
 from amc_widgets.core.text import log_html
+from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
@@ -114,7 +114,8 @@ class JobCardView:
             onnx = state.result.onnx
             self.download_info.value = (
                 f'<div class="amc-msg amc-msg-ok">Downloaded to {html.escape(str(state.result.folder))}</div>'
-                + (f'<div>ONNX model: <code class="amc-onnx-path">{html.escape(str(onnx))}</code></div>' if onnx else "")
+                + (f'<div>ONNX model: <code class="amc-onnx-path">{html.escape(str(onnx))}</code></div>'
+                   if onnx else "")
                 + (f'<div class="amc-msg amc-msg-info">{html.escape(state.preview_note)}</div>'
                    if state.preview_note else ""))
             if state.preview is not None:
