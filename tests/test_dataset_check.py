@@ -1,9 +1,11 @@
 """Dataset checks: every layout data.yaml may describe, and every problem a factory engineer makes."""
 
+import io
 import shutil
 
 import pytest
 import yaml
+from PIL import Image
 
 from amc_widgets.core.dataset_check import (
     DatasetError,
@@ -112,6 +114,40 @@ def test_corrupt_image_and_unlabelled_images(dataset_copy):
     report = check_dataset(dataset_copy)
     assert any("cannot be read" in e and "board_train_0005.jpg" in e for e in report.errors)
     assert report.splits["train"].background == 1
+
+
+def _image_bytes(fmt: str) -> bytes:
+    out = io.BytesIO()
+    Image.radial_gradient("L").convert("RGB").resize((64, 64)).save(out, fmt)
+    return out.getvalue()
+
+
+def test_truncated_jpeg_and_png_with_garbage_are_named(dataset_copy):
+    images = dataset_copy / "train" / "images"
+    jpeg = (images / "board_train_0001.jpg").read_bytes()
+    (images / "board_train_0001.jpg").write_bytes(jpeg[: len(jpeg) // 2])  # an upload cut short
+    (images / "board_train_0002.jpg").write_bytes(jpeg[:-2])  # only the end marker missing
+    png = _image_bytes("PNG")
+    (images / "board_train_0003.png").write_bytes(png[:60] + b"garbage!" * 8 + png[124:])
+    (images / "board_train_0004.png").write_bytes(png[: len(png) // 2])
+    report = check_dataset(dataset_copy)
+    unreadable = next(e for e in report.errors if "cannot be read" in e)
+    for name in ("board_train_0001.jpg", "board_train_0002.jpg", "board_train_0003.png", "board_train_0004.png"):
+        assert name in unreadable, (name, report.errors)
+    assert "[4]" in unreadable
+
+
+def test_jpeg_with_data_after_its_end_marker_is_accepted(dataset_copy):
+    image = dataset_copy / "train" / "images" / "board_train_0001.jpg"
+    image.write_bytes(image.read_bytes() + b"camera maker trailer")  # ultralytics restores these
+    report = check_dataset(dataset_copy)
+    assert report.ok, report.errors
+
+
+def test_image_in_a_format_yolo_does_not_read(dataset_copy):
+    (dataset_copy / "train" / "images" / "board_train_0001.jpg").write_bytes(_image_bytes("GIF"))
+    errors = check_dataset(dataset_copy).errors
+    assert any("format YOLO does not read" in e and "board_train_0001.jpg (GIF)" in e for e in errors), errors
 
 
 def test_nc_disagreeing_with_names(dataset_copy):

@@ -84,6 +84,13 @@ def test_corrupt_image_in_zip_is_named(dataset_copy, tmp_path):
     assert any("cannot be read" in e and "solder-v3/val/images/board_val_0002.jpg" in e for e in report.errors)
 
 
+def test_truncated_jpeg_in_zip_is_named(dataset_copy, tmp_path):
+    image = dataset_copy / "val" / "images" / "board_val_0003.jpg"
+    image.write_bytes(image.read_bytes()[:-100])
+    report = check_dataset(_zip_folder(dataset_copy, tmp_path / "bad.zip"))
+    assert any("cannot be read" in e and "solder-v3/val/images/board_val_0003.jpg" in e for e in report.errors)
+
+
 def test_txt_lists_with_foreign_paths_in_a_zip(small_dataset, tmp_path):
     train = sorted(p.name for p in (small_dataset / "train" / "images").iterdir())
     val = sorted(p.name for p in (small_dataset / "val" / "images").iterdir())

@@ -5,9 +5,9 @@ A dataset is a folder, or a .zip archive, with a ``data.yaml`` somewhere in it. 
 a list, relative to ``path:``, to data.yaml itself, written on another machine
 (``C:\\data\\train\\images``, ``/home/me/data/train``) or in Roboflow's ``../train/images`` style.
 Each is looked up in a listing of the dataset's files taken once, so folders and zips share the
-same code; :func:`check_dataset` then reads every image and label line and reports problems in
-words a factory engineer understands.  A zip is read member by member through
-:mod:`amc_widgets.core.archive` and never unpacked.
+same code; :func:`check_dataset` then checks every image (as ultralytics does, without decoding
+pixels) and every label line, and reports problems in words a factory engineer understands.  A zip
+is read member by member through :mod:`amc_widgets.core.archive` and never unpacked.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ from amc_widgets.core.archive import BadArchiveError, SafeZip, UnsafeArchiveErro
 from amc_widgets.core.errors import AmcError
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp"}
+# PIL's names of the formats ultralytics accepts (its IMG_FORMATS); it drops images in any other
+YOLO_IMAGE_FORMATS = {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpeg2000", "jpg", "mpo", "png", "tif",
+                      "tiff", "webp"}
 DATA_YAML_NAMES = ("data.yaml", "data.yml")
 SPLITS = ("train", "val", "test")
 MAX_EXAMPLES = 5  # problems of one kind listed by name; the rest are counted
@@ -457,14 +460,29 @@ def _check_labels(tree: _Tree, rel: str, nc: int, problems: _Problems, counts: C
 
 
 def _image_is_readable(tree: _Tree, rel: str, problems: _Problems) -> bool:
+    """Ultralytics' own check, without decoding pixels: the header, PIL's structural verify (chunk
+    checksums for PNG), the format, and a JPEG's end marker; a JPEG without one is decoded in
+    full, because ultralytics drops it when it cannot restore it."""
     try:
-        with tree.open(rel) as stream, Image.open(stream) as image:
-            image.verify()
-            too_small = min(image.size) < 10
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, BadArchiveError) as exc:
-        problems.add("Images that cannot be read (corrupt or not an image)", f"{rel} ({exc.__class__.__name__})")
+        with tree.open(rel) as stream:
+            with Image.open(stream) as image:
+                image.verify()
+                size, image_format = image.size, (image.format or "").lower()
+            if image_format == "jpeg":
+                stream.seek(-2, os.SEEK_END)
+                if stream.read(2) != b"\xff\xd9":
+                    stream.seek(0)
+                    with Image.open(stream) as image:
+                        image.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError,
+            BadArchiveError) as exc:
+        problems.add("Images that cannot be read (corrupt, truncated or not an image)",
+                     f"{rel} ({exc.__class__.__name__})")
         return False
-    if too_small:
+    if image_format not in YOLO_IMAGE_FORMATS:
+        problems.add("Images in a format YOLO does not read (use JPEG or PNG)", f"{rel} ({image_format.upper()})")
+        return False
+    if min(size) < 10:
         problems.add("Images smaller than 10 pixels", rel)
     return True
 

@@ -11,26 +11,29 @@ class ExportError(RuntimeError):
     """The ONNX model could not be produced or does not match the trained model."""
 
 
-def export_onnx(best_pt: Path, imgsz: int) -> Path:
-    """Export ``best_pt`` to ONNX next to it (offline, on CPU) and return the file."""
+def export_onnx(best_pt: Path, imgsz: int, sample_image: Path | None = None) -> tuple[Path, dict]:
+    """Export ``best_pt`` to ONNX next to it (offline, on CPU), check the file with
+    :func:`check_onnx` against the model the export started from, and return the file and the
+    check's description."""
     from ultralytics import YOLO
 
-    exported = YOLO(str(best_pt)).export(format="onnx", imgsz=imgsz, simplify=True, device="cpu", verbose=False)
+    yolo = YOLO(str(best_pt))  # loaded once: the export works on a copy, the check uses the original
+    exported = yolo.export(format="onnx", imgsz=imgsz, simplify=True, device="cpu", verbose=False)
     path = Path(exported)
     if not path.is_file():
         raise ExportError(f"ONNX export produced no file (expected {path})")
-    return path
+    return path, check_onnx(path, yolo.model, imgsz, sample_image)
 
 
-def check_onnx(onnx_path: Path, best_pt: Path, imgsz: int, sample_image: Path | None = None) -> dict:
-    """Run the ONNX model in onnxruntime on a real image (or noise) and compare it with PyTorch.
+def check_onnx(onnx_path: Path, model, imgsz: int, sample_image: Path | None = None) -> dict:
+    """Run the ONNX model in onnxruntime on one real image (or noise) and compare it with the
+    PyTorch ``model`` it was exported from.
 
     Returns a description of the model's input and output for the model card.
     """
     import onnxruntime as ort
     import torch
     from PIL import Image
-    from ultralytics.nn.tasks import load_checkpoint
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     model_input = session.get_inputs()[0]
@@ -44,7 +47,6 @@ def check_onnx(onnx_path: Path, best_pt: Path, imgsz: int, sample_image: Path | 
     if not np.isfinite(onnx_out).all():
         raise ExportError("The ONNX model produced NaN or infinite values")
 
-    model, _ = load_checkpoint(str(best_pt), device="cpu")
     model = model.float().eval()
     with torch.no_grad():
         torch_out = model(torch.from_numpy(batch))

@@ -90,7 +90,7 @@ def _final_metrics(trainer) -> dict:
 
 def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started: float) -> None:
     """Master only: best.pt -> ONNX (checked by onnxruntime), model card, outputs."""
-    from amc_widgets.training.export import check_onnx, export_onnx
+    from amc_widgets.training.export import export_onnx
 
     paths = plan.paths
     weights = run_dir / "weights"
@@ -103,9 +103,8 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         raise RuntimeError("Training ended without writing a model checkpoint")
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(best, paths.model_dir / "best.pt")
-    onnx = export_onnx(paths.model_dir / "best.pt", plan.params["imgsz"])
-    onnx_info = check_onnx(onnx, paths.model_dir / "best.pt", plan.params["imgsz"],
-                           Path(plan.sample_image) if plan.sample_image else None)
+    _onnx, onnx_info = export_onnx(paths.model_dir / "best.pt", plan.params["imgsz"],
+                                   Path(plan.sample_image) if plan.sample_image else None)
     print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
     state_file = paths.checkpoints / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
