@@ -18,9 +18,10 @@ import posixpath
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 import yaml
 from PIL import Image, UnidentifiedImageError
@@ -149,7 +150,7 @@ class _Tree(ABC):
     def path_of(self, rel: str) -> Path:
         """How reports and callers name ``rel``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op unless the listing holds something open
         """Release what the listing holds open."""
 
     def __enter__(self) -> _Tree:

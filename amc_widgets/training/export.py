@@ -31,21 +31,22 @@ def check_onnx(onnx_path: Path, model, imgsz: int, sample_image: Path | None = N
 
     Returns a description of the model's input and output for the model card.
     """
-    import onnxruntime as ort
     import torch
     from PIL import Image
 
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    model_input = session.get_inputs()[0]
+    from amc_widgets.core.onnx_model import OnnxDetector
+
+    detector = OnnxDetector(onnx_path)
     if sample_image is not None:
         with Image.open(sample_image) as image:
             pixels = np.asarray(image.convert("RGB").resize((imgsz, imgsz)), dtype=np.float32) / 255.0
         batch = np.ascontiguousarray(pixels.transpose(2, 0, 1)[None])
     else:
         batch = np.random.default_rng(0).random((1, 3, imgsz, imgsz), dtype=np.float32)
-    onnx_out = session.run(None, {model_input.name: batch})[0]
-    if not np.isfinite(onnx_out).all():
-        raise ExportError("The ONNX model produced NaN or infinite values")
+    try:
+        onnx_out = detector.run(batch)
+    except ValueError as exc:  # NaN or infinite values
+        raise ExportError(str(exc)) from None
 
     model = model.float().eval()
     with torch.no_grad():
@@ -59,7 +60,7 @@ def check_onnx(onnx_path: Path, model, imgsz: int, sample_image: Path | None = N
         raise ExportError(f"ONNX output differs from PyTorch's by {max_diff:.3g} (relative)")
     return {
         "file": onnx_path.name,
-        "input": {"name": model_input.name, "shape": [int(d) for d in model_input.shape]},
+        "input": {"name": detector.input.name, "shape": [int(d) for d in detector.input.shape]},
         "output_shape": list(onnx_out.shape),
         "max_relative_difference_to_pytorch": max_diff,
     }

@@ -174,7 +174,7 @@ def run(plan: TrainingPlan, stop) -> int:
         if is_master:
             finalize(plan, run_dir, trainer, stopped, started)
         return EXIT_STOPPED if stopped else EXIT_COMPLETED
-    except Exception as exc:  # the failure file must carry the real error
+    except Exception as exc:  # noqa: BLE001 - the failure file must carry the real error
         reason = explain_failure(exc)
         write_failure(plan.paths, reason[:FAILURE_LIMIT] + "\n\n" + traceback.format_exc())
         print(f"Training failed: {reason}", file=sys.stderr, flush=True)
