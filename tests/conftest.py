@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,6 +39,25 @@ def dataset_copy(small_dataset, tmp_path) -> Path:
     dest = tmp_path / "dataset"
     shutil.copytree(small_dataset, dest)
     return dest
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop_process_group(process: subprocess.Popen, timeout: float = 15) -> None:
+    """End a server started with ``start_new_session=True`` and everything in its process group:
+    SIGTERM, then SIGKILL after ``timeout`` seconds."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition", every: float = 0.1):

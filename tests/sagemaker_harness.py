@@ -23,7 +23,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -41,16 +40,11 @@ from moto.sagemaker.models import sagemaker_backends
 from moto.server import ThreadedMotoServer
 
 from amc_widgets.core.container_contract import EXIT_COMPLETED, FAILURE_LIMIT, ML_ROOT_ENV, TRAINING_LOG_GROUP, MLPaths
+from tests.conftest import free_port
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MotoServer:

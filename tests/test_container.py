@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import socket
 import time
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
-from tests.conftest import FAST_TRAINING, make_ml_root, run_container, start_container
+from tests.conftest import FAST_TRAINING, free_port, make_ml_root, run_container, start_container
 
 pytestmark = pytest.mark.slow
 
@@ -145,18 +144,12 @@ def test_sigterm_saves_within_seconds_and_a_restart_resumes(small_dataset, tmp_p
     assert pd.read_csv(root / "output" / "data" / "results.csv")["epoch"].tolist() == [1, 2, 3]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_hosts_train_together_with_cpu_ddp(small_dataset, tmp_path):
     hosts = ["algo-2", "algo-1"]  # SageMaker does not promise an order; the master is the first sorted
     roots = [make_ml_root(tmp_path / host, small_dataset, {**FAST_TRAINING, "epochs": 2},
                           {"current_host": host, "hosts": hosts, "network_interface_name": "lo"})
              for host in ("algo-1", "algo-2")]
-    env = {"AMC_HOST_ADDRESSES": "algo-1=127.0.0.1,algo-2=127.0.0.1", "AMC_MASTER_PORT": str(_free_port())}
+    env = {"AMC_HOST_ADDRESSES": "algo-1=127.0.0.1,algo-2=127.0.0.1", "AMC_MASTER_PORT": str(free_port())}
     processes = [start_container(root, tmp_path / f"{root.name}.log", **env) for root in roots]
     try:
         codes = [p.wait(timeout=600) for p in processes]

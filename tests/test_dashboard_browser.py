@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from amc_widgets.core.demo_dataset import make_demo_dataset
-from tests.conftest import wait_until
+from tests.conftest import free_port, stop_process_group, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -36,12 +34,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 if not Path(CHROMIUM).exists():  # `make test` installs it; say so plainly elsewhere
     pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make test does)", allow_module_level=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Dashboard:
@@ -93,13 +85,7 @@ class Dashboard:
         return (self.home.parent / "voila.log").read_text()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # voila and its kernels: our own process group
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)  # voila, which shuts its kernels down on SIGTERM
         self.log.close()
 
 

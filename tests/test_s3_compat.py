@@ -13,7 +13,7 @@ import pytest
 from amc_widgets.backends.aws_session import AwsCredentials
 from amc_widgets.backends.s3_datasets import MANIFEST, S3DatasetStore, folder_items, zip_items
 from amc_widgets.core.archive import open_safe_zip
-from tests.sagemaker_harness import free_port
+from tests.conftest import free_port
 
 S3RVER = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "s3rver"
 BUCKET = "amc-compat"

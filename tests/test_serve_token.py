@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import signal
 import subprocess
 import sys
 from contextlib import contextmanager
@@ -15,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from amc_widgets.ui.serve import is_loopback, voila_arguments
-from tests.conftest import wait_until
-from tests.sagemaker_harness import free_port
+from tests.conftest import free_port, stop_process_group, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,13 +56,7 @@ def amc_serve(tmp_path: Path, *args: str):
     try:
         yield port, output
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # voila and its kernels: their own process group
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout=20)  # voila and its kernels
     assert "Traceback" not in log.read_text()
 
 

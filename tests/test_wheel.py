@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from amc_widgets.core.demo_dataset import make_demo_dataset
-from tests.conftest import wait_until
+from tests.conftest import free_port, stop_process_group, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_FILES = ("dashboard.ipynb", "README.md")
@@ -115,12 +114,6 @@ def test_the_installed_package_finds_its_files_not_the_checkouts(installed):
     assert found["container"] == [str(installed.python), "-m", "amc_widgets.training"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def port_open(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -143,13 +136,7 @@ def test_amc_serve_from_the_wheel_serves_the_dashboard(installed, tmp_path):
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=180) as response:
             status, page = response.status, response.read().decode()
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)  # voila and its kernel: our own process group
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+        stop_process_group(server)  # voila and its kernel
     served = log_path.read_text()
     assert status == 200, served
     assert "Stored the demo dataset as 'demo-solder'" in served
