@@ -91,11 +91,6 @@ def panel(title: str, *children: w.Widget, css: str = "") -> w.VBox:
     return box
 
 
-def describe_error(exc: Exception) -> str:
-    """One readable line for any exception (the CLI says it the same way)."""
-    return user_message(exc)
-
-
 def guarded(status: w.HTML) -> Callable:
     """Decorator for callbacks: any exception becomes a red message in ``status`` instead of vanishing."""
 
@@ -105,7 +100,7 @@ def guarded(status: w.HTML) -> Callable:
             try:
                 return handler(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - shown to the user
-                status.value = message("error", describe_error(exc))
+                status.value = message("error", user_message(exc))
                 return None
 
         return run

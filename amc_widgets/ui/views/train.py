@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS, HyperparameterError
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.ui.models.dataset import DatasetModel
@@ -16,7 +17,7 @@ from amc_widgets.ui.models.parameters import (
     ParametersModel,
     editor_keys,
 )
-from amc_widgets.ui.views.common import Field, button, describe_error, guarded, message, panel
+from amc_widgets.ui.views.common import Field, button, guarded, message, panel
 
 GROUP_TITLES = {"learning": "Learning rate and optimizer", "loss": "Loss gains", "augmentation": "Augmentation"}
 
@@ -198,7 +199,7 @@ class TrainView:
         try:
             spec = self.params.job_spec(self.dataset.value or "")
         except HyperparameterError as exc:
-            self.start_status.value = message("error", "Fix the marked fields: " + describe_error(exc))
+            self.start_status.value = message("error", "Fix the marked fields: " + user_message(exc))
             return
         self.start_status.value = message("info", "Starting...")
         self.on_start(spec)
