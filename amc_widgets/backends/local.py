@@ -210,6 +210,9 @@ class LocalBackend:
             description = job.load()  # it may have finished between the two reads
             if not description.is_terminal:
                 description = self._mark_lost(job)
+        if description.is_terminal and description.final_metrics is None:  # ended before summaries existed
+            description.final_metrics = job.final_metrics()
+            job.save(description)
         if description.status == IN_PROGRESS and job.stop_marker.exists():
             description.status = STOPPING  # asked to stop; the runner has not said so yet
         description.extra["runner_pid"] = job.runner_pid()
@@ -222,6 +225,7 @@ class LocalBackend:
                                              "(the machine restarted, or it was killed)", status=status)
         description.ended = self.clock()
         description.transitions[-1].end = description.ended
+        description.final_metrics = job.final_metrics()
         if status == FAILED:
             description.failure_reason = description.message
         job.save(description)

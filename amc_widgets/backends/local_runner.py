@@ -161,6 +161,7 @@ def finish(job: JobFiles, status: str, message: str, billable: float | None = No
         description.billable_seconds = int(round(billable))
     if status == FAILED:
         description.failure_reason = message
+    description.final_metrics = job.final_metrics()
     job.save(description)
 
 

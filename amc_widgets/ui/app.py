@@ -11,6 +11,7 @@ import ipywidgets as w
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
+from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
 from amc_widgets.ui.poller import Poller
@@ -51,12 +52,14 @@ class Dashboard:
         self.datasets = DatasetModel(self.connection)
         self.params = ParametersModel(local=True)
         self.board = JobBoard(self.connection.require_backend)
+        self.finished_jobs = JobTable()
 
         self.connection_view = ConnectionView(self.connection)
         self.dataset_view = DatasetView(self.datasets)
         self.train_view = TrainView(self.params, self.datasets, self.start_job)
-        self.jobs_view = JobsView(self.board, downloads_folder, self.datasets.validation_image, self.new_job)
-        self.compare_view = CompareView(self.board)
+        self.jobs_view = JobsView(self.board, self.finished_jobs, downloads_folder, self.datasets.validation_image,
+                                  self.new_job)
+        self.compare_view = CompareView(self.board, self.finished_jobs)
         self.help = w.HTML(help_html())
 
         self.header = w.HTML()

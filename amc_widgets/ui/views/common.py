@@ -6,12 +6,14 @@ import functools
 import html
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
-import plotly.graph_objects as go
 
 from amc_widgets.core.errors import user_message
+
+if TYPE_CHECKING:  # plotly's figure classes take seconds to import: loaded with the first chart
+    import plotly.graph_objects as go
 
 CSS = """
 <style>
@@ -58,6 +60,8 @@ CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToClo
 
 def chart(figure: go.Figure | None = None, **layout: Any) -> go.FigureWidget:
     """A live plotly chart (FigureWidget) with AMC's toolbar settings; nothing leaves the machine."""
+    import plotly.graph_objects as go
+
     widget = go.FigureWidget(figure, layout=layout or None)
     widget._config = CHART_CONFIG  # FigureWidget has no public setter for plotly.js' config
     return widget
