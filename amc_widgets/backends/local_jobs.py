@@ -80,6 +80,23 @@ class JobFiles:
 
     def transition(self, secondary: str, message: str = "", status: str | None = None) -> JobDescription:
         """Close the current secondary status and open ``secondary``."""
+        description = self._next(secondary, message, status)
+        self.save(description)
+        return description
+
+    def end(self, status: str, message: str, failure_reason: str = "",
+            billable_seconds: int | None = None) -> JobDescription:
+        """The job's last state, written once and whole: a reader never sees it ended but half summarised."""
+        description = self._next(status, message, status)
+        description.ended = description.transitions[-1].end = description.transitions[-1].start
+        description.failure_reason = failure_reason
+        if billable_seconds is not None:
+            description.billable_seconds = billable_seconds
+        description.final_metrics = self.final_metrics()
+        self.save(description)
+        return description
+
+    def _next(self, secondary: str, message: str, status: str | None) -> JobDescription:
         description = self.load()
         now = self.clock()
         if description.transitions and description.transitions[-1].end is None:
@@ -88,7 +105,6 @@ class JobFiles:
         description.secondary_status = secondary
         if status is not None:
             description.status = status
-        self.save(description)
         return description
 
     def final_metrics(self) -> dict[str, float]:
