@@ -44,6 +44,14 @@ def test_running_jobs_get_cards_and_finished_ones_rows(view, fake):
     assert fake.calls["logs"] == 0  # nothing of a finished job is read to list it
 
 
+def test_the_no_jobs_note_shows_only_while_there_are_no_jobs(board, view, fake):
+    assert view.cards_box.children == (view.empty,)
+    for name in [n for n in fake.jobs if n.startswith("running")]:
+        fake.finish(name)
+    view.restore()
+    assert view.cards_box.children == () and view.table.matching == 53
+
+
 def test_a_row_opens_a_card_with_its_chart_and_closing_frees_its_widgets(view, board):
     view.restore()
     view.finished._on_message(None, {"open": "done-07"}, [])  # what a click on the row sends

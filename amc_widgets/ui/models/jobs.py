@@ -188,10 +188,16 @@ class JobBoard:
         return cards, [job for job in jobs if job.is_terminal]
 
     def open(self, description: JobDescription) -> JobCard:
-        """A card for a finished job, on demand: its log and charts are read once."""
+        """A card for a finished job, on demand: its log and metrics are read once, here and now, so its
+        view is drawn whole from the start (the poller leaves a settled card alone)."""
         with self._lock:
             card = self._cards.get(description.name)
-        return card or self._add(description)
+        if card is not None:
+            return card
+        card = JobCard(description.name, description, poll_seconds=self.poll_seconds, wall_clock=self.wall_clock)
+        card.poll(self._backend(), self.clock())
+        with self._lock:
+            return self._cards.setdefault(card.name, card)
 
     def remove(self, name: str) -> None:
         """The card is closed: forget it (and its log) until it is opened again."""

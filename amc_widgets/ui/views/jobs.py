@@ -8,6 +8,7 @@ from copy import deepcopy
 from pathlib import Path
 
 import ipywidgets as w
+import pandas as pd
 
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
@@ -21,17 +22,24 @@ LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80"
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
 
 
-def metrics_figure() -> w.DOMWidget:
-    """Losses on the left, precision / recall / mAP on the right, one line per metric."""
+def metrics_figure(frame: pd.DataFrame | None = None) -> w.DOMWidget:
+    """Losses on the left, precision / recall / mAP on the right, one line per metric; drawn from
+    ``frame`` from the start (a chart made after the page is shown gets its first state whole)."""
     from plotly.subplots import make_subplots
+
+    epochs = frame["epoch"].tolist() if frame is not None and not frame.empty else []
+
+    def values(name: str) -> list[float]:
+        return frame[name].tolist() if epochs else []
 
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Precision, recall, mAP"),
                            horizontal_spacing=0.12)
     for name, colour in zip(LOSS_NAMES, LOSS_COLOURS):
-        figure.add_scatter(x=[], y=[], name=name.replace("_loss", ""), mode="lines+markers", row=1, col=1,
-                           line=dict(color=colour, dash="dot" if name.startswith("val") else "solid"))
+        figure.add_scatter(x=epochs, y=values(name), name=name.replace("_loss", ""), mode="lines+markers", row=1,
+                           col=1, line=dict(color=colour, dash="dot" if name.startswith("val") else "solid"))
     for name, colour in zip(QUALITY_NAMES, QUALITY_COLOURS):
-        figure.add_scatter(x=[], y=[], name=name, mode="lines+markers", row=1, col=2, line=dict(color=colour))
+        figure.add_scatter(x=epochs, y=values(name), name=name, mode="lines+markers", row=1, col=2,
+                           line=dict(color=colour))
     figure.update_layout(width=1100, height=280, margin=dict(l=40, r=10, t=30, b=35), template="plotly_white",
                          legend=dict(font=dict(size=11)))
     figure.update_xaxes(title_text="epoch", title_font=dict(size=11))
@@ -58,7 +66,7 @@ class JobCardView:
         self.opened = opened  # a finished job's card opened from the table (else a live card)
         self.title = w.HTML()
         self.details = w.HTML()
-        self.chart = metrics_figure()
+        self.chart = metrics_figure(card.metrics)
         self.log = w.HTML(log_html([]))
         self.log.add_class("amc-job-log")
         self.stop_button = button("Stop", "warning", icon="stop", css="amc-stop-job",
@@ -175,6 +183,7 @@ class JobsView:
                               self.finished.widget, self.opened_box])
         self.new_button.on_click(lambda _b: on_new_job())
         self.refresh_button.on_click(guarded(self.status)(lambda _b: self.restore()))
+        table.observe(lambda _change: self._layout(), "jobs")  # "no jobs yet" only while there are none
 
     def add(self, card: JobCard, opened: bool = False) -> JobCardView:
         """A card: a job started here or found running (live cards), or a finished job opened from the table."""
