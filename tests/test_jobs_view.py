@@ -3,6 +3,10 @@ jobs' table, cards opened from a row and freed when closed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from amc_widgets.core.jobs import COMPLETED
@@ -93,3 +97,18 @@ def test_compare_lists_finished_jobs_and_makes_its_chart_only_when_jobs_are_chos
     compare.jobs.value = ("done-03", "done-04")
     assert [trace.name for trace in compare.chart.data] == ["done-03", "done-04"]
     assert fake.calls["metrics"] == 2
+
+
+def test_the_page_builds_without_plotly_whatever_the_history(tmp_path):
+    """Plotly's figure classes take seconds to import: a page of finished jobs needs none."""
+    from tests.job_history import make_finished_jobs
+
+    make_finished_jobs(tmp_path / "home", "ana", 30)
+    code = ("import sys; from amc_widgets.ui.app import Dashboard; d = Dashboard(); "
+            "assert d.finished_jobs.matching == 30, d.finished_jobs.matching; "
+            "loaded = sorted(m for m in sys.modules if m.startswith('plotly')); "
+            "assert 'plotly.basewidget' not in loaded and 'plotly.graph_objs' not in loaded, loaded; "
+            "d.close()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "AMC_HOME": str(tmp_path / "home"), "AMC_USER": "ana"})
+    assert done.returncode == 0, done.stderr[-2000:]

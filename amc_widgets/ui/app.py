@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import threading
 from pathlib import Path
 
 import ipywidgets as w
@@ -16,7 +17,7 @@ from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
-from amc_widgets.ui.views.common import CSS, message
+from amc_widgets.ui.views.common import CSS, load_chart_classes, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
@@ -70,6 +71,7 @@ class Dashboard:
         self.tabs.add_class("amc-tabs")
         self.widget = w.VBox([w.HTML(CSS), self.header, self.status, self.tabs])
         self.widget.add_class("amc-app")
+        self._charts_loading = False
         self.tabs.observe(self._on_tab, "selected_index")
         self.connection.observe(self._render_header)
         self.connection.observe(self._on_backend, "backend")
@@ -100,6 +102,9 @@ class Dashboard:
     def _on_tab(self, change: dict) -> None:
         if TABS[change["new"]] == "Compare":
             self.compare_view.refresh()
+        if not self._charts_loading:  # the user is on the move: load plotly now, before a chart is needed
+            self._charts_loading = True
+            threading.Thread(target=load_chart_classes, name="amc-load-plotly", daemon=True).start()
 
     def _show_error(self, exc: Exception) -> None:
         self.status.value = message("error", f"Live updates hit a problem: {exc}")

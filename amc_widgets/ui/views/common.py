@@ -59,7 +59,8 @@ CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToClo
 
 
 @functools.cache
-def _chart_class() -> type:
+def load_chart_classes() -> type:
+    """Plotly's FigureWidget (seconds to import: loaded once, when first needed) and AMC's chart class."""
     import plotly.graph_objects as go
 
     class Chart(go.FigureWidget):
@@ -81,7 +82,7 @@ def _chart_class() -> type:
 
 def chart(figure: go.Figure | None = None, **layout: Any) -> go.FigureWidget:
     """A live plotly chart (FigureWidget) with AMC's toolbar settings; nothing leaves the machine."""
-    widget = _chart_class()(figure, layout=layout or None)
+    widget = load_chart_classes()(figure, layout=layout or None)
     widget._config = CHART_CONFIG  # FigureWidget has no public setter for plotly.js' config
     widget._open_deferred = False
     widget.open()
