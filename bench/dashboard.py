@@ -4,17 +4,22 @@
    ``tick <seq> <time.time()>`` at random 0.2-1.5 s intervals; in the page a MutationObserver
    notes Date.now() when each tick first appears in the card's log (the DOM update; the frame is
    painted right after).  Latency = seen - printed, one machine, one clock.  Target: p95 <= 1 s.
-2. CPU with idle cards on the page: the Jupyter kernel's CPU (% of one core, psutil over
-   --window seconds) with (a) finished jobs restored at page load and (b) jobs in progress whose
+2. CPU with an idle page: the Jupyter kernel's CPU (% of one core, psutil over --window
+   seconds) with (a) finished jobs listed at page load and (b) cards of jobs in progress whose
    containers print nothing during the window (one slot per job, so all of them are training).
    Target: kernel <= 10 %.  The Voila server's and chromium renderers' CPU are shown for context.
+3. Page open after weeks of use: the time from asking for the page to its first widget, with 0,
+   30 and 200 finished jobs in the workspace (made by tests/job_history.py in a blink, without
+   training), median of --opens; the ratio 200 / 0 (target <= 1.5, and the first widget <= 5 s),
+   and the kernel's memory with 200 finished jobs.
 
 Each measurement has its own temporary AMC_HOME and Voila server; jobs are started from this
 process with the local backend and a stand-in container written to the temporary folder.
 Everything started here (Voila and its kernel, chromium, job runners and containers) is stopped
 at the end, also on Ctrl-C and errors.
 
-    .venv/bin/python bench/dashboard.py [--samples 100] [--window 30] [--cards 20]
+    .venv/bin/python bench/dashboard.py [--samples 100] [--window 30] [--cards 20] [--opens 3]
+                                        [--only latency|idle|open]
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from amc_widgets.backends.local import LocalBackend  # noqa: E402
 from amc_widgets.backends.local_jobs import JobFiles  # noqa: E402
 from amc_widgets.core.demo_dataset import make_demo_dataset  # noqa: E402
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, TRAINING, JobSpec  # noqa: E402
+from tests.job_history import make_finished_jobs  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -52,6 +58,8 @@ USER = "bench"
 DATASET = "demo-solder"
 LATENCY_TARGET_S = 1.0
 KERNEL_CPU_TARGET = 10.0  # % of one core
+OPEN_TARGET_S = 5.0  # first widget, whatever the history
+OPEN_RATIO_TARGET = 1.5  # first widget with 200 finished jobs / with none
 WARMUP_S = 3.0  # ticks printed this soon after the observer started are not counted
 SETTLE_S = 10.0  # after the cards are drawn: rendering done, the poll backoff at its slowest
 
@@ -306,13 +314,16 @@ def measure_idle(browser: Browser, root: Path, container: Path, cards: int, wind
             workspace.wait_all(lambda job: job.secondary_status == TRAINING, "every job to be training")
         else:
             workspace.wait_all(lambda job: job.status == COMPLETED, "every job to complete")
-        status, log_text = (IN_PROGRESS, "nothing more to say") if running else (COMPLETED, "epoch=20 ")
         with dashboard(browser, workspace, root / "voila.log") as (voila, page):
-            page.wait_for_function(
-                """([n, status, text]) => [...document.querySelectorAll('.amc-card')].filter(card =>
-                       card.querySelector('.amc-status')?.textContent === status
-                       && card.querySelector('.amc-log')?.textContent.includes(text)).length === n""",
-                arg=[cards, status, log_text])
+            if running:
+                page.wait_for_function(
+                    """([n, status, text]) => [...document.querySelectorAll('.amc-card')].filter(card =>
+                           card.querySelector('.amc-status')?.textContent === status
+                           && card.querySelector('.amc-log')?.textContent.includes(text)).length === n""",
+                    arg=[cards, IN_PROGRESS, "nothing more to say"])
+            else:
+                page.wait_for_function("n => document.querySelector('.amc-jt-count')?.textContent === "
+                                       "`${n} finished jobs`", arg=cards)
             kernel = voila.kernel()
             time.sleep(SETTLE_S)
             psutil.cpu_percent()
@@ -320,8 +331,38 @@ def measure_idle(browser: Browser, root: Path, container: Path, cards: int, wind
             usage.append(psutil.cpu_percent())
     finally:
         workspace.stop_jobs()
-    print(f"  {cards} {'quiet running' if running else 'finished'} cards: measured", flush=True)
+    print(f"  {cards} {'quiet running cards' if running else 'finished jobs'}: measured", flush=True)
     return usage
+
+
+def measure_page_open(browser: Browser, root: Path, container: Path, finished: int, opens: int
+                      ) -> tuple[float, float]:
+    """Median seconds from asking for the page to its first widget with ``finished`` ended jobs in the
+    workspace (a new page and kernel each time), and the kernel's resident memory (MiB) meanwhile."""
+    workspace = Workspace(root, container, slots=1)
+    make_finished_jobs(workspace.home, USER, finished, dataset=DATASET)
+    voila = Voila(workspace, root / "voila.log")
+    seconds, memory = [], 0.0
+    try:
+        for _ in range(opens):
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            page.set_default_timeout(180_000)
+            try:
+                start = time.monotonic()
+                page.goto(voila.url)
+                page.wait_for_selector(".amc-app")
+                seconds.append(time.monotonic() - start)
+                if finished:
+                    page.wait_for_function("n => document.querySelector('.amc-jt-count')?.textContent === "
+                                           "`${n} finished jobs`", arg=finished)
+                if not memory:  # the first page's kernel (each page gets its own)
+                    memory = voila.kernel().memory_info().rss / 2**20
+            finally:
+                page.close()
+    finally:
+        voila.stop()
+    print(f"  page open with {finished} finished jobs: {statistics.median(seconds):.2f} s", flush=True)
+    return statistics.median(seconds), memory
 
 
 def verdict(value: float, target: float) -> str:
@@ -333,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=100, help="latency samples to collect (default 100)")
     parser.add_argument("--window", type=float, default=30.0, help="CPU measuring window in seconds (default 30)")
     parser.add_argument("--cards", type=int, default=20, help="idle cards on the page (default 20)")
+    parser.add_argument("--opens", type=int, default=3, help="page opens per workspace size (default 3)")
+    parser.add_argument("--only", choices=("latency", "idle", "open"), help="one measurement only")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         parser.error(f"{CHROMIUM} is missing: apt-get install chromium")
@@ -343,30 +386,46 @@ def main(argv: list[str] | None = None) -> int:
         container = tmp / "container.py"
         container.write_text(CONTAINER)
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        rows = []
         try:
-            print(f"log line -> screen latency, {args.samples} samples...", flush=True)
-            latencies, latency_machine = measure_latency(browser, tmp / "latency", container, args.samples)
-            print(f"CPU with {args.cards} idle cards, {args.window:g} s windows...", flush=True)
-            finished = measure_idle(browser, tmp / "finished", container, args.cards, args.window, running=False)
-            quiet = measure_idle(browser, tmp / "quiet", container, args.cards, args.window, running=True)
+            if args.only in (None, "latency"):
+                print(f"log line -> screen latency, {args.samples} samples...", flush=True)
+                latencies, machine = measure_latency(browser, tmp / "latency", container, args.samples)
+                rows += [
+                    ("log -> screen latency p50", f"{statistics.median(latencies):.3f} s", "", ""),
+                    ("log -> screen latency p95", f"{percentile(latencies, 0.95):.3f} s",
+                     f"<= {LATENCY_TARGET_S:g} s", verdict(percentile(latencies, 0.95), LATENCY_TARGET_S)),
+                    ("log -> screen latency max", f"{max(latencies):.3f} s", "", ""),
+                    ("  whole machine busy meanwhile", f"{machine:.0f} %", "", ""),
+                ]
+            if args.only in (None, "idle"):
+                print(f"CPU with {args.cards} finished jobs, then {args.cards} idle cards, {args.window:g} s "
+                      "windows...", flush=True)
+                for label, running in ((f"{args.cards} finished jobs", False),
+                                       (f"{args.cards} quiet running cards", True)):
+                    kernel, server, renderers, machine = measure_idle(
+                        browser, tmp / label.replace(" ", "-"), container, args.cards, args.window, running)
+                    rows += [(f"kernel CPU, {label}", f"{kernel:.1f} %", f"<= {KERNEL_CPU_TARGET:g} %",
+                              verdict(kernel, KERNEL_CPU_TARGET)),
+                             (f"  voila server CPU, {label}", f"{server:.1f} %", "", ""),
+                             (f"  chromium renderer CPU, {label}", f"{renderers:.1f} %", "", ""),
+                             (f"  whole machine busy, {label}", f"{machine:.0f} %", "", "")]
+            if args.only in (None, "open"):
+                print(f"page open with 0, 30 and 200 finished jobs, median of {args.opens}...", flush=True)
+                opened = {count: measure_page_open(browser, tmp / f"open-{count}", container, count, args.opens)
+                          for count in (0, 30, 200)}
+                for count, (seconds, _memory) in opened.items():
+                    rows.append((f"first widget, {count} finished jobs", f"{seconds:.2f} s",
+                                 f"<= {OPEN_TARGET_S:g} s", verdict(seconds, OPEN_TARGET_S)))
+                ratio = opened[200][0] / opened[0][0]
+                rows += [("first widget, 200 / 0 finished jobs", f"{ratio:.2f}", f"<= {OPEN_RATIO_TARGET:g}",
+                          verdict(ratio, OPEN_RATIO_TARGET)),
+                         ("  kernel memory, 200 finished jobs", f"{opened[200][1]:.0f} MiB",
+                          f"(0 jobs: {opened[0][1]:.0f} MiB)", "")]
         finally:
             with contextlib.suppress(Exception):  # after Ctrl-C chromium may be gone already
                 browser.close()
 
-    rows = [
-        ("log -> screen latency p50", f"{statistics.median(latencies):.3f} s", "", ""),
-        ("log -> screen latency p95", f"{percentile(latencies, 0.95):.3f} s", f"<= {LATENCY_TARGET_S:g} s",
-         verdict(percentile(latencies, 0.95), LATENCY_TARGET_S)),
-        ("log -> screen latency max", f"{max(latencies):.3f} s", "", ""),
-        ("  whole machine busy meanwhile", f"{latency_machine:.0f} %", "", ""),
-    ]
-    for label, (kernel, server, renderers, machine) in ((f"{args.cards} finished cards", finished),
-                                                        (f"{args.cards} quiet running cards", quiet)):
-        rows += [(f"kernel CPU, {label}", f"{kernel:.1f} %", f"<= {KERNEL_CPU_TARGET:g} %",
-                  verdict(kernel, KERNEL_CPU_TARGET)),
-                 (f"  voila server CPU, {label}", f"{server:.1f} %", "", ""),
-                 (f"  chromium renderer CPU, {label}", f"{renderers:.1f} %", "", ""),
-                 (f"  whole machine busy, {label}", f"{machine:.0f} %", "", "")]
     widths = [max(len(row[i]) for row in [("measurement", "value", "target", "result"), *rows]) for i in range(4)]
     print()
     for row in [("measurement", "value", "target", "result"), *rows]:

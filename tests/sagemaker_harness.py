@@ -108,6 +108,7 @@ class SageMakerEmulator:
         self.images = dict(images)
         self.requests: dict[str, dict] = {}  # job name -> the CreateTrainingJob body as sent
         self.exit_codes: dict[str, list[int]] = {}  # job name -> the container's exit code per attempt
+        self.final_metrics: dict[str, dict[str, float]] = {}  # job -> last value of each MetricDefinition
         self.stop_requests: set[str] = set()
         self.interrupt_after_epoch: dict[str, int] = {}  # job -> epoch after which the spot instance "vanishes"
         self.processes: dict[str, subprocess.Popen] = {}
@@ -235,6 +236,7 @@ class SageMakerEmulator:
             self._claimed.add(name)
             job.secondary_status_transitions = []
             job.training_start_time = job.training_end_time = None
+            job.final_metric_data_list = []  # moto's stand-in "train:progress"
         transitions = job.secondary_status_transitions
         if transitions and "EndTime" not in transitions[-1]:
             transitions[-1]["EndTime"] = now
@@ -286,6 +288,9 @@ class SageMakerEmulator:
     def _stream_output(self, name: str, process: subprocess.Popen, stream: str, root: Path, job: dict) -> None:
         """Copy the container's lines into CloudWatch; sync checkpoints after each epoch."""
         self.logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
+        definitions = [(d["Name"], re.compile(d["Regex"]))
+                       for d in job["AlgorithmSpecification"].get("MetricDefinitions", [])]
+        final = self.final_metrics.setdefault(name, {})
         epochs = 0
         for raw in process.stdout:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
@@ -293,6 +298,10 @@ class SageMakerEmulator:
                 continue  # CloudWatch takes no empty events
             self.logs.put_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream,
                                      logEvents=[{"timestamp": int(time.time() * 1000), "message": line}])
+            for metric, regex in definitions:  # what SageMaker does with MetricDefinitions
+                found = regex.search(line)
+                if found:
+                    final[metric] = float(found.group(1))
             if line.startswith("[amc-metrics]"):
                 epochs += 1
                 if job.get("CheckpointConfig"):
@@ -363,7 +372,9 @@ class SageMakerEmulator:
                     self.s3.upload_file(str(packed), bucket, f"{prefix}/{archive}", Config=IN_THIS_THREAD)
         seconds = int(time.time() - started) + 1
         times = {"training_end_time": _now(), "training_time_in_seconds": seconds,
-                 "billable_time_in_seconds": max(1, seconds // 3) if job.get("EnableManagedSpotTraining") else seconds}
+                 "billable_time_in_seconds": max(1, seconds // 3) if job.get("EnableManagedSpotTraining") else seconds,
+                 "final_metric_data_list": [{"MetricName": metric, "Value": value, "Timestamp": _now()}
+                                            for metric, value in self.final_metrics.get(name, {}).items()]}
         if name in self.stop_requests:
             self._set(name, "Stopped", "Stopped", "Training job stopped", **times)
         elif code == EXIT_COMPLETED:

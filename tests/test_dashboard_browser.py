@@ -166,6 +166,11 @@ def job_names(page) -> list[str]:
     return [c.split("amc-job-")[1].split()[0] for c in classes]
 
 
+def table_names(page) -> list[str]:
+    """The jobs on the finished jobs' table's page, top to bottom."""
+    return page.locator(".amc-jt-row").evaluate_all("rows => rows.map(r => r.dataset.job)")
+
+
 def chart_points(card) -> int:
     """Points drawn on the card's first chart line (one per epoch reached)."""
     return card.locator(".js-plotly-plot .scatterlayer .trace").first.locator("path.point").count()
@@ -256,13 +261,15 @@ def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
     page.wait_for_selector(f".amc-job-{first} .amc-download-info :text('no ONNX model')")
     shot(page, "05-stopped-and-completed")
 
-    # a reload finds both cards again, with their logs and charts
+    # a reload lists both in the finished jobs' table; a row opens the card, with its log and chart
     page.reload()
     page.wait_for_selector(".amc-app")
     tab(page, "Jobs")
-    page.wait_for_selector(".amc-card")
-    assert set(job_names(page)) == {first, second}
-    assert card_by_name(page, second).locator(".amc-status").inner_text() == "Stopped"
+    page.wait_for_selector(".amc-jt-row")
+    assert set(table_names(page)) == {first, second} and job_names(page) == []
+    assert page.locator(f".amc-jt-row[data-job='{second}'] .amc-jt-status").inner_text() == "Stopped"
+    page.locator(f".amc-jt-row[data-job='{first}']").click()
+    page.wait_for_selector(f".amc-job-{first}")
     wait_until(lambda: "epoch=30 " in card_by_name(page, first).locator(".amc-log").inner_text(), 30, "the log")
     wait_until(lambda: chart_points(card_by_name(page, first)) >= 30, 30, "the restored chart")
     shot(page, "06-after-reload")
@@ -501,3 +508,47 @@ def test_open_page_keeps_working_past_the_cull_timeout(pages, tmp_path):
         if name:
             stop_job_and_wait(dashboard, name)
         dashboard.stop()
+
+
+@pytest.fixture()
+def history_dashboard(tmp_path):
+    """50 finished jobs in the workspace, made without training."""
+    from tests.job_history import make_finished_jobs
+
+    home = tmp_path / "home"
+    names = make_finished_jobs(home, USER, 50)
+    dashboard = Dashboard(home, {})
+    try:
+        yield dashboard, names
+    finally:
+        dashboard.stop()
+
+
+def test_fifty_finished_jobs_are_a_table_whose_rows_open_cards(pages, history_dashboard):
+    dashboard, names = history_dashboard
+    page = pages(dashboard)
+    tab(page, "Jobs")
+    page.wait_for_selector(".amc-jt-row")
+    assert page.locator(".amc-jt-count").inner_text() == "50 finished jobs"
+    assert table_names(page) == names[::-1][:15] and job_names(page) == []  # newest first, no card at load
+    assert page.locator(".js-plotly-plot").count() == 0
+    page.locator(".amc-jt-next").click()
+    wait_until(lambda: table_names(page) == names[::-1][15:30], 10, "the second page")
+    page.locator(".amc-jt th", has_text="mAP50-95").click()  # sorted by quality, best first
+    wait_until(lambda: page.locator(".amc-jt th.amc-jt-sorted").inner_text().startswith("mAP50-95"), 10, "the sort")
+    shown = [float(v) if v != "-" else -1 for v in page.locator(".amc-jt-row .amc-jt-map").all_inner_texts()]
+    assert shown == sorted(shown, reverse=True) and len(shown) == 15
+    page.locator(".amc-jt-filter").fill("yolov5s")
+    wait_until(lambda: all("yolov5s" in n for n in table_names(page)) and table_names(page), 10, "the filter")
+
+    name = table_names(page)[0]
+    page.locator(f".amc-jt-row[data-job='{name}']").click()
+    card = card_by_name(page, name)
+    card.wait_for()
+    wait_until(lambda: chart_points(card) > 0, 30, "the opened card's chart")
+    expect(page.locator(f".amc-jt-row[data-job='{name}']")).to_have_class(re.compile("amc-jt-open"))
+    shot(page, "19-finished-jobs-table")
+    card.locator("button.amc-close-job").click()
+    expect(card).to_have_count(0)
+    assert page.locator(".js-plotly-plot").count() == 0  # its chart went with it
+    shot(page, "19-card-closed")

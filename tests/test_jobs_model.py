@@ -185,20 +185,41 @@ def test_log_error_loses_no_lines(board, fake, clock):
     assert list(card.log) == ["a", "b"] and card.log_lines_total == 2
 
 
-def test_restore_adds_only_jobs_not_on_the_board(board, fake):
+def test_restore_cards_only_running_jobs_not_on_the_board_and_lists_finished_ones(board, fake):
     mine = board.start(SPEC)
     fake.add_job("elsewhere-old", created=0.5)
-    fake.add_job("elsewhere-new", created=50.0, status=COMPLETED)
-    restored = board.restore()
+    fake.add_job("elsewhere-new", created=50.0)
+    fake.add_job("done", created=40.0, status=COMPLETED)
+    restored, finished = board.restore()
     assert sorted(card.name for card in restored) == ["elsewhere-new", "elsewhere-old"]
+    assert [job.name for job in finished] == ["done"]
     assert board.card(mine.name) is mine
     assert [card.name for card in board.cards()] == ["elsewhere-new", mine.name, "elsewhere-old"]
-    assert board.restore() == []
+    assert board.restore()[0] == []
+    assert fake.calls["logs"] == 0 and fake.calls["metrics"] == 0  # listing reads no log
+
+
+def test_a_finished_job_opened_on_demand_reads_its_log_once_and_is_forgotten_when_closed(board, fake, clock):
+    fake.add_job("done", created=1.0, status=COMPLETED)
+    fake.logs["done"] += [format_metrics_line({"epoch": 1, "epochs": 1, "mAP50": 0.5}), "bye"]
+    (_, (done,)) = board.restore()
+    card = board.open(done)
+    assert board.open(done) is card  # opened twice: one card
+    board.poll_due()
+    assert card.settled and list(card.log)[-1] == "bye" and card.epoch_text() == "1 / 1"
+    clock.now += 3600
+    assert board.poll_due() == [] and fake.calls["logs"] == 1  # settled: never read again
+    board.remove("done")
+    assert board.cards() == []
+    before = fake.calls["metrics"]
+    assert board.metrics_of("done")["mAP50"].tolist() == [0.5]  # compared without a card: read once, kept
+    board.metrics_of("done")
+    assert fake.calls["metrics"] == before + 1
 
 
 def test_card_header_describes_the_job(board, fake):
     fake.add_job("remote", created=1000.0 - 3725, instance_type="ml.g4dn.12xlarge", instance_count=2, spot=True)
-    card, = board.restore()
+    (card,), _finished = board.restore()
     header = card.header()
     assert header["Instance"] == "2 x ml.g4dn.12xlarge (spot)"
     assert header["Duration"] == "1:02:05"  # wall clock 1000, created 3725 s before
@@ -255,7 +276,7 @@ def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
     card = board.start(SPEC)
     fake.finish(card.name)
     board.poll_due()
-    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None)
+    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None, on_close=lambda name: None)
     assert view.progress.layout.display == "none" and not view.download_button.disabled
     seen = []
     card.download.observe(lambda change: seen.append((view.progress.value, view.download_button.disabled)),
@@ -270,7 +291,10 @@ def test_compare_series_takes_jobs_that_reached_an_epoch(board, fake):
     with_metrics, without = board.start(SPEC), board.start(SPEC)
     fake.logs[with_metrics.name] += [format_metrics_line({"epoch": e, "epochs": 2, "mAP50": e / 4}) for e in (1, 2)]
     board.poll_due()
-    assert compare_series([with_metrics, without], "mAP50") == {with_metrics.name: ([1, 2], [0.25, 0.5])}
+    before = fake.calls["metrics"]
+    metrics = {card.name: board.metrics_of(card.name) for card in (with_metrics, without)}
+    assert compare_series(metrics, "mAP50") == {with_metrics.name: ([1, 2], [0.25, 0.5])}
+    assert fake.calls["metrics"] == before  # running jobs' metrics come from their cards
 
 
 # --- poller -----------------------------------------------------------------------------------

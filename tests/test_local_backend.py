@@ -106,7 +106,11 @@ def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
     assert [t.status for t in done.transitions] == ["Starting", "Downloading", "Training", "Uploading", "Completed"]
     assert all(t.end is not None for t in done.transitions)
     assert done.billable_seconds is not None and done.duration() >= 0.9
-    assert backend.read_metrics(job.name)["epoch"].tolist() == [1, 2, 3]
+    metrics = backend.read_metrics(job.name)
+    assert metrics["epoch"].tolist() == [1, 2, 3]
+    # the summary kept when it ended: what listings show, without reading the log again
+    assert done.final_metrics["epoch"] == 3 and done.final_metrics["mAP50-95"] == metrics["mAP50-95"].iloc[-1]
+    assert "epochs" not in done.final_metrics
     (output,) = backend.list_outputs()
     assert output.job_name == job.name and set(output.files) == {"model.tar.gz", "output.tar.gz"}
     assert Path(output.location) == backend.home / "users" / "ana" / "training-jobs" / job.name / "output"
@@ -114,6 +118,11 @@ def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
     state = backend.jobs_folder / job.name / "state.json"
     state.write_text(json.dumps({**json.loads(state.read_text()), "model_artifact": "/old/model.tar.gz"}))
     assert backend.describe_job(job.name) == done
+    # one that ended before summaries existed gets its summary once, from its log
+    older = {key: value for key, value in json.loads(state.read_text()).items() if key != "final_metrics"}
+    state.write_text(json.dumps(older))
+    assert backend.describe_job(job.name) == done
+    assert json.loads(state.read_text())["final_metrics"] == done.final_metrics
 
 
 def test_logs_from_a_cursor_have_no_gaps_or_duplicates(backend, monkeypatch):

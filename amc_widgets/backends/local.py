@@ -210,6 +210,9 @@ class LocalBackend:
             description = job.load()  # it may have finished between the two reads
             if not description.is_terminal:
                 description = self._mark_lost(job)
+        if description.is_terminal and description.final_metrics is None:  # ended before summaries existed
+            description.final_metrics = job.final_metrics()
+            job.save(description)
         if description.status == IN_PROGRESS and job.stop_marker.exists():
             description.status = STOPPING  # asked to stop; the runner has not said so yet
         description.extra["runner_pid"] = job.runner_pid()
@@ -218,14 +221,8 @@ class LocalBackend:
     def _mark_lost(self, job: JobFiles) -> JobDescription:
         kill_processes(job.processes)  # what the runner left behind must not train on unwatched
         status = STOPPED if job.stop_marker.exists() else FAILED
-        description = job.transition(status, "The job's process ended without finishing it "
-                                             "(the machine restarted, or it was killed)", status=status)
-        description.ended = self.clock()
-        description.transitions[-1].end = description.ended
-        if status == FAILED:
-            description.failure_reason = description.message
-        job.save(description)
-        return description
+        message = "The job's process ended without finishing it (the machine restarted, or it was killed)"
+        return job.end(status, message, failure_reason=message if status == FAILED else "")
 
     def list_jobs(self) -> list[JobDescription]:
         if not self.jobs_folder.is_dir():

@@ -17,6 +17,7 @@ from typing import Any
 
 from amc_widgets.core.container_contract import ML_ROOT_ENV
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
+from amc_widgets.core.metrics import final_metrics, parse_metrics
 from amc_widgets.core.processes import processes_with_environment
 
 
@@ -79,6 +80,23 @@ class JobFiles:
 
     def transition(self, secondary: str, message: str = "", status: str | None = None) -> JobDescription:
         """Close the current secondary status and open ``secondary``."""
+        description = self._next(secondary, message, status)
+        self.save(description)
+        return description
+
+    def end(self, status: str, message: str, failure_reason: str = "",
+            billable_seconds: int | None = None) -> JobDescription:
+        """The job's last state, written once and whole: a reader never sees it ended but half summarised."""
+        description = self._next(status, message, status)
+        description.ended = description.transitions[-1].end = description.transitions[-1].start
+        description.failure_reason = failure_reason
+        if billable_seconds is not None:
+            description.billable_seconds = billable_seconds
+        description.final_metrics = self.final_metrics()
+        self.save(description)
+        return description
+
+    def _next(self, secondary: str, message: str, status: str | None) -> JobDescription:
         description = self.load()
         now = self.clock()
         if description.transitions and description.transitions[-1].end is None:
@@ -87,8 +105,12 @@ class JobFiles:
         description.secondary_status = secondary
         if status is not None:
             description.status = status
-        self.save(description)
         return description
+
+    def final_metrics(self) -> dict[str, float]:
+        """The last value of each metric in the log (read once, when the job ends)."""
+        with open(self.log, encoding="utf-8", errors="replace") as handle:
+            return final_metrics(parse_metrics(handle))
 
     runner_pid_file = property(lambda self: self.folder / "runner.pid")
 

@@ -153,15 +153,9 @@ def run_job(job: JobFiles) -> None:
 
 
 def finish(job: JobFiles, status: str, message: str, billable: float | None = None) -> None:
-    description = job.transition(status, message if status != FAILED else "Training job failed", status=status)
-    now = job.clock()
-    description.transitions[-1].end = now
-    description.ended = now
-    if billable is not None:
-        description.billable_seconds = int(round(billable))
-    if status == FAILED:
-        description.failure_reason = message
-    job.save(description)
+    job.end(status, message if status != FAILED else "Training job failed",
+            failure_reason=message if status == FAILED else "",
+            billable_seconds=int(round(billable)) if billable is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -297,6 +297,8 @@ class SageMakerBackend:
             else None,
             failure_reason=raw.get("FailureReason", ""), transitions=transitions,
             spot=bool(raw.get("EnableManagedSpotTraining")), billable_seconds=billable,
+            final_metrics=({m["MetricName"]: float(m["Value"]) for m in raw.get("FinalMetricDataList", [])}
+                           if raw["TrainingJobStatus"] in ("Completed", "Failed", "Stopped") else None),
             extra=extra,
         )
 

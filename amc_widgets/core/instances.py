@@ -133,3 +133,12 @@ def estimate_cost(instance: InstanceType | str, instance_count: int, hours: floa
     return CostEstimate(instance_name=spec.name, instance_count=instance_count, hours=hours,
                         on_demand=on_demand, spot=on_demand * (1 - spot_discount) if spot else None,
                         spot_discount=spot_discount)
+
+
+def job_cost(instance_type: str, instance_count: int, billable_seconds: int | None) -> float | None:
+    """What an ended job cost at list price: billable seconds x instances x hourly price (SageMaker bills
+    each instance for the billable time). None on this machine, for an unknown type or no billable time."""
+    spec = CATALOG.get(instance_type)
+    if spec is None or billable_seconds is None:
+        return None
+    return spec.price_per_hour * instance_count * billable_seconds / 3600

@@ -71,6 +71,9 @@ class JobDescription:
     transitions: list[StatusTransition] = field(default_factory=list)
     spot: bool = False
     billable_seconds: int | None = None
+    # the last value of each metric of the metrics line, kept once the job ended (SageMaker's
+    # FinalMetricDataList); None: not summarised yet. Listings read it instead of the log.
+    final_metrics: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -85,6 +88,14 @@ class JobDescription:
     @property
     def message(self) -> str:
         return self.transitions[-1].message if self.transitions else ""
+
+    @property
+    def model(self) -> str:
+        return self.hyperparameters.get("model", "")
+
+    def final_metric(self, name: str) -> float | None:
+        """The job's last value of metric ``name``, when it has one."""
+        return (self.final_metrics or {}).get(name)
 
 
 def _slug(text: str, limit: int) -> str:

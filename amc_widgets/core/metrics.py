@@ -94,3 +94,14 @@ def parse_metrics(lines: Iterable[str]) -> pd.DataFrame:
     if frame["epoch"].duplicated().any():
         frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")
     return frame.reset_index(drop=True)
+
+
+def final_metrics(frame: pd.DataFrame) -> dict[str, float]:
+    """The last finite value of each metric (SageMaker's FinalMetricDataList keeps the same)."""
+    final = {}
+    for name in METRIC_NAMES:
+        if name != "epochs" and name in frame:
+            values = frame[name].dropna()
+            if not values.empty:
+                final[name] = float(values.iloc[-1])
+    return final

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import os
+import threading
 from pathlib import Path
 
 import ipywidgets as w
@@ -11,11 +12,12 @@ import ipywidgets as w
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
+from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
-from amc_widgets.ui.views.common import CSS, message
+from amc_widgets.ui.views.common import CSS, load_chart_classes, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
@@ -51,12 +53,14 @@ class Dashboard:
         self.datasets = DatasetModel(self.connection)
         self.params = ParametersModel(local=True)
         self.board = JobBoard(self.connection.require_backend)
+        self.finished_jobs = JobTable()
 
         self.connection_view = ConnectionView(self.connection)
         self.dataset_view = DatasetView(self.datasets)
         self.train_view = TrainView(self.params, self.datasets, self.start_job)
-        self.jobs_view = JobsView(self.board, downloads_folder, self.datasets.validation_image, self.new_job)
-        self.compare_view = CompareView(self.board)
+        self.jobs_view = JobsView(self.board, self.finished_jobs, downloads_folder, self.datasets.validation_image,
+                                  self.new_job)
+        self.compare_view = CompareView(self.board, self.finished_jobs)
         self.help = w.HTML(help_html())
 
         self.header = w.HTML()
@@ -67,6 +71,7 @@ class Dashboard:
         self.tabs.add_class("amc-tabs")
         self.widget = w.VBox([w.HTML(CSS), self.header, self.status, self.tabs])
         self.widget.add_class("amc-app")
+        self._charts_loading = False
         self.tabs.observe(self._on_tab, "selected_index")
         self.connection.observe(self._render_header)
         self.connection.observe(self._on_backend, "backend")
@@ -97,6 +102,9 @@ class Dashboard:
     def _on_tab(self, change: dict) -> None:
         if TABS[change["new"]] == "Compare":
             self.compare_view.refresh()
+        if not self._charts_loading:  # the user is on the move: load plotly now, before a chart is needed
+            self._charts_loading = True
+            threading.Thread(target=load_chart_classes, name="amc-load-plotly", daemon=True).start()
 
     def _show_error(self, exc: Exception) -> None:
         self.status.value = message("error", f"Live updates hit a problem: {exc}")

@@ -148,6 +148,7 @@ class JobBoard:
         self.wall_clock = wall_clock
         self._poll_seconds = poll_seconds
         self._cards: dict[str, JobCard] = {}
+        self._metrics: dict[str, pd.DataFrame] = {}  # finished jobs compared without a card
         self._lock = threading.Lock()
         self.wakeup = threading.Event()  # set when a card needs a poll sooner than planned
 
@@ -177,15 +178,46 @@ class JobBoard:
         """Start a job on the backend and add its card (it is polled at once)."""
         return self._add(self._backend().start_job(spec))
 
-    def restore(self) -> list[JobCard]:
-        """Cards for the backend's jobs not on the page yet (after a reload, or started elsewhere)."""
+    def restore(self) -> tuple[list[JobCard], list[JobDescription]]:
+        """After a reload, or for jobs started elsewhere: cards for the jobs in progress not on the page
+        yet, and every finished job (for the table: their summaries, nothing of theirs is read)."""
         with self._lock:
             known = set(self._cards)
-        return [self._add(job) for job in reversed(self._backend().list_jobs()) if job.name not in known]
+        jobs = self._backend().list_jobs()
+        cards = [self._add(job) for job in reversed(jobs) if not job.is_terminal and job.name not in known]
+        return cards, [job for job in jobs if job.is_terminal]
+
+    def open(self, description: JobDescription) -> JobCard:
+        """A card for a finished job, on demand: its log and metrics are read once, here and now, so its
+        view is drawn whole from the start (the poller leaves a settled card alone)."""
+        with self._lock:
+            card = self._cards.get(description.name)
+        if card is not None:
+            return card
+        card = JobCard(description.name, description, poll_seconds=self.poll_seconds, wall_clock=self.wall_clock)
+        card.poll(self._backend(), self.clock())
+        with self._lock:
+            return self._cards.setdefault(card.name, card)
+
+    def remove(self, name: str) -> None:
+        """The card is closed: forget it (and its log) until it is opened again."""
+        with self._lock:
+            self._cards.pop(name, None)
+
+    def metrics_of(self, name: str) -> pd.DataFrame:
+        """A job's metrics per epoch: its card's, or read once for a finished job without a card."""
+        with self._lock:
+            card = self._cards.get(name)
+        if card is not None and (not card.metrics.empty or not card.settled):
+            return card.metrics
+        if name not in self._metrics:
+            self._metrics[name] = self._backend().read_metrics(name)
+        return self._metrics[name]
 
     def clear(self) -> None:
         with self._lock:
             self._cards.clear()
+            self._metrics.clear()
 
     def stop(self, name: str) -> None:
         card = self.card(name)
@@ -256,11 +288,10 @@ class JobBoard:
             return DownloadResult(folder=folder, onnx=onnx, files=sorted(p for p in folder.rglob("*") if p.is_file()))
 
 
-def compare_series(cards: list[JobCard], metric: str) -> dict[str, tuple[list[int], list[float]]]:
+def compare_series(metrics: dict[str, pd.DataFrame], metric: str) -> dict[str, tuple[list[int], list[float]]]:
     """Job name -> (epochs, values) of one metric, for the jobs that have reached an epoch."""
     series = {}
-    for card in cards:
-        if not card.metrics.empty and metric in card.metrics:
-            series[card.name] = (card.metrics["epoch"].astype(int).tolist(),
-                                 card.metrics[metric].astype(float).tolist())
+    for name, frame in metrics.items():
+        if not frame.empty and metric in frame:
+            series[name] = (frame["epoch"].astype(int).tolist(), frame[metric].astype(float).tolist())
     return series

@@ -6,12 +6,14 @@ import functools
 import html
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
-import plotly.graph_objects as go
 
 from amc_widgets.core.errors import user_message
+
+if TYPE_CHECKING:  # plotly's figure classes take seconds to import: loaded with the first chart
+    import plotly.graph_objects as go
 
 CSS = """
 <style>
@@ -56,10 +58,34 @@ CSS = """
 CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"]}
 
 
+@functools.cache
+def load_chart_classes() -> type:
+    """Plotly's FigureWidget (seconds to import: loaded once, when first needed) and AMC's chart class."""
+    import plotly.graph_objects as go
+
+    class Chart(go.FigureWidget):
+        """A FigureWidget that reaches the page with its whole first state.
+
+        FigureWidget sets its data, layout and toolbar after ipywidgets has opened the widget's comm, as
+        updates; a chart made after the page is shown loses them (the page builds the chart's model
+        asynchronously and drops what arrives meanwhile), and shows empty axes. This one opens its comm
+        once everything is set (:func:`chart`), so the state arrives in the opening message."""
+
+        _open_deferred = True
+
+        def open(self) -> None:
+            if not self._open_deferred:
+                super().open()
+
+    return Chart
+
+
 def chart(figure: go.Figure | None = None, **layout: Any) -> go.FigureWidget:
     """A live plotly chart (FigureWidget) with AMC's toolbar settings; nothing leaves the machine."""
-    widget = go.FigureWidget(figure, layout=layout or None)
+    widget = load_chart_classes()(figure, layout=layout or None)
     widget._config = CHART_CONFIG  # FigureWidget has no public setter for plotly.js' config
+    widget._open_deferred = False
+    widget.open()
     return widget
 
 

@@ -7,7 +7,6 @@ import contextlib
 import html
 
 import ipywidgets as w
-import plotly.graph_objects as go
 
 from amc_widgets.core.dataset_check import DatasetReport
 from amc_widgets.core.text import human_bytes
@@ -35,7 +34,7 @@ def report_html(report: DatasetReport) -> str:
                f'style="color:#92400e">{warnings}</ul>' if warnings else ""))
 
 
-def histogram_figure(names: list[str], counts: list[int]) -> go.FigureWidget:
+def histogram_figure(names: list[str], counts: list[int]) -> w.DOMWidget:
     """Labelled objects per class, as bars."""
     figure = chart(title="Objects per class", width=520, height=260, template="plotly_white",
                    margin=dict(l=40, r=10, t=40, b=40))

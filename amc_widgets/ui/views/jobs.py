@@ -8,27 +8,38 @@ from copy import deepcopy
 from pathlib import Path
 
 import ipywidgets as w
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+import pandas as pd
 
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
 from amc_widgets.core.text import log_html
+from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
+from amc_widgets.ui.views.job_table import FinishedJobsView
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
 
 
-def metrics_figure() -> go.FigureWidget:
-    """Losses on the left, precision / recall / mAP on the right, one line per metric."""
+def metrics_figure(frame: pd.DataFrame | None = None) -> w.DOMWidget:
+    """Losses on the left, precision / recall / mAP on the right, one line per metric; drawn from
+    ``frame`` from the start (a chart made after the page is shown gets its first state whole)."""
+    from plotly.subplots import make_subplots
+
+    epochs = frame["epoch"].tolist() if frame is not None and not frame.empty else []
+
+    def values(name: str) -> list[float]:
+        return frame[name].tolist() if epochs else []
+
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Losses", "Precision, recall, mAP"),
                            horizontal_spacing=0.12)
     for name, colour in zip(LOSS_NAMES, LOSS_COLOURS):
-        figure.add_scatter(x=[], y=[], name=name.replace("_loss", ""), mode="lines+markers", row=1, col=1,
-                           line=dict(color=colour, dash="dot" if name.startswith("val") else "solid"))
+        figure.add_scatter(x=epochs, y=values(name), name=name.replace("_loss", ""), mode="lines+markers", row=1,
+                           col=1, line=dict(color=colour, dash="dot" if name.startswith("val") else "solid"))
     for name, colour in zip(QUALITY_NAMES, QUALITY_COLOURS):
-        figure.add_scatter(x=[], y=[], name=name, mode="lines+markers", row=1, col=2, line=dict(color=colour))
+        figure.add_scatter(x=epochs, y=values(name), name=name, mode="lines+markers", row=1, col=2,
+                           line=dict(color=colour))
     figure.update_layout(width=1100, height=280, margin=dict(l=40, r=10, t=30, b=35), template="plotly_white",
                          legend=dict(font=dict(size=11)))
     figure.update_xaxes(title_text="epoch", title_font=dict(size=11))
@@ -36,7 +47,7 @@ def metrics_figure() -> go.FigureWidget:
     return chart(figure)
 
 
-def sync_widget_state(figure: go.FigureWidget) -> None:
+def sync_widget_state(figure: w.DOMWidget) -> None:
     """Copy the figure's data into its synced widget state, as plotly does when a figure is displayed.
 
     Trace updates travel as one-off messages that only front-end models alive at that moment apply;
@@ -49,16 +60,20 @@ def sync_widget_state(figure: go.FigureWidget) -> None:
 class JobCardView:
     """One card; :meth:`update` redraws only what a poll changed."""
 
-    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None]):
+    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None],
+                 on_close: Callable[[str], None], opened: bool = False):
         self.card = card
+        self.opened = opened  # a finished job's card opened from the table (else a live card)
         self.title = w.HTML()
         self.details = w.HTML()
-        self.chart = metrics_figure()
+        self.chart = metrics_figure(card.metrics)
         self.log = w.HTML(log_html([]))
         self.log.add_class("amc-job-log")
         self.stop_button = button("Stop", "warning", icon="stop", css="amc-stop-job",
                                   tooltip="Stop the job; the model trained so far is saved")
         self.download_button = button("Download model", "primary", icon="download", css="amc-download-job")
+        self.close_button = button("Close", icon="times", css="amc-close-job",
+                                   tooltip="Close this card; the job stays in the finished jobs' table")
         self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
         self.action_status = w.HTML()
         self.download_info = w.HTML()
@@ -68,13 +83,14 @@ class JobCardView:
         self.failure = w.HTML()
         self.failure.add_class("amc-failure-box")
         self.widget = w.VBox([self.title, self.details, self.failure, self.chart, self.log,
-                              w.HBox([self.stop_button, self.download_button, self.progress]),
+                              w.HBox([self.stop_button, self.download_button, self.close_button, self.progress]),
                               self.action_status, self.download_info, self.preview])
         self.widget.add_class("amc-card")
         self.widget.add_class(f"amc-job-{card.name}")
         guard = guarded(self.action_status)
         self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
         self.download_button.on_click(guard(lambda _b: on_download(card.name)))
+        self.close_button.on_click(guard(lambda _b: on_close(card.name)))
         self.links = [w.dlink((card.download, "fraction"), (self.progress, "value"))]
         card.download.observe(self.show_download, ["running", "error", "result", "preview", "preview_note"])
         self.update(Change(status=True, log=True, metrics=True))
@@ -91,6 +107,7 @@ class JobCardView:
             finished = card.description is not None and card.description.is_terminal
             self.stop_button.disabled = finished or status == "Stopping"
             self.download_button.disabled = not finished or card.download.running
+            self.close_button.layout.display = "flex" if finished else "none"
             reason = card.failure_reason or card.error
             self.failure.value = (f'<div class="amc-failure"><b>{"Failure reason" if card.failure_reason else "Note"}:'
                                   f'</b> {html.escape(reason)}</div>') if reason else ""
@@ -103,6 +120,14 @@ class JobCardView:
                 for trace, name in zip(self.chart.data, (*LOSS_NAMES, *QUALITY_NAMES)):
                     trace.x, trace.y = epochs, frame[name].tolist()
             sync_widget_state(self.chart)
+
+    def close(self) -> None:
+        """Close every widget of the card (the page drops their views, the kernel their state)."""
+        self.card.download.unobserve(self.show_download)
+        for link in self.links:
+            link.unlink()
+        for widget in close_order(self.widget):
+            widget.close()
 
     def show_download(self, _change: dict | None = None) -> None:
         state = self.card.download
@@ -125,12 +150,20 @@ class JobCardView:
             self.download_info.value = message("info", "Downloading...")
 
 
-class JobsView:
-    """The Jobs tab: 'New training job', the cards (newest first); updated by the one poller."""
+def close_order(widget: w.Widget) -> list[w.Widget]:
+    """``widget`` and every widget inside it, innermost first."""
+    inner = [leaf for child in getattr(widget, "children", ()) for leaf in close_order(child)]
+    return [*inner, widget]
 
-    def __init__(self, board: JobBoard, downloads: Callable[[], Path],
+
+class JobsView:
+    """The Jobs tab: 'New training job', live cards for the jobs in progress (newest first), then the
+    finished jobs' table, whose rows open cards on demand; updated by the one poller."""
+
+    def __init__(self, board: JobBoard, table: JobTable, downloads: Callable[[], Path],
                  validation_image: Callable[[str], Path | None], on_new_job: Callable[[], None]):
         self.board = board
+        self.table = table
         self.downloads = downloads
         self.validation_image = validation_image
         self.views: dict[str, JobCardView] = {}
@@ -142,35 +175,68 @@ class JobsView:
         self.empty = w.HTML(message("info", "No training jobs yet: set one up under Train and press Start training."))
         self.cards_box = w.VBox([self.empty])
         self.cards_box.add_class("amc-cards")
-        self.widget = w.VBox([w.HBox([self.new_button, self.refresh_button]), self.status, self.cards_box])
+        self.finished = FinishedJobsView(table, guarded(self.status)(self.open))
+        self.opened_box = w.VBox([])
+        self.opened_box.add_class("amc-cards")
+        self.opened_box.add_class("amc-opened-cards")
+        self.widget = w.VBox([w.HBox([self.new_button, self.refresh_button]), self.status, self.cards_box,
+                              self.finished.widget, self.opened_box])
         self.new_button.on_click(lambda _b: on_new_job())
         self.refresh_button.on_click(guarded(self.status)(lambda _b: self.restore()))
+        table.observe(lambda _change: self._layout(), "jobs")  # "no jobs yet" only while there are none
 
-    def add(self, card: JobCard) -> JobCardView:
-        view = JobCardView(card, self.stop, self.download)
+    def add(self, card: JobCard, opened: bool = False) -> JobCardView:
+        """A card: a job started here or found running (live cards), or a finished job opened from the table."""
+        view = JobCardView(card, self.stop, self.download, self.close, opened)
         self.views[card.name] = view
         self._layout()
         return view
 
     def restore(self) -> None:
-        for card in self.board.restore():
+        """Live cards for the jobs in progress; every finished job into the table."""
+        cards, finished = self.board.restore()
+        for card in cards:
             self.add(card)
+        self.table.jobs = finished
+
+    def open(self, name: str) -> None:
+        """A finished job's card, from its table row (its log and charts are read now)."""
+        if name not in self.views:
+            description = next(job for job in self.table.jobs if job.name == name)
+            self.add(self.board.open(description), opened=True)
+
+    def close(self, name: str) -> None:
+        """Close a finished job's card and free its widgets; the job stays in the table."""
+        view = self.views.pop(name, None)
+        if view is None:
+            return
+        self.board.remove(name)
+        self._layout()
+        view.close()
 
     def clear(self) -> None:
         self.board.clear()
+        for view in self.views.values():
+            view.close()
         self.views.clear()
+        self.table.jobs = []
         self._layout()
 
     def _layout(self) -> None:
         # Cards are only ever appended (the CSS shows them newest first): moving a widget in a Box makes
         # the page build a new view of it, and a re-made plotly chart stops receiving updates.
-        self.cards_box.children = [view.widget for view in self.views.values()] or [self.empty]
+        live = [view.widget for view in self.views.values() if not view.opened]
+        self.cards_box.children = live or ([] if self.table.jobs else [self.empty])
+        self.opened_box.children = [view.widget for view in self.views.values() if view.opened]
+        self.finished.mark_open([name for name, view in self.views.items() if view.opened])
 
     def on_change(self, card: JobCard, change: Change) -> None:
         """Called from the poller thread."""
         view = self.views.get(card.name)
         if view is not None:
             view.update(change)
+            if change.status and card.description is not None and card.description.is_terminal:
+                self.table.add(card.description)  # ended while the page is open: in the table too
 
     def stop(self, name: str) -> None:
         self.board.stop(name)
@@ -184,34 +250,51 @@ class JobsView:
 
 
 class CompareView:
-    """One metric across chosen jobs, overlaid."""
+    """One metric across chosen jobs (running or finished), overlaid; the chart is made when first drawn."""
 
-    def __init__(self, board: JobBoard):
+    def __init__(self, board: JobBoard, table: JobTable):
         self.board = board
+        self.table = table
         self.jobs = w.SelectMultiple(options=[], rows=8, description="Jobs", layout=w.Layout(width="560px"))
         self.jobs.add_class("amc-compare-jobs")
         self.metric = w.Dropdown(options=[m for m in METRIC_NAMES if m not in ("epoch", "epochs")], value="mAP50-95",
                                  description="Metric")
         self.metric.add_class("amc-compare-metric")
         self.refresh_button = button("Refresh", icon="refresh")
-        self.chart = chart(height=360, width=1100, template="plotly_white", xaxis_title="epoch",
-                           margin=dict(l=50, r=10, t=30, b=40))
-        self.widget = w.VBox([w.HBox([self.jobs, w.VBox([self.metric, self.refresh_button])]), self.chart])
+        self.status = w.HTML(message("info", "Choose jobs to compare (Ctrl or Shift + click for several)."))
+        self.chart = None
+        self.chart_box = w.Box([])
+        self.widget = w.VBox([w.HBox([self.jobs, w.VBox([self.metric, self.refresh_button])]), self.status,
+                              self.chart_box])
         self.widget.add_class("amc-compare")
         self.jobs.observe(lambda _c: self.draw(), "value")
         self.metric.observe(lambda _c: self.draw(), "value")
-        self.refresh_button.on_click(lambda _b: self.refresh())
+        self.refresh_button.on_click(guarded(self.status)(lambda _b: self.refresh()))
 
     def refresh(self) -> None:
         chosen = self.jobs.value
-        names = [card.name for card in self.board.cards()]
+        names = list(dict.fromkeys([card.name for card in self.board.cards()]
+                                   + [job.name for job in sorted(self.table.jobs, key=lambda j: j.created,
+                                                                 reverse=True)]))
         self.jobs.options = names
         self.jobs.value = tuple(n for n in chosen if n in names)
-        self.draw()
+        if self.jobs.value:
+            self.draw()
 
     def draw(self) -> None:
-        cards = [self.board.card(name) for name in self.jobs.value]
-        series = compare_series(cards, self.metric.value)
+        if not self.jobs.value and self.chart is None:
+            return
+        try:
+            metrics = {name: self.board.metrics_of(name) for name in self.jobs.value}
+        except Exception as exc:  # noqa: BLE001 - shown above the chart
+            self.status.value = message("error", "Could not read the metrics: " + user_message(exc))
+            return
+        self.status.value = ""
+        if self.chart is None:
+            self.chart = chart(height=360, width=1100, template="plotly_white", xaxis_title="epoch",
+                               margin=dict(l=50, r=10, t=30, b=40))
+            self.chart_box.children = [self.chart]
+        series = compare_series(metrics, self.metric.value)
         self.chart.data = []
         for name, (epochs, values) in series.items():
             self.chart.add_scatter(x=epochs, y=values, name=name, mode="lines+markers")

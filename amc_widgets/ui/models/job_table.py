@@ -1,0 +1,104 @@
+"""The finished jobs as one sortable, filterable, paged table (running jobs have live cards).
+
+Rows come from the jobs' summaries (status, times, final metrics, as listed by the backend): a
+listing never reads a log.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import traitlets as tl
+
+from amc_widgets.core.instances import THIS_MACHINE, job_cost
+from amc_widgets.core.jobs import JobDescription
+from amc_widgets.core.text import human_duration
+
+# (key, heading); every key sorts by the raw value behind the shown text
+COLUMNS = (("name", "Job"), ("dataset", "Dataset"), ("model", "Model"), ("status", "Status"),
+           ("created", "Started"), ("duration", "Duration"), ("map", "mAP50-95"), ("cost", "Cost"))
+SORT_KEYS = tuple(key for key, _heading in COLUMNS)
+PAGE_SIZE = 15
+
+
+def _sort_value(job: JobDescription, key: str):
+    """A value of one type per column (missing numbers sort below every number)."""
+    if key == "created":
+        return job.created
+    if key == "duration":
+        return job.duration()
+    if key == "map":
+        value = job.final_metric("mAP50-95")
+        return -math.inf if value is None else value
+    if key == "cost":
+        value = job_cost(job.instance_type, job.instance_count, job.billable_seconds)
+        return -math.inf if value is None else value
+    if key == "model":
+        return job.model
+    return str(getattr(job, key))
+
+
+def row(job: JobDescription) -> dict[str, str]:
+    """The table's text for one job."""
+    quality = job.final_metric("mAP50-95")
+    cost = job_cost(job.instance_type, job.instance_count, job.billable_seconds)
+    return {
+        "name": job.name,
+        "dataset": job.dataset,
+        "model": job.model or "-",
+        "status": job.status,
+        "created": datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M") if job.created else "-",
+        "duration": human_duration(job.duration()),
+        "map": f"{quality:.3f}" if quality is not None else "-",
+        "cost": "this machine" if job.instance_type == THIS_MACHINE else (f"${cost:,.2f}" if cost is not None else "-"),
+    }
+
+
+class JobTable(tl.HasTraits):
+    """Finished jobs, filtered by ``query``, sorted by ``sort_by``, cut into pages; ``rows`` is the page shown."""
+
+    jobs = tl.List(help="JobDescription of every finished job")
+    query = tl.Unicode("", help="shows jobs whose name, dataset, model or status contains it (any case)")
+    sort_by = tl.Enum(SORT_KEYS, default_value="created")
+    descending = tl.Bool(True)
+    page = tl.Int(0)
+    page_size = tl.Int(PAGE_SIZE)
+    page_count = tl.Int(1, read_only=True)
+    matching = tl.Int(0, read_only=True, help="how many jobs pass the filter")
+    rows = tl.List(read_only=True, help="the current page, as the table shows it")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.observe(self._refresh, ["jobs", "query", "sort_by", "descending", "page", "page_size"])
+        self._refresh()
+
+    def add(self, job: JobDescription) -> None:
+        """A job that ended while the page was open (or replaces the row of the same name)."""
+        self.jobs = [j for j in self.jobs if j.name != job.name] + [job]
+
+    def remove(self, name: str) -> None:
+        self.jobs = [j for j in self.jobs if j.name != name]
+
+    def names(self) -> list[str]:
+        return [job.name for job in self.jobs]
+
+    def _matching(self) -> list[JobDescription]:
+        needle = self.query.strip().lower()
+        if not needle:
+            return list(self.jobs)
+        return [job for job in self.jobs
+                if any(needle in text.lower() for text in (job.name, job.dataset, job.model, job.status))]
+
+    def _refresh(self, _change: dict | None = None) -> None:
+        found = sorted(self._matching(), key=lambda job: (_sort_value(job, self.sort_by), job.name),
+                       reverse=self.descending)
+        pages = max(1, math.ceil(len(found) / self.page_size))
+        self.set_trait("matching", len(found))
+        self.set_trait("page_count", pages)
+        page = min(max(self.page, 0), pages - 1)
+        if page != self.page:
+            self.page = page  # observed: this runs again with the page in range
+            return
+        start = page * self.page_size
+        self.set_trait("rows", [row(job) for job in found[start:start + self.page_size]])

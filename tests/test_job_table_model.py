@@ -1,0 +1,69 @@
+"""The finished jobs' table model, headless: filter, sort, pages and the text of each cell."""
+
+from __future__ import annotations
+
+from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobDescription
+from amc_widgets.ui.models.job_table import PAGE_SIZE, JobTable, row
+from tests.dashboard_fakes import assert_imports_no_widgets
+
+
+def job(name: str, created: float, status: str = COMPLETED, quality: float | None = None, **kw) -> JobDescription:
+    return JobDescription(name=name, status=status, secondary_status=status, dataset=kw.pop("dataset", "solder"),
+                          instance_type=kw.pop("instance_type", "local"), instance_count=kw.pop("instance_count", 1),
+                          hyperparameters={"model": kw.pop("model", "yolov5n")}, created=created,
+                          ended=created + kw.pop("seconds", 60),
+                          final_metrics={} if quality is None else {"mAP50-95": quality}, **kw)
+
+
+def test_model_imports_no_widgets():
+    assert_imports_no_widgets("amc_widgets.ui.models.job_table")
+
+
+def test_rows_show_summaries_newest_first_in_pages():
+    table = JobTable(jobs=[job(f"job-{i:03d}", created=1_700_000_000 + i, quality=i / 100) for i in range(40)])
+    assert table.matching == 40 and table.page_count == 3
+    assert [r["name"] for r in table.rows] == [f"job-{i:03d}" for i in range(39, 39 - PAGE_SIZE, -1)]
+    table.page = 2
+    assert [r["name"] for r in table.rows] == [f"job-{i:03d}" for i in range(9, -1, -1)]
+    table.page = 7  # past the end (the page turned while jobs went): the last page
+    assert table.page == 2
+
+
+def test_sorting_by_a_number_puts_jobs_without_one_last():
+    table = JobTable(jobs=[job("good", 1, quality=0.6), job("bad", 2, quality=0.1), job("failed", 3, FAILED)],
+                     sort_by="map")
+    assert [r["name"] for r in table.rows] == ["good", "bad", "failed"]
+    assert table.rows[2]["map"] == "-" and table.rows[0]["map"] == "0.600"
+    table.descending = False
+    assert [r["name"] for r in table.rows] == ["failed", "bad", "good"]
+    table.sort_by = "duration"
+    assert [r["name"] for r in table.rows] == ["bad", "failed", "good"]  # same durations: by name
+    table.jobs = [job("short", 1, seconds=10), job("long", 2, seconds=5000)]
+    assert [r["name"] for r in table.rows] == ["short", "long"]
+
+
+def test_filter_matches_name_dataset_model_or_status_and_goes_back_to_page_one():
+    jobs = [job(f"pcb-{i}", i, dataset="pcb") for i in range(20)] + [job("old-solder", 100, STOPPED, model="yolov5s")]
+    table = JobTable(jobs=jobs)
+    table.page = 1
+    table.query = "YOLOV5S"
+    assert table.page == 0 and [r["name"] for r in table.rows] == ["old-solder"] and table.matching == 1
+    table.query = "stopped"
+    assert table.matching == 1
+    table.query = "pcb"
+    assert table.matching == 20 and table.page_count == 2
+
+
+def test_add_replaces_a_row_of_the_same_name():
+    table = JobTable(jobs=[job("a", 1)])
+    table.add(job("a", 1, quality=0.5))
+    table.add(job("b", 2))
+    assert [r["name"] for r in table.rows] == ["b", "a"] and table.rows[1]["map"] == "0.500"
+
+
+def test_cost_is_billable_time_times_instances_times_price():
+    remote = job("remote", 1, instance_type="ml.g4dn.xlarge", instance_count=2, billable_seconds=1800)
+    text = row(remote)
+    assert text["cost"] == "$0.74"  # 0.736 $/h x 2 x 0.5 h
+    assert row(job("here", 1))["cost"] == "this machine"
+    assert row(job("unknown", 1, instance_type="ml.g4dn.xlarge"))["cost"] == "-"  # no billable time yet
