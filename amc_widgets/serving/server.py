@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
     workers = max(1, args.workers)
     os.environ[MODEL_FILE_ENV] = str(onnx)  # each worker loads it (uvicorn spawns them)
     os.environ[THREADS_ENV] = str(max(1, usable_cpus() // workers))
-    print(f"AMC serving {onnx} ({len(names)} classes: {', '.join(names)}) on {args.host}:{args.port}, "
+    shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    print(f"AMC serving {onnx} ({len(names)} classes: {shown}) on {args.host}:{args.port}, "
           f"{workers} worker(s)", flush=True)
     import uvicorn
 
