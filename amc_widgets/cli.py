@@ -245,13 +245,22 @@ def _deploying_backend(args) -> DeploysModels:
 
 def cmd_deploy(args) -> int:
     backend = _deploying_backend(args)
-    endpoint = backend.deploy(EndpointSpec(job_name=args.job, name=args.name))
+    spec = EndpointSpec(job_name=args.job, name=args.name,
+                        instance_type=args.instance_type or ("local" if args.backend == "local" else "ml.c5.large"),
+                        instance_count=args.instances, serverless_memory_mb=args.serverless_memory,
+                        serverless_max_concurrency=args.serverless_concurrency, min_instances=args.min_instances,
+                        max_instances=args.max_instances, target_invocations=args.target_invocations).check()
+    endpoint = backend.deploy(spec)
     print(f"Deploying {args.job} to endpoint {endpoint.name}")
     endpoint = wait_until_settled(lambda: backend.describe_endpoint(endpoint.name),
                                   lambda e: print(f"Endpoint {e.name}: {e.status}", file=sys.stderr),
                                   timeout=args.timeout)
     if endpoint.status == FAILED:
         raise AmcError(f"Endpoint {endpoint.name} failed: {endpoint.failure_reason}")
+    if spec.scales:
+        backend.set_scaling(endpoint.name)
+        print(f"Autoscaling {spec.min_instances}-{spec.max_instances} instances, target "
+              f"{spec.target_invocations} invocations per instance per minute", file=sys.stderr)
     print(f"Endpoint {endpoint.name} is InService at {endpoint.url}. Try it: amc predict {endpoint.name} IMAGE")
     return EXIT_OK
 
@@ -432,6 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy a completed job's model to an endpoint; waits until it serves")
     deploy.add_argument("job")
     deploy.add_argument("--name", help="endpoint name (default: generated from the job's)")
+    deploy.add_argument("--instance-type", help="SageMaker instance type (default ml.c5.large)")
+    deploy.add_argument("--instances", type=int, default=1, help="initial instance count (default 1)")
+    deploy.add_argument("--serverless-memory", type=int, metavar="MB", help="serverless instead: 1024-6144 MB")
+    deploy.add_argument("--serverless-concurrency", type=int, default=5, help="serverless max concurrency (5)")
+    deploy.add_argument("--min-instances", type=int, help="autoscaling: fewest instances")
+    deploy.add_argument("--max-instances", type=int, help="autoscaling: most instances")
+    deploy.add_argument("--target-invocations", type=int, help="autoscaling: invocations per instance per minute")
     deploy.add_argument("--timeout", type=float, default=600, help="seconds to wait for InService (default 600)")
     deploy.set_defaults(run=cmd_deploy)
 

@@ -133,7 +133,7 @@ def test_a_job_without_a_model_and_sagemaker_settings_are_refused_in_one_line(ho
     assert capsys.readouterr().err.strip() == (
         "amc: error: Training job 'amc-no-such-job' has no model to deploy (it has not completed)")
     completed_job(home)
-    with pytest.raises(Exception, match="instance type and count are for SageMaker"):
+    with pytest.raises(Exception, match="instances, serverless and scaling are for SageMaker"):
         LocalBackend().deploy(EndpointSpec(JOB, instance_type="ml.c5.large"))
     assert cli.main(["predict", "nope", "x.png"]) == 1
     assert capsys.readouterr().err.strip() == "amc: error: No endpoint named 'nope'"

@@ -152,6 +152,9 @@ class DeploysModels(Protocol):
 
     def deploy(self, spec: EndpointSpec) -> EndpointDescription: ...
 
+    def set_scaling(self, name: str) -> None:
+        """Apply the spec's autoscaling once the endpoint is InService (nothing where it has none)."""
+
     def describe_endpoint(self, name: str) -> EndpointDescription: ...
 
     def list_endpoints(self) -> list[EndpointDescription]: ...

@@ -307,6 +307,9 @@ class LocalBackend:
     def deploy(self, spec: EndpointSpec) -> EndpointDescription:
         return self.endpoints.deploy(spec)
 
+    def set_scaling(self, name: str) -> None:
+        """One server on this machine: nothing to scale."""
+
     def describe_endpoint(self, name: str) -> EndpointDescription:
         return self.endpoints.describe(name)
 

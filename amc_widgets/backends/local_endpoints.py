@@ -77,8 +77,9 @@ class LocalEndpoints:
 
     def deploy(self, spec: EndpointSpec) -> EndpointDescription:
         """Start the serving program on the job's model; returns at once (Creating)."""
-        if spec.instance_type != "local" or spec.instance_count != 1:
-            raise AmcError("Endpoints on this machine run one server: instance type and count are for SageMaker")
+        if spec.instance_type != "local" or spec.instance_count != 1 or spec.serverless_memory_mb or spec.scales:
+            raise AmcError("Endpoints on this machine run one server: "
+                           "instances, serverless and scaling are for SageMaker")
         archive = self.model_archive(spec.job_name)
         name = check_endpoint_name(spec.name) if spec.name else make_endpoint_name(spec.job_name, self.clock)
         folder = self.folder / name
