@@ -45,7 +45,7 @@ def backend(moto, hosting, tmp_path_factory):
     client("s3").create_bucket(Bucket=describe_connection(client, REGION).bucket)
     backend = SageMakerBackend(client, describe_connection(client, REGION), role["Role"]["Arn"], image_uri=IMAGE,
                                min_poll_seconds=0)
-    hosting.attach(backend.sm, client("application-autoscaling"))
+    hosting.attach(backend.sm, backend.endpoints.scaling)
     for job, broken in ((JOB, False), ("amc-broken-model", True)):  # what a completed job leaves in S3
         packed = tmp_path_factory.mktemp(job)
         if broken:

@@ -105,7 +105,7 @@ class SageMakerBackend:
         self.datasets = S3DatasetStore(self.s3, self.bucket, f"users/{self.user}/custom-uploads", clock=clock)
         self._follower = LogFollower(self.logs)
         self._described: dict[str, tuple[float, JobDescription]] = {}
-        self.endpoints = SageMakerEndpoints(client, self.user, self.bucket, role_arn, self.image_uri,
+        self.endpoints = SageMakerEndpoints(client, self.sm, self.s3, self.user, self.bucket, role_arn, self.image_uri,
                                             self._model_data, clock)
 
     # --- connection ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -46,12 +47,20 @@ def _not_found(exc: ClientError) -> bool:
 class SageMakerEndpoints:
     """Deploy, describe, invoke and delete one user's endpoints."""
 
-    def __init__(self, client: Callable[[str], Any], user: str, bucket: str, role_arn: str, image_uri: str,
+    def __init__(self, client: Callable[[str], Any], sm, s3, user: str, bucket: str, role_arn: str, image_uri: str,
                  model_data: Callable[[str], str], clock: Callable[[], float] = time.time):
-        self.sm, self.s3 = client("sagemaker"), client("s3")
+        self.sm, self.s3 = sm, s3  # the backend's own clients
         self._client = client  # sagemaker-runtime and application-autoscaling are made when first needed
         self.user, self.bucket, self.role_arn, self.image_uri = user, bucket, role_arn, image_uri
         self.model_data, self.clock = model_data, clock  # model_data: job name -> its model.tar.gz's s3:// URI
+
+    @cached_property
+    def runtime(self):
+        return self._client("sagemaker-runtime")
+
+    @cached_property
+    def scaling(self):
+        return self._client("application-autoscaling")
 
     @property
     def prefix(self) -> str:
@@ -113,7 +122,7 @@ class SageMakerEndpoints:
         spec = EndpointSpec(**self._marker(name)["spec"])
         if not spec.scales:
             return
-        scaling = self._client("application-autoscaling")
+        scaling = self.scaling
         resource = f"endpoint/{name}/variant/{VARIANT}"
         scaling.register_scalable_target(
             ServiceNamespace=SCALING_NAMESPACE, ResourceId=resource, ScalableDimension=SCALABLE_DIMENSION,
@@ -162,11 +171,10 @@ class SageMakerEndpoints:
 
     def invoke(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
                custom_attributes: str = "") -> Prediction:
-        runtime = self._client("sagemaker-runtime")
         kwargs = {"CustomAttributes": custom_attributes} if custom_attributes else {}
         started = time.perf_counter()
         try:
-            answer = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept=accept,
+            answer = self.runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType=content_type, Accept=accept,
                                              **kwargs)
         except ClientError as exc:
             error = exc.response.get("Error", {})
@@ -184,7 +192,7 @@ class SageMakerEndpoints:
         spec = EndpointSpec(**self._marker(name)["spec"])
         if spec.scales:
             try:
-                self._client("application-autoscaling").deregister_scalable_target(
+                self.scaling.deregister_scalable_target(
                     ServiceNamespace=SCALING_NAMESPACE, ResourceId=f"endpoint/{name}/variant/{VARIANT}",
                     ScalableDimension=SCALABLE_DIMENSION)
             except ClientError as exc:
