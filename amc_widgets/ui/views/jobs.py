@@ -49,7 +49,8 @@ def sync_widget_state(figure: go.FigureWidget) -> None:
 class JobCardView:
     """One card; :meth:`update` redraws only what a poll changed."""
 
-    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None]):
+    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None],
+                 on_deploy: Callable[[str], None]):
         self.card = card
         self.title = w.HTML()
         self.details = w.HTML()
@@ -59,6 +60,8 @@ class JobCardView:
         self.stop_button = button("Stop", "warning", icon="stop", css="amc-stop-job",
                                   tooltip="Stop the job; the model trained so far is saved")
         self.download_button = button("Download model", "primary", icon="download", css="amc-download-job")
+        self.deploy_button = button("Deploy", "success", icon="cloud-upload", css="amc-deploy-job",
+                                    tooltip="Serve this job's model on an endpoint (the Endpoints tab)")
         self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
         self.action_status = w.HTML()
         self.download_info = w.HTML()
@@ -68,13 +71,14 @@ class JobCardView:
         self.failure = w.HTML()
         self.failure.add_class("amc-failure-box")
         self.widget = w.VBox([self.title, self.details, self.failure, self.chart, self.log,
-                              w.HBox([self.stop_button, self.download_button, self.progress]),
+                              w.HBox([self.stop_button, self.download_button, self.deploy_button, self.progress]),
                               self.action_status, self.download_info, self.preview])
         self.widget.add_class("amc-card")
         self.widget.add_class(f"amc-job-{card.name}")
         guard = guarded(self.action_status)
         self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
         self.download_button.on_click(guard(lambda _b: on_download(card.name)))
+        self.deploy_button.on_click(guard(lambda _b: on_deploy(card.name)))
         self.links = [w.dlink((card.download, "fraction"), (self.progress, "value"))]
         card.download.observe(self.show_download, ["running", "error", "result", "preview", "preview_note"])
         self.update(Change(status=True, log=True, metrics=True))
@@ -91,6 +95,7 @@ class JobCardView:
             finished = card.description is not None and card.description.is_terminal
             self.stop_button.disabled = finished or status == "Stopping"
             self.download_button.disabled = not finished or card.download.running
+            self.deploy_button.disabled = status != "Completed"
             reason = card.failure_reason or card.error
             self.failure.value = (f'<div class="amc-failure"><b>{"Failure reason" if card.failure_reason else "Note"}:'
                                   f'</b> {html.escape(reason)}</div>') if reason else ""
@@ -129,8 +134,10 @@ class JobsView:
     """The Jobs tab: 'New training job', the cards (newest first); updated by the one poller."""
 
     def __init__(self, board: JobBoard, downloads: Callable[[], Path],
-                 validation_image: Callable[[str], Path | None], on_new_job: Callable[[], None]):
+                 validation_image: Callable[[str], Path | None], on_new_job: Callable[[], None],
+                 on_deploy: Callable[[str], None]):
         self.board = board
+        self.on_deploy = on_deploy
         self.downloads = downloads
         self.validation_image = validation_image
         self.views: dict[str, JobCardView] = {}
@@ -147,7 +154,7 @@ class JobsView:
         self.refresh_button.on_click(guarded(self.status)(lambda _b: self.restore()))
 
     def add(self, card: JobCard) -> JobCardView:
-        view = JobCardView(card, self.stop, self.download)
+        view = JobCardView(card, self.stop, self.download, self.on_deploy)
         self.views[card.name] = view
         self._layout()
         return view
