@@ -22,7 +22,7 @@ class TryIt(tl.HasTraits):
     running = tl.Bool(False)
     error = tl.Unicode("")
     drawn = tl.Bytes(b"", help="the image with its boxes (PNG)")
-    answer = tl.Unicode("", help="the JSON answer, indented")
+    answer = tl.Unicode("", help="the JSON answer, one detection a line")
     seconds = tl.Float(0.0)
 
 
@@ -52,6 +52,13 @@ class EndpointCard(tl.HasTraits):
                                f"{e.extra['target_invocations']} invocations/instance/min")
         rows["Cost"] = f"${e.hourly_cost:.3f}/h, ${e.cost_so_far(now):.2f} so far"
         return rows
+
+
+def pretty_answer(answer: dict) -> str:
+    """The server's JSON answer, one detection a line."""
+    rows = ",\n  ".join(json.dumps(d) for d in answer.get("detections", []))
+    head = json.dumps({k: v for k, v in answer.items() if k != "detections"})[:-1]
+    return f'{head}, "detections": [\n  {rows}\n]}}' if rows else json.dumps(answer)
 
 
 def invoke_snippet(endpoint: EndpointDescription, region: str = "") -> str:
@@ -140,7 +147,7 @@ class EndpointsModel(tl.HasTraits):
             answer = backend.invoke_endpoint(name, body, content_type, custom_attributes=attributes)
             drawn = backend.invoke_endpoint(name, body, content_type, accept="image/png", custom_attributes=attributes)
             with state.hold_trait_notifications():
-                state.answer = json.dumps(json.loads(answer.body), indent=1)
+                state.answer = pretty_answer(json.loads(answer.body))
                 state.seconds, state.drawn = answer.seconds, drawn.body
         except Exception as exc:  # noqa: BLE001 - shown on the card
             state.error = user_message(exc)

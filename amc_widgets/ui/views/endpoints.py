@@ -27,7 +27,8 @@ class EndpointCardView:
         self.conf = w.FloatSlider(value=0.25, min=0.05, max=0.95, step=0.05, description="Confidence")
         self.try_button = button("Try it", "primary", icon="play", css="amc-try-endpoint")
         self.try_status = w.HTML()
-        self.drawn = w.Image(format="png", layout=w.Layout(display="none", max_width="480px"))
+        self.drawn = w.Image(format="png", layout=w.Layout(display="none", max_width="480px", height="auto",
+                                                           object_fit="contain"))
         self.drawn.add_class("amc-try-image")
         self.answer = w.HTML()
         self.answer.add_class("amc-try-answer")
@@ -40,9 +41,9 @@ class EndpointCardView:
                                self.confirm_button, self.cancel_button], layout=w.Layout(display="none"))
         self.widget = w.VBox([self.title, self.details, self.note,
                               w.HBox([self.upload, self.path, self.conf, self.try_button]), self.try_status,
-                              w.HBox([self.drawn, self.answer]),
+                              w.HBox([self.drawn, self.answer], layout=w.Layout(align_items="flex-start")),
                               w.HTML("<b>Invoke it from Python</b>"), self.snippet,
-                              self.delete_button, self.confirm])
+                              w.HBox([self.delete_button]), self.confirm])
         self.widget.add_class("amc-card")
         self.widget.add_class(f"amc-endpoint-{card.name}")
         guard = guarded(self.try_status)
