@@ -19,7 +19,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e ".[train,dev]"
+	$(PY) -m pip install -q -e ".[train,serve,dev]"
 	touch $(STAMP)
 
 # s3rver, the second S3 server of the upload compatibility test, and iam-simulate, the IAM policy

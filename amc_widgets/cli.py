@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
-from amc_widgets.backends.base import TailsLogs
+from amc_widgets.backends.base import DeploysModels, TailsLogs
 from amc_widgets.core.dataset_check import check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
-from amc_widgets.core.errors import is_expected, user_message
+from amc_widgets.core.endpoints import FAILED, EndpointSpec, wait_until_settled
+from amc_widgets.core.errors import AmcError, is_expected, user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
 from amc_widgets.core.jobs import COMPLETED, JobSpec
 from amc_widgets.core.text import human_bytes, human_duration
@@ -28,6 +29,7 @@ from amc_widgets.core.text import human_bytes, human_duration
 EXIT_OK, EXIT_ERROR = 0, 1
 DEBUG_ENV = "AMC_DEBUG"  # set: errors end with their traceback
 FOLLOW_POLL_SECONDS = 1.0
+IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
 class ProgressBar:
@@ -234,6 +236,84 @@ def cmd_download(args) -> int:
     return EXIT_OK
 
 
+def _deploying_backend(args) -> DeploysModels:
+    backend = _backend(args)
+    if not isinstance(backend, DeploysModels):
+        raise AmcError(f"The {backend.name} backend cannot deploy models")
+    return backend
+
+
+def cmd_deploy(args) -> int:
+    backend = _deploying_backend(args)
+    spec = EndpointSpec(job_name=args.job, name=args.name,
+                        instance_type=args.instance_type or ("local" if args.backend == "local" else "ml.c5.large"),
+                        instance_count=args.instances, serverless_memory_mb=args.serverless_memory,
+                        serverless_max_concurrency=args.serverless_concurrency, min_instances=args.min_instances,
+                        max_instances=args.max_instances, target_invocations=args.target_invocations).check()
+    endpoint = backend.deploy(spec)
+    print(f"Deploying {args.job} to endpoint {endpoint.name}")
+    endpoint = wait_until_settled(lambda: backend.describe_endpoint(endpoint.name),
+                                  lambda e: print(f"Endpoint {e.name}: {e.status}", file=sys.stderr),
+                                  timeout=args.timeout)
+    if endpoint.status == FAILED:
+        raise AmcError(f"Endpoint {endpoint.name} failed: {endpoint.failure_reason}")
+    if spec.scales:
+        backend.set_scaling(endpoint.name)
+        print(f"Autoscaling {spec.min_instances}-{spec.max_instances} instances, target "
+              f"{spec.target_invocations} invocations per instance per minute", file=sys.stderr)
+    print(f"Endpoint {endpoint.name} is InService at {endpoint.url}. Try it: amc predict {endpoint.name} IMAGE")
+    return EXIT_OK
+
+
+def cmd_endpoints(args) -> int:
+    endpoints = _deploying_backend(args).list_endpoints()
+    if not endpoints:
+        print("No endpoints. Deploy a completed job's model: amc deploy JOB")
+    now = time.time()
+    for e in endpoints:
+        created = datetime.fromtimestamp(e.created).strftime("%Y-%m-%d %H:%M")
+        cost = f"${e.hourly_cost:.3f}/h, ${e.cost_so_far(now):.2f} so far"
+        print(f"{e.name:<63} {e.status:<10} {e.instance_type:<14} {created} {cost}  {e.job_name}"
+              + (f"\n    {e.failure_reason}" if e.failure_reason else ""))
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    backend = _deploying_backend(args)
+    backend.describe_endpoint(args.endpoint)  # an unknown endpoint is named before any image is read
+    attributes = ",".join(f"{key}={value}" for key, value in
+                          (("conf", args.conf), ("iou", args.iou), ("max_det", args.max_det)) if value is not None)
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    for image in map(Path, args.images):
+        content_type = IMAGE_TYPES.get(image.suffix.lower())
+        if content_type is None:
+            raise AmcError(f"{image}: not a .jpg, .jpeg or .png file")
+        body = image.read_bytes()
+        answer = backend.invoke_endpoint(args.endpoint, body, content_type, custom_attributes=attributes)
+        result = json.loads(answer.body)
+        if args.json:
+            print(json.dumps({"image": str(image), "seconds": round(answer.seconds, 4), **result}))
+        else:
+            found = ", ".join(f"{d['class_name']} {d['score']:.2f}" for d in result["detections"]) or "nothing"
+            print(f"{image}: {len(result['detections'])} object(s) in {answer.seconds * 1000:.0f} ms: {found}")
+        if out:
+            drawn = backend.invoke_endpoint(args.endpoint, body, content_type, accept="image/png",
+                                            custom_attributes=attributes)
+            target = out / f"{image.stem}.png"
+            if target.exists():
+                raise FileExistsError(f"{target} already exists")
+            target.write_bytes(drawn.body)
+    return EXIT_OK
+
+
+def cmd_undeploy(args) -> int:
+    _deploying_backend(args).delete_endpoint(args.endpoint)
+    print(f"Deleted endpoint {args.endpoint}")
+    return EXIT_OK
+
+
 def cmd_connect(args) -> int:
     """Test the AWS connection: who you are, the bucket, the roles SageMaker may assume."""
     from amc_widgets.backends.sagemaker import SageMakerBackend
@@ -357,6 +437,37 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("dest")
     download.add_argument("--overwrite", action="store_true")
     download.set_defaults(run=cmd_download)
+
+    deploy = commands.add_parser("deploy", help="deploy a completed job's model to an endpoint; waits until it serves")
+    deploy.add_argument("job")
+    deploy.add_argument("--name", help="endpoint name (default: generated from the job's)")
+    deploy.add_argument("--instance-type", help="SageMaker instance type (default ml.c5.large)")
+    deploy.add_argument("--instances", type=int, default=1, help="initial instance count (default 1)")
+    deploy.add_argument("--serverless-memory", type=int, metavar="MB", help="serverless instead: 1024-6144 MB")
+    deploy.add_argument("--serverless-concurrency", type=int, default=5, help="serverless max concurrency (5)")
+    deploy.add_argument("--min-instances", type=int, help="autoscaling: fewest instances")
+    deploy.add_argument("--max-instances", type=int, help="autoscaling: most instances")
+    deploy.add_argument("--target-invocations", type=int, help="autoscaling: invocations per instance per minute")
+    deploy.add_argument("--timeout", type=float, default=600, help="seconds to wait for InService (default 600)")
+    deploy.set_defaults(run=cmd_deploy)
+
+    endpoints = commands.add_parser("endpoints", help="list endpoints: status, instance, cost")
+    endpoints.set_defaults(run=cmd_endpoints)
+
+    predict = commands.add_parser("predict", help="send images to an endpoint; print what it finds")
+    predict.add_argument("endpoint")
+    predict.add_argument("images", nargs="+", metavar="IMAGE", help=".jpg or .png files")
+    shown = predict.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="one JSON line per image (detections, seconds)")
+    shown.add_argument("--out", metavar="DIR", help="also write each image with its boxes drawn to DIR/<name>.png")
+    predict.add_argument("--conf", type=float, help="confidence threshold (the server's default 0.25)")
+    predict.add_argument("--iou", type=float, help="NMS IoU threshold (default 0.45)")
+    predict.add_argument("--max-det", type=int, help="most detections per image (default 100)")
+    predict.set_defaults(run=cmd_predict)
+
+    undeploy = commands.add_parser("undeploy", help="delete an endpoint (and its server)")
+    undeploy.add_argument("endpoint")
+    undeploy.set_defaults(run=cmd_undeploy)
 
     connect = commands.add_parser("connect", help="test the AWS connection (account, user, bucket, roles)")
     connect.set_defaults(run=cmd_connect)

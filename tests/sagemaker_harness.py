@@ -409,17 +409,23 @@ class FakeServiceQuotas:
         return type("Paginator", (), {"paginate": paginate})()
 
 
-def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None):
-    """Clients on the moto endpoint; Service Quotas from the fake."""
+def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None, runtime_endpoint: str | None = None):
+    """Clients on the moto endpoint; Service Quotas from the fake; sagemaker-runtime on
+    ``runtime_endpoint`` where given (the hosting emulator's router)."""
     from amc_widgets.backends.aws_session import AwsCredentials
 
-    real = AwsCredentials(access_key_id="testing", secret_access_key="testing", region=REGION,
-                          endpoint_url=endpoint).client_factory()
+    def factory(url: str):
+        return AwsCredentials(access_key_id="testing", secret_access_key="testing", region=REGION,
+                              endpoint_url=url).client_factory()
+
+    real = factory(endpoint)
     cache: dict[str, object] = {}
 
     def client(service: str):
         if service == "service-quotas" and quotas is not None:
             return quotas
+        if service == "sagemaker-runtime" and runtime_endpoint and service not in cache:
+            cache[service] = factory(runtime_endpoint)(service)
         if service not in cache:
             cache[service] = real(service)
         return cache[service]

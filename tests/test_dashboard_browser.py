@@ -552,3 +552,72 @@ def test_fifty_finished_jobs_are_a_table_whose_rows_open_cards(pages, history_da
     expect(card).to_have_count(0)
     assert page.locator(".js-plotly-plot").count() == 0  # its chart went with it
     shot(page, "19-card-closed")
+
+
+@pytest.fixture()
+def deployable_dashboard(tmp_path, monkeypatch):
+    """A workspace with one completed job (the stand-in container) whose model.tar.gz holds a tiny
+    ONNX detector, and Voila serving it."""
+    from amc_widgets.backends.local import LocalBackend
+    from amc_widgets.core.jobs import JobSpec
+    from amc_widgets.core.storage import pack_tar_gz
+    from tests.onnx_fakes import tiny_detector
+
+    home = tmp_path / "home"
+    source = tmp_path / "demo"
+    make_demo_dataset(source, train=8, val=4, size=128, seed=1)
+    monkeypatch.setenv("FAKE_EPOCHS", "2")
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.1")
+    backend = LocalBackend(home=home, user=USER, container_command=FAKE_CONTAINER)
+    backend.store_dataset(source, name="demo-solder")
+    job = backend.start_job(JobSpec(dataset="demo-solder", hyperparameters={"epochs": "2"}, name="amc-solder-done"))
+    wait_until(lambda: backend.describe_job(job.name).status == "Completed", 60, "the stand-in job")
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    tiny_detector(packed / "best.onnx", [[32, 32, 20, 10, 0.1, 0.9]])
+    (packed / "model_card.json").write_text(json.dumps({"classes": ["good", "bridge"]}))
+    pack_tar_gz(packed, backend.training_jobs / job.name / "output" / "model.tar.gz")
+    dashboard = Dashboard(home, {})
+    try:
+        yield dashboard, backend
+    finally:
+        dashboard.stop()
+        for endpoint in backend.list_endpoints():
+            backend.delete_endpoint(endpoint.name)
+
+
+@pytest.mark.slow
+def test_deploy_a_jobs_model_try_an_image_and_delete_in_browser(pages, deployable_dashboard, tmp_path):
+    dashboard, backend = deployable_dashboard
+    image = tmp_path / "board.png"
+    from PIL import Image
+
+    Image.new("RGB", (256, 128), (40, 90, 40)).save(image)
+    page = pages(dashboard)
+    tab(page, "Jobs")
+    page.locator(".amc-jt-row[data-job='amc-solder-done']").click()  # a finished job: its row opens its card
+    card = card_by_name(page, "amc-solder-done")
+    expect(card.locator(".amc-status")).to_have_text("Completed")
+    card.locator("button.amc-deploy-job").click()
+
+    endpoint_card = page.locator(".amc-endpoints .amc-card").first  # the tab opens by itself
+    expect(endpoint_card.locator(".amc-endpoint-status")).to_have_text("InService", timeout=90_000)
+    (endpoint,) = backend.list_endpoints()
+    expect(endpoint_card).to_contain_text(endpoint.name)
+    expect(endpoint_card.locator(".amc-endpoint-snippet textarea")).to_have_value(re.compile("/invocations"))
+    endpoint_card.locator(".amc-try-path input").fill(str(image))
+    endpoint_card.locator("button.amc-try-endpoint").click()
+    expect(endpoint_card.locator(".amc-try-answer")).to_contain_text('"class_name": "bridge"')
+    expect(endpoint_card).to_contain_text("1 object(s),")
+    drawn = endpoint_card.locator("img.amc-try-image")
+    expect(drawn).to_be_visible()
+    assert drawn.evaluate("img => img.naturalWidth") == 256  # the image sent, boxes drawn on it
+    shot(page, "09-endpoint-tried")
+
+    endpoint_card.locator("button.amc-delete-endpoint").click()
+    confirm = endpoint_card.locator("button.amc-confirm-delete")
+    expect(confirm).to_have_text(f"Yes, delete {endpoint.name}")
+    confirm.click()
+    expect(page.locator(".amc-endpoints .amc-card")).to_have_count(0, timeout=30_000)
+    assert backend.list_endpoints() == []
+    shot(page, "10-endpoint-deleted")

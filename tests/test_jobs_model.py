@@ -276,7 +276,8 @@ def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
     card = board.start(SPEC)
     fake.finish(card.name)
     board.poll_due()
-    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None, on_close=lambda name: None)
+    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None, on_close=lambda name: None,
+                       on_deploy=lambda name: None)
     assert view.progress.layout.display == "none" and not view.download_button.disabled
     seen = []
     card.download.observe(lambda change: seen.append((view.progress.value, view.download_button.disabled)),

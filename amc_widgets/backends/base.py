@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.jobs import JobDescription, JobSpec
 from amc_widgets.core.onnx_model import OnnxDetector
 from amc_widgets.core.storage import extract_tar_gz
@@ -44,6 +45,15 @@ class OutputInfo:
     files: dict[str, int]  # file name (model.tar.gz, output.tar.gz) -> bytes
     location: str
     modified: float | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """An endpoint's answer to one invocation."""
+
+    body: bytes
+    content_type: str
+    seconds: float  # the round trip, as the caller saw it
 
 
 @dataclass
@@ -134,3 +144,22 @@ class ChecksQuotas(Protocol):
     """The account's limits can be checked before a launch they would refuse."""
 
     def check_quota(self, instance_type: str, count: int, spot: bool) -> None: ...
+
+
+@runtime_checkable
+class DeploysModels(Protocol):
+    """A completed job's model can be deployed to an endpoint that answers invocations."""
+
+    def deploy(self, spec: EndpointSpec) -> EndpointDescription: ...
+
+    def set_scaling(self, name: str) -> None:
+        """Apply the spec's autoscaling once the endpoint is InService (nothing where it has none)."""
+
+    def describe_endpoint(self, name: str) -> EndpointDescription: ...
+
+    def list_endpoints(self) -> list[EndpointDescription]: ...
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
+                        custom_attributes: str = "") -> Prediction: ...
+
+    def delete_endpoint(self, name: str) -> None: ...

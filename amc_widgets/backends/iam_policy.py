@@ -18,6 +18,13 @@ Why these keys (AWS IAM User Guide and Service Authorization Reference):
   caller's key; Describe / Stop only with ``aws:ResourceTag`` equal to it.
 - ``iam:PassRole`` only for a role under ``/amc/`` tagged ``amc_user=<key>`` (``aws:ResourceTag``),
   only to SageMaker (``iam:PassedToService``).
+- Endpoints: model, endpoint config and endpoint are created only tagged with the caller's key (a
+  model only with network isolation); describe, invoke and delete only with that tag.  CreateEndpoint
+  also authorizes the config it names (the caller's own).  Autoscaling targets are registered only
+  tagged with the key and changed only with it, namespace ``sagemaker``; registering also needs
+  DescribeEndpoint and UpdateEndpointWeightsAndCapacities on the (own) endpoint and, once per account,
+  the Application Auto Scaling service-linked role; target tracking needs the CloudWatch alarms it
+  makes (named ``TargetTracking-endpoint/...``: shared, as endpoint names do not carry the user).
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ OWNER_TAG = "amc_user"
 ROLE_OWNER_VARIABLE = "${aws:PrincipalTag/" + OWNER_TAG + "}"  # in a job: the key its execution role is tagged with
 ROLE_PATH = "/amc/"  # execution roles live here; a user may pass only the one tagged with their key
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
+SCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+SCALING_ROLE = f"aws-service-role/{SCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 DEFAULT_REPOSITORY = "amc-yolov5-training"
 
 
@@ -51,6 +60,11 @@ def user_policy(bucket: str, partition: str = "aws", region: str = "*", account:
     tagged with their key, the job logs, quota reads, and passing their own execution role."""
     prefix = space_prefix(USER_KEY_VARIABLE)
     jobs = f"arn:{partition}:sagemaker:{region}:{account}:training-job/*"
+    hosting = {kind: f"arn:{partition}:sagemaker:{region}:{account}:{kind}/*"
+               for kind in ("model", "endpoint-config", "endpoint")}
+    targets = f"arn:{partition}:application-autoscaling:{region}:{account}:scalable-target/*"
+    own_tag = {f"aws:RequestTag/{OWNER_TAG}": USER_KEY_VARIABLE}
+    owned = {"StringEquals": {f"aws:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -69,6 +83,38 @@ def user_policy(bucket: str, partition: str = "aws", region: str = "*", account:
             {"Sid": "OwnJobs", "Effect": "Allow",
              "Action": ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
              "Resource": jobs, "Condition": {"StringEquals": {f"aws:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
+            {"Sid": "CreateOwnModels", "Effect": "Allow", "Action": "sagemaker:CreateModel",
+             "Resource": hosting["model"],
+             "Condition": {"StringEquals": own_tag, "Bool": {"sagemaker:NetworkIsolation": "true"}}},
+            {"Sid": "CreateOwnEndpointConfigs", "Effect": "Allow", "Action": "sagemaker:CreateEndpointConfig",
+             "Resource": hosting["endpoint-config"], "Condition": {"StringEquals": own_tag}},
+            # on the endpoint only: the config it names must be the caller's own (OwnEndpointConfigsAndModels)
+            {"Sid": "CreateOwnEndpoints", "Effect": "Allow", "Action": "sagemaker:CreateEndpoint",
+             "Resource": hosting["endpoint"], "Condition": {"StringEquals": own_tag}},
+            {"Sid": "TagOwnHostingAtCreation", "Effect": "Allow", "Action": "sagemaker:AddTags",
+             "Resource": list(hosting.values()),
+             "Condition": {"StringEquals": {**own_tag, "sagemaker:TaggingAction": [
+                 "CreateModel", "CreateEndpointConfig", "CreateEndpoint"]}}},
+            {"Sid": "OwnEndpoints", "Effect": "Allow",
+             "Action": ["sagemaker:DescribeEndpoint", "sagemaker:InvokeEndpoint", "sagemaker:DeleteEndpoint",
+                        "sagemaker:UpdateEndpointWeightsAndCapacities"],
+             "Resource": hosting["endpoint"], "Condition": owned},
+            {"Sid": "OwnEndpointConfigsAndModels", "Effect": "Allow",
+             "Action": ["sagemaker:CreateEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+             "Resource": [hosting["endpoint-config"], hosting["model"]], "Condition": owned},
+            {"Sid": "ScaleOwnEndpoints", "Effect": "Allow", "Action": "application-autoscaling:RegisterScalableTarget",
+             "Resource": targets, "Condition": {"StringEquals": {
+                 **own_tag, "application-autoscaling:service-namespace": "sagemaker"}}},
+            {"Sid": "OwnScaling", "Effect": "Allow",
+             "Action": ["application-autoscaling:PutScalingPolicy", "application-autoscaling:DeregisterScalableTarget"],
+             "Resource": targets, "Condition": {"StringEquals": {
+                 **owned["StringEquals"], "application-autoscaling:service-namespace": "sagemaker"}}},
+            {"Sid": "ScalingAlarms", "Effect": "Allow",
+             "Action": ["cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"],
+             "Resource": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:TargetTracking-endpoint/*"},
+            {"Sid": "ScalingServiceRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
+             "Resource": f"arn:{partition}:iam::{account}:role/{SCALING_ROLE}",
+             "Condition": {"StringEquals": {"iam:AWSServiceName": SCALING_SERVICE}}},
             {"Sid": "JobLogs", "Effect": "Allow",
              "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:StartLiveTail"],
              "Resource": _log_group_arns(partition, region, account)},

@@ -7,6 +7,7 @@ entry point, laid out like the S3 bucket the SageMaker backend uses.
     users/<user>/training-jobs/<job>/output/model.tar.gz          SageMaker's output layout
     users/<user>/training-jobs/<job>/output/output.tar.gz
     jobs/<job>/                                                   job state, log and emulated /opt/ml
+    endpoints/<endpoint>/                                         a deployed model's server (local_endpoints.py)
     slots/slot-<n>.lock                                           the concurrent-job "quota"
 """
 
@@ -32,11 +33,15 @@ from amc_widgets.backends.base import (
     DownloadResult,
     LogChunk,
     OutputInfo,
+    Prediction,
     ProgressCallback,
     download_outputs_into,
 )
+from amc_widgets.backends.local_endpoints import LocalEndpoints
 from amc_widgets.backends.local_jobs import JobFiles
+from amc_widgets.core.container_contract import MODEL_ARCHIVE
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
 from amc_widgets.core.jobs import (
@@ -80,6 +85,7 @@ class LocalBackend:
         self.clock = clock
         self._popen = popen
         self._container_command = container_command  # None: the real training container
+        self.endpoints = LocalEndpoints(self.home / "endpoints", self.user, self._model_archive, clock, popen)
 
     # --- layout -------------------------------------------------------------------------------
     @property
@@ -287,3 +293,29 @@ class LocalBackend:
         sizes = {archive.name: archive.stat().st_size for archive in archives}
         return download_outputs_into(dest, name, sizes, lambda file_name, local, advance: copy_file(
             source / file_name, local, advance), progress, overwrite)
+
+    # --- endpoints ----------------------------------------------------------------------------
+    def _model_archive(self, job_name: str) -> Path:
+        archive = self.training_jobs / job_name / "output" / MODEL_ARCHIVE
+        if not archive.is_file():
+            raise JobNotFoundError(f"Training job '{job_name}' has no model to deploy (it has not completed)")
+        return archive
+
+    def deploy(self, spec: EndpointSpec) -> EndpointDescription:
+        return self.endpoints.deploy(spec)
+
+    def set_scaling(self, name: str) -> None:
+        """One server on this machine: nothing to scale."""
+
+    def describe_endpoint(self, name: str) -> EndpointDescription:
+        return self.endpoints.describe(name)
+
+    def list_endpoints(self) -> list[EndpointDescription]:
+        return self.endpoints.list()
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
+                        custom_attributes: str = "") -> Prediction:
+        return self.endpoints.invoke(name, body, content_type, accept, custom_attributes)
+
+    def delete_endpoint(self, name: str) -> None:
+        self.endpoints.delete(name)

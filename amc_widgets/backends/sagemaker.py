@@ -43,14 +43,17 @@ from amc_widgets.backends.base import (
     DownloadResult,
     LogChunk,
     OutputInfo,
+    Prediction,
     ProgressCallback,
     download_outputs_into,
 )
 from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail
 from amc_widgets.backends.iam_policy import OWNER_TAG
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
+from amc_widgets.backends.sagemaker_endpoints import SageMakerEndpoints
 from amc_widgets.core.container_contract import DEFAULT_ML_ROOT, TRAINING_CHANNEL, TRAINING_LOG_GROUP, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import get_instance, validate_instance_count
 from amc_widgets.core.jobs import (
@@ -102,6 +105,8 @@ class SageMakerBackend:
         self.datasets = S3DatasetStore(self.s3, self.bucket, f"users/{self.user}/custom-uploads", clock=clock)
         self._follower = LogFollower(self.logs)
         self._described: dict[str, tuple[float, JobDescription]] = {}
+        self.endpoints = SageMakerEndpoints(client, self.sm, self.s3, self.user, self.bucket, role_arn, self.image_uri,
+                                            self._model_data, clock)
 
     # --- connection ---------------------------------------------------------------------------
     @staticmethod
@@ -365,3 +370,29 @@ class SageMakerBackend:
                                   Callback=advance)
 
         return download_outputs_into(dest, name, output.files, fetch, progress, overwrite)
+
+    # --- endpoints ----------------------------------------------------------------------------
+    def _model_data(self, job_name: str) -> str:
+        output = next((o for o in self.list_outputs() if o.job_name == job_name and "model.tar.gz" in o.files), None)
+        if output is None:
+            raise JobNotFoundError(f"Training job '{job_name}' has no model to deploy (it has not completed)")
+        return f"{output.location}/model.tar.gz"
+
+    def deploy(self, spec: EndpointSpec) -> EndpointDescription:
+        return self.endpoints.deploy(spec)
+
+    def set_scaling(self, name: str) -> None:
+        self.endpoints.set_scaling(name)
+
+    def describe_endpoint(self, name: str) -> EndpointDescription:
+        return self.endpoints.describe(name)
+
+    def list_endpoints(self) -> list[EndpointDescription]:
+        return self.endpoints.list()
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
+                        custom_attributes: str = "") -> Prediction:
+        return self.endpoints.invoke(name, body, content_type, accept, custom_attributes)
+
+    def delete_endpoint(self, name: str) -> None:
+        self.endpoints.delete(name)

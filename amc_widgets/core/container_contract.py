@@ -1,9 +1,9 @@
-"""The contract between SageMaker and AMC's training container: the ``/opt/ml`` layout, the files
-and channels the container reads, the exit codes and failure text it leaves, where its log goes.
+"""The contract between SageMaker and AMC's container: the ``/opt/ml`` layout, the files and
+channels training reads, the exit codes and failure text it leaves, where its log goes, and the
+hosting contract the same image serves a model by (port, ``/ping``, ``/invocations``).
 
-The container (``amc_widgets.training``), the local job runner (which plays SageMaker on this
-machine) and the tests' SageMaker emulator all take it from here; the serving contract (port,
-``/ping``, ``/invocations``) belongs here too once AMC serves models.
+The container (``amc_widgets.training``, ``amc_widgets.serving``), the local job runner (which plays
+SageMaker on this machine) and the tests' SageMaker emulator all take it from here.
 """
 
 from __future__ import annotations
@@ -27,6 +27,20 @@ EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, the model trained so fa
 FAILURE_LIMIT = 1024  # SageMaker shows the first 1,024 characters of the failure file as FailureReason
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # CloudWatch Logs group of the container's output
+
+# SageMaker starts the image as `docker run <image> train` or `docker run <image> serve`
+TRAIN_COMMAND = "train"
+SERVE_COMMAND = "serve"
+
+# hosting: SageMaker sends health checks and requests to this port and these paths
+SERVING_PORT = 8080
+SERVING_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"  # SageMaker's own override (multi-container endpoints)
+SERVING_WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"  # as SageMaker's own model servers read it
+PING_PATH = "/ping"
+INVOCATIONS_PATH = "/invocations"
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"  # InvokeEndpoint's CustomAttributes
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024  # InvokeEndpoint refuses bigger bodies on real-time endpoints
+MODEL_ARCHIVE = "model.tar.gz"  # ModelDataUrl; SageMaker unpacks it into model/, AMC also unpacks it itself
 
 
 @dataclass(frozen=True)

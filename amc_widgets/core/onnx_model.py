@@ -1,6 +1,6 @@
 """An exported YOLO detector in onnxruntime, in one place: load, check, predict (letterbox, run,
 NMS in numpy) and draw the boxes (PIL).  The export check, the download check and the dashboard's
-preview use it; a serving program will too."""
+preview use it, and so does the serving program (``amc_widgets.serving``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,20 @@ class Detection:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels of the original image
     score: float
     class_id: int
+
+    def as_json(self, names: list[str]) -> dict:
+        """The detection as the serving program answers it (box in original pixels, rounded to 0.1)."""
+        name = names[self.class_id] if self.class_id < len(names) else f"class {self.class_id}"
+        return {"box": [round(v, 1) for v in self.box], "score": round(self.score, 4),
+                "class_id": self.class_id, "class_name": name}
+
+
+def best_providers() -> tuple[str, ...]:
+    """CUDA first where this onnxruntime build and machine have it, CPU always."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return tuple(p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available)
 
 
 def letterbox(image: Image.Image, size: tuple[int, int]) -> tuple[np.ndarray, float, tuple[float, float]]:
@@ -101,11 +115,15 @@ def class_names_of(session, count: int) -> list[str]:
 class OnnxDetector:
     """One ONNX detector loaded in onnxruntime (CPU unless other providers are given)."""
 
-    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",)):
+    def __init__(self, path: Path, providers: tuple[str, ...] = ("CPUExecutionProvider",),
+                 threads: int | None = None):
         import onnxruntime as ort
 
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(self.path), providers=list(providers))
+        options = ort.SessionOptions()
+        if threads:  # several server workers share the cores: each gets its part
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(self.path), options, providers=list(providers))
         self.input = self.session.get_inputs()[0]
 
     @property
@@ -127,11 +145,12 @@ class OnnxDetector:
         output = self.run(np.zeros(shape, dtype=np.float32))
         return {"input": shape, "output": list(output.shape)}
 
-    def predict(self, image: Image.Image, conf: float = 0.25, iou: float = 0.45) -> list[Detection]:
+    def predict(self, image: Image.Image, conf: float = 0.25, iou: float = 0.45,
+                max_detections: int = 100) -> list[Detection]:
         """Detections in the pixels of ``image``."""
         tensor, scale, (pad_x, pad_y) = letterbox(image, self.input_size)
         detections = []
-        for det in decode_detections(self.run(tensor), conf, iou):
+        for det in decode_detections(self.run(tensor), conf, iou, max_detections):
             x1, y1, x2, y2 = det.box
             box = ((x1 - pad_x) / scale, (y1 - pad_y) / scale, (x2 - pad_x) / scale, (y2 - pad_y) / scale)
             box = tuple(float(np.clip(v, 0, limit)) for v, limit in zip(box, (image.width, image.height) * 2))

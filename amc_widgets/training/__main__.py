@@ -1,7 +1,7 @@
-"""``python -m amc_widgets.training``: the training container's entry point (as container/train)."""
+"""``python -m amc_widgets.training [train|serve]``: the container's entry point (as container/train)."""
 
 import sys
 
-from amc_widgets.training.launcher import main
+from amc_widgets.entry import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""The dashboard: header, tabs (Connection, Dataset, Train, Jobs, Compare, Help) and the one poller."""
+"""The dashboard: header, tabs (Connection, Dataset, Train, Jobs, Endpoints, Compare, Help) and the one poller."""
 
 from __future__ import annotations
 
@@ -9,22 +9,25 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
+from amc_widgets.ui.models.endpoints import EndpointsModel
 from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
-from amc_widgets.ui.views.common import CSS, load_chart_classes, message
+from amc_widgets.ui.views.common import CSS, in_background, load_chart_classes, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
+from amc_widgets.ui.views.endpoints import EndpointsView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
 from amc_widgets.ui.views.train import TrainView
 
 README = project_file("README.md")
-TABS = ("Connection", "Dataset", "Train", "Jobs", "Compare", "Help")
+TABS = ("Connection", "Dataset", "Train", "Jobs", "Endpoints", "Compare", "Help")
 
 
 def downloads_folder() -> Path:
@@ -54,12 +57,14 @@ class Dashboard:
         self.params = ParametersModel(local=True)
         self.board = JobBoard(self.connection.require_backend)
         self.finished_jobs = JobTable()
+        self.endpoints = EndpointsModel(self.connection.require_backend)
 
         self.connection_view = ConnectionView(self.connection)
         self.dataset_view = DatasetView(self.datasets)
         self.train_view = TrainView(self.params, self.datasets, self.start_job)
         self.jobs_view = JobsView(self.board, self.finished_jobs, downloads_folder, self.datasets.validation_image,
-                                  self.new_job)
+                                  self.new_job, self.deploy)
+        self.endpoints_view = EndpointsView(self.endpoints, lambda: getattr(self.connection.backend, "region", ""))
         self.compare_view = CompareView(self.board, self.finished_jobs)
         self.help = w.HTML(help_html())
 
@@ -67,7 +72,8 @@ class Dashboard:
         self.status = w.HTML()
         self.status.add_class("amc-app-status")
         self.tabs = w.Tab(children=[self.connection_view.widget, self.dataset_view.widget, self.train_view.widget,
-                                    self.jobs_view.widget, self.compare_view.widget, self.help], titles=TABS)
+                                    self.jobs_view.widget, self.endpoints_view.widget, self.compare_view.widget,
+                                    self.help], titles=TABS)
         self.tabs.add_class("amc-tabs")
         self.widget = w.VBox([w.HTML(CSS), self.header, self.status, self.tabs])
         self.widget.add_class("amc-app")
@@ -85,6 +91,7 @@ class Dashboard:
     def _on_backend(self, _change: dict) -> None:
         """Connected, closed or replaced: the cards of the old backend go, the new one's come."""
         self.jobs_view.clear()
+        self.endpoints.clear()
         if self.connection.connected:
             self.params.set_local(self.connection.is_local)
             self.datasets.refresh()
@@ -105,6 +112,14 @@ class Dashboard:
         if not self._charts_loading:  # the user is on the move: load plotly now, before a chart is needed
             self._charts_loading = True
             threading.Thread(target=load_chart_classes, name="amc-load-plotly", daemon=True).start()
+        if TABS[change["new"]] == "Endpoints" and self.connection.connected:
+            in_background(self._refresh_endpoints, "amc-endpoints-refresh")
+
+    def _refresh_endpoints(self) -> None:
+        try:
+            self.endpoints.refresh()
+        except Exception as exc:  # noqa: BLE001 - shown in the tab
+            self.endpoints.error = user_message(exc)
 
     def _show_error(self, exc: Exception) -> None:
         self.status.value = message("error", f"Live updates hit a problem: {exc}")
@@ -114,6 +129,11 @@ class Dashboard:
         card = self.board.start(spec)
         self.jobs_view.add(card)
         self.tabs.selected_index = TABS.index("Jobs")
+
+    def deploy(self, job_name: str) -> None:
+        """Deploy a completed job's model; the Endpoints tab follows it."""
+        self.tabs.selected_index = TABS.index("Endpoints")
+        in_background(lambda: self.endpoints.deploy(job_name), f"amc-deploy-{job_name}")
 
     def new_job(self) -> None:
         self.tabs.selected_index = TABS.index("Train")

@@ -43,6 +43,8 @@ CSS = """
 .amc-badge-Completed { background: #dcfce7; color: #166534; }
 .amc-badge-Failed { background: #fee2e2; color: #991b1b; }
 .amc-badge-Stopped { background: #e2e8f0; color: #334155; }
+.amc-badge-Creating, .amc-badge-Deleting { background: #fef3c7; color: #92400e; }
+.amc-badge-InService { background: #dcfce7; color: #166534; }
 .amc-cards { flex-direction: column-reverse !important; }
 .amc-card { border: 1px solid #cbd5e1; border-left: 5px solid #0f3d5e; border-radius: 8px; padding: 8px 12px;
             margin: 10px 0; background: #fff; }

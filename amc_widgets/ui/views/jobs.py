@@ -61,7 +61,7 @@ class JobCardView:
     """One card; :meth:`update` redraws only what a poll changed."""
 
     def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None],
-                 on_close: Callable[[str], None], opened: bool = False):
+                 on_close: Callable[[str], None], on_deploy: Callable[[str], None], opened: bool = False):
         self.card = card
         self.opened = opened  # a finished job's card opened from the table (else a live card)
         self.title = w.HTML()
@@ -74,6 +74,8 @@ class JobCardView:
         self.download_button = button("Download model", "primary", icon="download", css="amc-download-job")
         self.close_button = button("Close", icon="times", css="amc-close-job",
                                    tooltip="Close this card; the job stays in the finished jobs' table")
+        self.deploy_button = button("Deploy", "success", icon="cloud-upload", css="amc-deploy-job",
+                                    tooltip="Serve this job's model on an endpoint (the Endpoints tab)")
         self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
         self.action_status = w.HTML()
         self.download_info = w.HTML()
@@ -83,7 +85,8 @@ class JobCardView:
         self.failure = w.HTML()
         self.failure.add_class("amc-failure-box")
         self.widget = w.VBox([self.title, self.details, self.failure, self.chart, self.log,
-                              w.HBox([self.stop_button, self.download_button, self.close_button, self.progress]),
+                              w.HBox([self.stop_button, self.download_button, self.deploy_button, self.close_button,
+                                      self.progress]),
                               self.action_status, self.download_info, self.preview])
         self.widget.add_class("amc-card")
         self.widget.add_class(f"amc-job-{card.name}")
@@ -91,6 +94,7 @@ class JobCardView:
         self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
         self.download_button.on_click(guard(lambda _b: on_download(card.name)))
         self.close_button.on_click(guard(lambda _b: on_close(card.name)))
+        self.deploy_button.on_click(guard(lambda _b: on_deploy(card.name)))
         self.links = [w.dlink((card.download, "fraction"), (self.progress, "value"))]
         card.download.observe(self.show_download, ["running", "error", "result", "preview", "preview_note"])
         self.update(Change(status=True, log=True, metrics=True))
@@ -108,6 +112,7 @@ class JobCardView:
             self.stop_button.disabled = finished or status == "Stopping"
             self.download_button.disabled = not finished or card.download.running
             self.close_button.layout.display = "flex" if finished else "none"
+            self.deploy_button.disabled = status != "Completed"
             reason = card.failure_reason or card.error
             self.failure.value = (f'<div class="amc-failure"><b>{"Failure reason" if card.failure_reason else "Note"}:'
                                   f'</b> {html.escape(reason)}</div>') if reason else ""
@@ -161,9 +166,11 @@ class JobsView:
     finished jobs' table, whose rows open cards on demand; updated by the one poller."""
 
     def __init__(self, board: JobBoard, table: JobTable, downloads: Callable[[], Path],
-                 validation_image: Callable[[str], Path | None], on_new_job: Callable[[], None]):
+                 validation_image: Callable[[str], Path | None], on_new_job: Callable[[], None],
+                 on_deploy: Callable[[str], None]):
         self.board = board
         self.table = table
+        self.on_deploy = on_deploy
         self.downloads = downloads
         self.validation_image = validation_image
         self.views: dict[str, JobCardView] = {}
@@ -187,7 +194,7 @@ class JobsView:
 
     def add(self, card: JobCard, opened: bool = False) -> JobCardView:
         """A card: a job started here or found running (live cards), or a finished job opened from the table."""
-        view = JobCardView(card, self.stop, self.download, self.close, opened)
+        view = JobCardView(card, self.stop, self.download, self.close, self.on_deploy, opened)
         self.views[card.name] = view
         self._layout()
         return view
