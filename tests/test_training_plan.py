@@ -10,7 +10,7 @@ import pytest
 from amc_widgets.core.container_contract import MLPaths
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.training.plan import TrainingPlan, build_plan, choose_devices
-from amc_widgets.training.sagemaker_env import ContractError
+from amc_widgets.training.sagemaker_env import ContractError, InstanceError
 from amc_widgets.training.worker import trainer_overrides
 from tests.conftest import make_ml_root
 
@@ -126,6 +126,34 @@ def test_bad_input_fails_before_waiting_for_hosts(small_dataset, tmp_path):
     with pytest.raises(ContractError, match="no 'weights' channel"):
         build_plan(paths, no_gpu_query, find)
     assert find.asked == []
+
+
+@pytest.mark.parametrize("instance_type, count, expected", [
+    ("ml.g4dn.xlarge", 1, ("cuda", 1)),
+    ("ml.g4dn.12xlarge", 4, ("cuda", 4)),
+    ("ml.m5.large", 0, ("cpu", 0)),  # a CPU instance type
+    ("ml.x9.future", 0, ("cpu", 0)),  # a type the catalog does not know: no promise to check
+    (None, 0, ("cpu", 0)),  # no resourceconfig (the local backend)
+])
+def test_auto_takes_what_the_instance_type_has(instance_type, count, expected):
+    assert choose_devices("auto", gpus(count), instance_type) == expected
+
+
+@pytest.mark.parametrize("instance_type, count", [("ml.g4dn.xlarge", 0), ("ml.g5.12xlarge", 2), ("ml.p3.16xlarge", 7)])
+def test_auto_on_a_gpu_instance_without_usable_gpus_fails(instance_type, count):
+    with pytest.raises(InstanceError) as caught:
+        choose_devices("auto", gpus(count), instance_type)
+    assert str(caught.value).startswith(f"{instance_type} has ")
+    assert f"but CUDA can use {count}: the job stops here rather than train without them" in str(caught.value)
+    assert "NVIDIA driver of 525.60.13 or newer" in str(caught.value)
+    assert choose_devices("cpu", no_gpu_query, instance_type) == ("cpu", 0)  # asked for, explicitly
+
+
+def test_a_gpu_instance_that_cuda_cannot_use_fails_the_plan(small_dataset, tmp_path):
+    resourceconfig = {"current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.g4dn.xlarge"}
+    paths = MLPaths(make_ml_root(tmp_path / "ml", small_dataset, HP, resourceconfig))
+    with pytest.raises(InstanceError, match="ml.g4dn.xlarge has 1 GPU"):
+        build_plan(paths, gpus(0))
 
 
 def test_gpus_asked_for_on_a_machine_without_them_fail_the_plan(small_dataset, tmp_path):

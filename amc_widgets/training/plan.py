@@ -18,9 +18,11 @@ from typing import Any
 from amc_widgets.core.container_contract import TRAINING_CHANNEL, WEIGHTS_CHANNEL, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset, resolve_dataset, write_resolved_data_yaml
 from amc_widgets.core.hyperparameters import decode_hyperparameters
+from amc_widgets.core.instances import CATALOG
 from amc_widgets.training.hosts import wait_for_cluster
 from amc_widgets.training.sagemaker_env import (
     ContractError,
+    InstanceError,
     read_cluster,
     read_hyperparameters,
     read_input_channels,
@@ -84,12 +86,31 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def choose_devices(device: str, gpu_count: Callable[[], int] = cuda_device_count) -> tuple[str, int]:
-    """The accelerator and GPUs per host for the ``device`` hyperparameter ('auto', 'cpu', '0,1')."""
+def cuda_build() -> str:
+    """The CUDA version this image's PyTorch was built for ('none' for a CPU build)."""
+    import torch
+
+    return torch.version.cuda or "none"
+
+
+def choose_devices(device: str, gpu_count: Callable[[], int] = cuda_device_count,
+                   instance_type: str | None = None) -> tuple[str, int]:
+    """The accelerator and GPUs per host for the ``device`` hyperparameter ('auto', 'cpu', '0,1').
+
+    With 'auto' on an instance type the catalog knows to have GPUs, every one of them must be
+    usable: InstanceError rather than training on the CPU (or fewer GPUs) while paying for them.
+    """
     if device == "cpu":
         return "cpu", 0
     available = gpu_count()
     if device == "auto":
+        spec = CATALOG.get(instance_type or "")
+        if spec is not None and available < spec.gpus:
+            raise InstanceError(
+                f"{spec.name} has {spec.gpus} GPU(s), but CUDA can use {available}: the job stops here rather "
+                f"than train without them. This image's PyTorch is built for CUDA {cuda_build()} and needs an "
+                f"NVIDIA driver of 525.60.13 or newer on the instance (see 'GPU instances' in the README); set "
+                f"device=cpu to train on the CPU anyway.")
         return ("cuda", available) if available else ("cpu", 0)
     wanted = [int(i) for i in device.split(",")]
     if max(wanted) >= available:
@@ -146,7 +167,7 @@ def build_plan(paths: MLPaths, gpu_count: Callable[[], int] = cuda_device_count,
     if not report.ok:
         raise DatasetError("The dataset cannot be used for training:\n" + "\n".join(report.errors))
     resolved = resolve_dataset(channel)
-    accelerator, gpus = choose_devices(params["device"], gpu_count)
+    accelerator, gpus = choose_devices(params["device"], gpu_count, cluster.instance_type)
     work_dir = paths.root / "amc-work"
     shutil.rmtree(work_dir, ignore_errors=True)
     data_yaml = write_resolved_data_yaml(resolved, work_dir / "dataset")
