@@ -11,7 +11,7 @@ import pytest
 
 from amc_widgets.core.container_contract import EXIT_COMPLETED, EXIT_STOPPED, MLPaths
 from amc_widgets.training.atomic import atomic_copy, atomic_write_text
-from amc_widgets.training.trainer import StopRequest
+from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
 from amc_widgets.training.worker import run
 from tests.test_training_launcher import make_plan
 
@@ -51,6 +51,11 @@ def stand_in_export(paths: MLPaths, seen: dict, sigterm: bool):
 def test_the_model_folder_holds_only_whole_files_and_a_stop_during_export_is_honoured(tmp_path, monkeypatch,
                                                                                        sigterm):
     plan, paths = finished_plan(tmp_path)
+    for key in ("YOLO_OFFLINE", "YOLO_AUTOINSTALL", "YOLO_CONFIG_DIR", "MPLBACKEND"):
+        monkeypatch.delenv(key, raising=False)  # restored after the test
+    prepare_offline_ultralytics(tmp_path / "ultralytics-config")  # before run() imports ultralytics
+    from amc_widgets.training.trainer import StopRequest
+
     seen: dict = {}
     monkeypatch.setattr("amc_widgets.training.export.export_onnx", stand_in_export(paths, seen, sigterm))
     stop = StopRequest()
