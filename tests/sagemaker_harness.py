@@ -6,7 +6,9 @@ each with the real ``container/train`` on the channel downloaded from moto's S3,
 output lines into moto's CloudWatch Logs stream, syncs checkpoints, uploads model.tar.gz and
 output.tar.gz, and moves the job through SageMaker's statuses in moto's own state.  Faults can be
 injected: a spot interruption (the container is killed and the job restarts from its
-checkpoints), a failing job, a stop.
+checkpoints), a failing job, a stop.  A job of several instances runs one container per host
+(``algo-1`` ...), each with its own /opt/ml and log stream, and their host names resolve only
+after a delay (``host_delay``; never, for a job whose delay is None), as on SageMaker.
 
 Where AWS is strict and moto is not, the emulator is strict too: CreateTrainingJob is refused
 (ValidationException, as SageMaker words it) for a role that does not exist or does not trust
@@ -111,7 +113,12 @@ class SageMakerEmulator:
         self.final_metrics: dict[str, dict[str, float]] = {}  # job -> last value of each MetricDefinition
         self.stop_requests: set[str] = set()
         self.interrupt_after_epoch: dict[str, int] = {}  # job -> epoch after which the spot instance "vanishes"
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.processes: dict[str, list[subprocess.Popen]] = {}  # job -> its containers, one per host
+        # Host names of a multi-host job resolve this many seconds after its containers start, as on
+        # SageMaker where algo-N can take minutes (None: never); per job, else ``host_delay``.
+        self.host_delay = 1.0
+        self.host_delays: dict[str, float | None] = {}
+        self.container_env: dict[str, dict[str, str]] = {}  # job -> extra environment of its containers
         self.threads: dict[str, threading.Thread] = {}
         self._claimed: set[str] = set()
         self._pending: set[str] = set()
@@ -132,9 +139,10 @@ class SageMakerEmulator:
 
     def close(self) -> None:
         self._stopped.set()
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.kill()
+        for processes in self.processes.values():
+            for process in processes:
+                if process.poll() is None:
+                    process.kill()
         for thread in self.threads.values():
             thread.join(timeout=30)
 
@@ -265,13 +273,17 @@ class SageMakerEmulator:
                 self.s3.upload_file(str(path), bucket, f"{prefix.rstrip('/')}/{path.relative_to(folder).as_posix()}",
                                     Config=IN_THIS_THREAD)
 
-    def _layout(self, name: str, job: dict, attempt: int) -> Path:
-        root = self.workdir / name / f"attempt-{attempt}" / "ml"
+    def _layout(self, name: str, job: dict, attempt: int, host: str, hosts: list[str]) -> Path:
+        root = self.workdir / name / f"attempt-{attempt}" / host / "ml"
         paths = MLPaths(root)
         paths.config_dir.mkdir(parents=True)
         paths.hyperparameters.write_text(json.dumps(job.get("HyperParameters", {})))
-        paths.resourceconfig.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"],
-                                                                "network_interface_name": "lo"}))
+        instance_type = job["ResourceConfig"]["InstanceType"]
+        paths.resourceconfig.write_text(json.dumps({  # as SageMaker writes it
+            "current_host": host, "current_instance_type": instance_type, "current_group_name": "homogeneousCluster",
+            "hosts": hosts, "instance_groups": [{"instance_group_name": "homogeneousCluster",
+                                                 "instance_type": instance_type, "hosts": hosts}],
+            "network_interface_name": "lo"}))
         channels = {c["ChannelName"]: {"TrainingInputMode": "File"} for c in job["InputDataConfig"]}
         paths.inputdataconfig.write_text(json.dumps(channels))
         for channel in job["InputDataConfig"]:
@@ -285,8 +297,9 @@ class SageMakerEmulator:
             self._download_prefix(job["CheckpointConfig"]["S3Uri"], paths.checkpoints)
         return root
 
-    def _stream_output(self, name: str, process: subprocess.Popen, stream: str, root: Path, job: dict) -> None:
-        """Copy the container's lines into CloudWatch; sync checkpoints after each epoch."""
+    def _stream_output(self, name: str, process: subprocess.Popen, stream: str, root: Path, job: dict,
+                       master: bool = True) -> None:
+        """Copy one host's lines into CloudWatch; on the master, sync checkpoints after each epoch."""
         self.logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
         definitions = [(d["Name"], re.compile(d["Regex"]))
                        for d in job["AlgorithmSpecification"].get("MetricDefinitions", [])]
@@ -302,13 +315,14 @@ class SageMakerEmulator:
                 found = regex.search(line)
                 if found:
                     final[metric] = float(found.group(1))
-            if line.startswith("[amc-metrics]"):
+            if master and line.startswith("[amc-metrics]"):
                 epochs += 1
                 if job.get("CheckpointConfig"):
                     self._upload_folder(MLPaths(root).checkpoints, job["CheckpointConfig"]["S3Uri"])
                 if self.interrupt_after_epoch.get(name) == epochs:
                     del self.interrupt_after_epoch[name]
-                    process.kill()  # the spot instance is taken back: no SIGTERM, no goodbye
+                    for host_process in self.processes[name]:
+                        host_process.kill()  # the spot instances are taken back: no SIGTERM, no goodbye
                     self._set(name, "InProgress", "Interrupted", "Spot capacity reclaimed; restarting")
 
     def _run(self, name: str) -> None:
@@ -324,30 +338,66 @@ class SageMakerEmulator:
 
     def _run_attempts(self, name: str) -> None:
         job = self.sm.describe_training_job(TrainingJobName=name)
+        hosts = [f"algo-{i}" for i in range(1, job["ResourceConfig"]["InstanceCount"] + 1)]
         started = time.time()
         attempt = 0
         while True:
             attempt += 1
             self._set(name, "InProgress", "Downloading", "Downloading input data")
-            root = self._layout(name, job, attempt)
+            roots = {host: self._layout(name, job, attempt, host, hosts) for host in hosts}
             self._set(name, "InProgress", "Training", "Training image download completed. Training in progress.",
                       training_start_time=_now())
-            env = {**os.environ, ML_ROOT_ENV: str(root), "PYTHONUNBUFFERED": "1"}
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.container_env.get(name, {})}
+            if len(hosts) > 1:
+                env.update(AMC_HOSTS_FILE=str(self._hosts_file(name, attempt, hosts)), AMC_MASTER_PORT=str(free_port()))
             command = self.images[job["AlgorithmSpecification"]["TrainingImage"]]
-            process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT)
-            self.processes[name] = process
-            if name in self.stop_requests:
-                process.send_signal(signal.SIGTERM)
-            stopper = threading.Thread(target=self._forward_stop, args=(name, process), daemon=True)
-            stopper.start()
-            self._stream_output(name, process, f"{name}/algo-1-{int(time.time())}-{attempt}", root, job)
-            code = process.wait()
+            processes = [subprocess.Popen(command, env={**env, ML_ROOT_ENV: str(roots[host])}, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT) for host in hosts]
+            self.processes[name] = processes
+            for process in processes:
+                if name in self.stop_requests:
+                    process.send_signal(signal.SIGTERM)
+                threading.Thread(target=self._forward_stop, args=(name, process), daemon=True).start()
+            streams = [threading.Thread(target=self._stream_host, daemon=True,
+                                        args=(name, process, f"{name}/{host}-{int(time.time())}-{attempt}", roots[host],
+                                              job, False))
+                       for host, process in zip(hosts[1:], processes[1:])]
+            for thread in streams:
+                thread.start()
+            self._stream_output(name, processes[0], f"{name}/{hosts[0]}-{int(time.time())}-{attempt}", roots[hosts[0]],
+                                job)
+            for thread in streams:
+                thread.join()
+            codes = [process.wait() for process in processes]
+            # the job's code: the first host that failed, else the master's (it saves the model)
+            host, code = next(((h, c) for h, c in zip(hosts, codes) if c != EXIT_COMPLETED), (hosts[0], codes[0]))
             self.exit_codes.setdefault(name, []).append(code)
             if code == -signal.SIGKILL and name not in self.stop_requests and not self._stopped.is_set():
                 continue  # spot interruption: start again from the checkpoints
             break
-        self._finish(name, job, root, code, started)
+        self._finish(name, job, roots[hosts[0]], code, started, failure_root=roots[host])
+
+    def _stream_host(self, name: str, *args) -> None:
+        """:meth:`_stream_output` in a thread of its own, its requests made as the job's."""
+        self._thread_job.name = name
+        self._stream_output(name, *args)
+
+    def _hosts_file(self, name: str, attempt: int, hosts: list[str]) -> Path:
+        """An empty hosts file for the job's containers (AMC_HOSTS_FILE), filled in after the job's
+        host delay: the names resolve only from then on."""
+        path = self.workdir / name / f"attempt-{attempt}" / "hosts"
+        path.write_text("")
+        delay = self.host_delays.get(name, self.host_delay)
+        if delay is not None:
+            def publish():
+                partial = path.with_name("hosts.partial")
+                partial.write_text("".join(f"127.0.0.1 {host}\n" for host in hosts))
+                os.replace(partial, path)
+
+            timer = threading.Timer(delay, publish)
+            timer.daemon = True
+            timer.start()
+        return path
 
     def _forward_stop(self, name: str, process: subprocess.Popen) -> None:
         while process.poll() is None:
@@ -356,7 +406,8 @@ class SageMakerEmulator:
                 return
             time.sleep(0.1)
 
-    def _finish(self, name: str, job: dict, root: Path, code: int, started: float) -> None:
+    def _finish(self, name: str, job: dict, root: Path, code: int, started: float,
+                failure_root: Path | None = None) -> None:
         output = f"{job['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}/output"
         bucket, _, prefix = output.removeprefix("s3://").partition("/")
         paths = MLPaths(root)
@@ -380,7 +431,7 @@ class SageMakerEmulator:
         elif code == EXIT_COMPLETED:
             self._set(name, "Completed", "Completed", "Training job completed", **times)
         else:
-            failure = paths.failure_file
+            failure = MLPaths(failure_root or root).failure_file
             reason = failure.read_text()[:FAILURE_LIMIT] if failure.exists() else f"AlgorithmError: exit code {code}"
             self._set(name, "Failed", "Failed", "Training job failed", failure_reason=reason, **times)
         self._job(name).secondary_status_transitions[-1]["EndTime"] = _now()

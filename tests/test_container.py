@@ -149,7 +149,8 @@ def test_two_hosts_train_together_with_cpu_ddp(small_dataset, tmp_path):
     roots = [make_ml_root(tmp_path / host, small_dataset, {**FAST_TRAINING, "epochs": 2},
                           {"current_host": host, "hosts": hosts, "network_interface_name": "lo"})
              for host in ("algo-1", "algo-2")]
-    env = {"AMC_HOST_ADDRESSES": "algo-1=127.0.0.1,algo-2=127.0.0.1", "AMC_MASTER_PORT": str(free_port())}
+    (tmp_path / "hosts").write_text("127.0.0.1 algo-1 algo-2\n")
+    env = {"AMC_HOSTS_FILE": str(tmp_path / "hosts"), "AMC_MASTER_PORT": str(free_port())}
     processes = [start_container(root, tmp_path / f"{root.name}.log", **env) for root in roots]
     try:
         codes = [p.wait(timeout=600) for p in processes]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -589,7 +590,8 @@ def test_iam_policy_is_scoped_to_the_users_prefix(tmp_path):
 def test_spot_interruption_resumes_from_checkpoints(backend, emulator, small_dataset):
     backend.store_dataset(small_dataset, name="spot", overwrite=True)
     emulator.interrupt_after_epoch["amc-spot"] = 1
-    backend.start_job(JobSpec(dataset="spot", hyperparameters={**FAST, "epochs": "3"}, instance_type="ml.g4dn.xlarge",
+    backend.start_job(JobSpec(dataset="spot", hyperparameters={**FAST, "epochs": "3", "device": "cpu"},
+                              instance_type="ml.g4dn.xlarge",
                               spot=True, name="amc-spot"))
     done = wait_until(lambda: (d := backend.describe_job("amc-spot")).is_terminal and d, timeout=300, what="spot job")
     assert done.status == COMPLETED, done.failure_reason
@@ -609,3 +611,51 @@ def test_a_failing_job_reports_the_containers_reason(backend, emulator, small_da
     done = wait_until(lambda: (d := backend.describe_job("amc-failing")).is_terminal and d, timeout=120, what="failure")
     assert done.status == FAILED
     assert "weights: 'start.pt'" in done.failure_reason and "no 'weights' channel" in done.failure_reason
+
+
+def test_a_gpu_instance_whose_gpus_cuda_cannot_use_fails_at_once(backend, emulator, small_dataset):
+    """device=auto on 8 GPUs this machine does not have: a clear failure, not a CPU training paid as GPUs."""
+    backend.store_dataset(small_dataset, name="nocuda", overwrite=True)
+    backend.start_job(JobSpec(dataset="nocuda", hyperparameters={**FAST, "epochs": "1"},
+                              instance_type="ml.p3.16xlarge", name="amc-no-cuda"))
+    done = wait_until(lambda: (d := backend.describe_job("amc-no-cuda")).is_terminal and d, timeout=60, what="failure")
+    assert done.status == FAILED
+    assert re.match(r"ml\.p3\.16xlarge has 8 GPU\(s\), but CUDA can use [0-7]: the job stops here", done.failure_reason)
+    assert emulator.exit_codes["amc-no-cuda"] == [1]
+    assert backend.read_metrics("amc-no-cuda").empty
+
+
+def test_hosts_whose_names_never_resolve_fail_the_job_with_a_clear_reason(backend, emulator, small_dataset):
+    backend.store_dataset(small_dataset, name="nohosts", overwrite=True)
+    emulator.host_delays["amc-no-hosts"] = None
+    emulator.container_env["amc-no-hosts"] = {"AMC_HOST_WAIT_SECONDS": "2"}
+    backend.start_job(JobSpec(dataset="nohosts", hyperparameters={**FAST, "device": "cpu"},
+                              instance_type="ml.g4dn.xlarge", instance_count=2, name="amc-no-hosts"))
+    done = wait_until(lambda: (d := backend.describe_job("amc-no-hosts")).is_terminal and d, timeout=60, what="failure")
+    assert done.status == FAILED
+    assert done.failure_reason.startswith("Host names did not resolve within 2 s: algo-1, algo-2 "
+                                          "(the master is algo-1).")
+    assert emulator.exit_codes["amc-no-hosts"] == [1]
+    lines = backend.read_logs("amc-no-hosts").lines
+    for host in ("algo-1", "algo-2"):  # each host said what it waited for
+        assert any(line.startswith(f"[{host}]") and "Waiting for host names to resolve: algo-1, algo-2" in line
+                   for line in lines), lines
+
+
+@pytest.mark.slow
+def test_a_multi_host_job_waits_for_its_host_names_and_trains(backend, emulator, small_dataset):
+    backend.store_dataset(small_dataset, name="hosts", overwrite=True)
+    emulator.host_delays["amc-late-hosts"] = 15.0  # from the containers' start: longer than their input check
+    backend.start_job(JobSpec(dataset="hosts", hyperparameters={**FAST, "epochs": "1", "device": "cpu"},
+                              instance_type="ml.g4dn.xlarge", instance_count=2, name="amc-late-hosts"))
+    done = wait_until(lambda: (d := backend.describe_job("amc-late-hosts")).is_terminal and d, timeout=600,
+                      what="the two-host job")
+    assert done.status == COMPLETED, done.failure_reason
+    assert emulator.exit_codes["amc-late-hosts"] == [0]
+    lines = backend.read_logs("amc-late-hosts").lines
+    for host in ("algo-1", "algo-2"):
+        mine = [line for line in lines if line.startswith(f"[{host}]")]
+        assert any("Waiting for host names to resolve: algo-1, algo-2" in line for line in mine), lines
+        assert any("All 2 host names resolve, after" in line for line in mine), lines
+    assert any("2 host(s)" in line and "this host rank 1" in line for line in lines)
+    assert backend.read_metrics("amc-late-hosts")["epoch"].tolist() == [1]

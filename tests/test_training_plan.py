@@ -10,7 +10,7 @@ import pytest
 from amc_widgets.core.container_contract import MLPaths
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.training.plan import TrainingPlan, build_plan, choose_devices
-from amc_widgets.training.sagemaker_env import ContractError
+from amc_widgets.training.sagemaker_env import ContractError, InstanceError
 from amc_widgets.training.worker import trainer_overrides
 from tests.conftest import make_ml_root
 
@@ -82,11 +82,24 @@ def test_four_gpus_on_one_host(small_dataset, tmp_path):
     assert plan.master_addr == "127.0.0.1" and plan.node_rank == 0
 
 
+def hosts_at(**addresses: str):
+    """A ``find_hosts`` that knows ``algo_1='10.0.0.11'``, ... and records what it was asked."""
+    asked = []
+
+    def find(hosts):
+        asked.append(list(hosts))
+        return {host: addresses[host.replace("-", "_")] for host in hosts}
+
+    find.asked = asked
+    return find
+
+
 def test_four_gpus_on_each_of_two_hosts(small_dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("AMC_HOST_ADDRESSES", "algo-1=10.0.0.11,algo-2=10.0.0.12")
     monkeypatch.setenv("AMC_MASTER_PORT", "29611")
     resourceconfig = {"current_host": "algo-2", "hosts": ["algo-2", "algo-1"], "network_interface_name": "ens5f0"}
-    plan = build_plan(MLPaths(make_ml_root(tmp_path / "ml", small_dataset, HP, resourceconfig)), gpus(4))
+    find = hosts_at(algo_1="10.0.0.11", algo_2="10.0.0.12")
+    plan = build_plan(MLPaths(make_ml_root(tmp_path / "ml", small_dataset, HP, resourceconfig)), gpus(4), find)
+    assert find.asked == [["algo-1", "algo-2"]]  # every host, the master first
     assert (plan.accelerator, plan.gpus_per_host, plan.world_size, plan.distributed) == ("cuda", 4, 8, True)
     assert plan.hosts == ["algo-1", "algo-2"] and plan.node_rank == 1
     assert (plan.master_addr, plan.master_port) == ("10.0.0.11", 29611)  # the first sorted host, resolved
@@ -96,14 +109,51 @@ def test_four_gpus_on_each_of_two_hosts(small_dataset, tmp_path, monkeypatch):
     assert (overrides["device"], overrides["batch"]) == ("0,1,2,3", 32)
 
 
-def test_two_cpu_hosts_run_one_process_each(small_dataset, tmp_path, monkeypatch):
-    monkeypatch.setenv("AMC_HOST_ADDRESSES", "algo-1=127.0.0.1,algo-2=127.0.0.1")
+def test_two_cpu_hosts_run_one_process_each(small_dataset, tmp_path):
     resourceconfig = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"], "network_interface_name": "lo"}
     plan = build_plan(MLPaths(make_ml_root(tmp_path / "ml", small_dataset, {**HP, "device": "cpu"}, resourceconfig)),
-                      no_gpu_query)
+                      no_gpu_query, hosts_at(algo_1="127.0.0.1", algo_2="127.0.0.1"))
     assert (plan.accelerator, plan.gpus_per_host, plan.world_size, plan.distributed) == ("cpu", 0, 2, True)
     assert plan.node_rank == 0 and plan.ultralytics_device == "cpu"
     assert trainer_overrides(plan)["device"] == "cpu"
+
+
+def test_bad_input_fails_before_waiting_for_hosts(small_dataset, tmp_path):
+    resourceconfig = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]}
+    paths = MLPaths(make_ml_root(tmp_path / "ml", small_dataset, {**HP, "device": "cpu", "weights": "start.pt"},
+                                 resourceconfig))
+    find = hosts_at(algo_1="127.0.0.1", algo_2="127.0.0.1")
+    with pytest.raises(ContractError, match="no 'weights' channel"):
+        build_plan(paths, no_gpu_query, find)
+    assert find.asked == []
+
+
+@pytest.mark.parametrize("instance_type, count, expected", [
+    ("ml.g4dn.xlarge", 1, ("cuda", 1)),
+    ("ml.g4dn.12xlarge", 4, ("cuda", 4)),
+    ("ml.m5.large", 0, ("cpu", 0)),  # a CPU instance type
+    ("ml.x9.future", 0, ("cpu", 0)),  # a type the catalog does not know: no promise to check
+    (None, 0, ("cpu", 0)),  # no resourceconfig (the local backend)
+])
+def test_auto_takes_what_the_instance_type_has(instance_type, count, expected):
+    assert choose_devices("auto", gpus(count), instance_type) == expected
+
+
+@pytest.mark.parametrize("instance_type, count", [("ml.g4dn.xlarge", 0), ("ml.g5.12xlarge", 2), ("ml.p3.16xlarge", 7)])
+def test_auto_on_a_gpu_instance_without_usable_gpus_fails(instance_type, count):
+    with pytest.raises(InstanceError) as caught:
+        choose_devices("auto", gpus(count), instance_type)
+    assert str(caught.value).startswith(f"{instance_type} has ")
+    assert f"but CUDA can use {count}: the job stops here rather than train without them" in str(caught.value)
+    assert "NVIDIA driver of 525.60.13 or newer" in str(caught.value)
+    assert choose_devices("cpu", no_gpu_query, instance_type) == ("cpu", 0)  # asked for, explicitly
+
+
+def test_a_gpu_instance_that_cuda_cannot_use_fails_the_plan(small_dataset, tmp_path):
+    resourceconfig = {"current_host": "algo-1", "hosts": ["algo-1"], "current_instance_type": "ml.g4dn.xlarge"}
+    paths = MLPaths(make_ml_root(tmp_path / "ml", small_dataset, HP, resourceconfig))
+    with pytest.raises(InstanceError, match="ml.g4dn.xlarge has 1 GPU"):
+        build_plan(paths, gpus(0))
 
 
 def test_gpus_asked_for_on_a_machine_without_them_fail_the_plan(small_dataset, tmp_path):

@@ -12,7 +12,6 @@ from amc_widgets.training.sagemaker_env import (
     read_cluster,
     read_hyperparameters,
     read_input_channels,
-    resolve_host,
     write_failure,
 )
 
@@ -42,6 +41,10 @@ def test_hosts_are_sorted_and_the_first_is_the_master(tmp_path):
     assert cluster.master_host == "algo-1"
     assert cluster.node_rank == 1
     assert cluster.network_interface == "ens5f0"
+    assert cluster.instance_type is None
+    paths.resourceconfig.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"],
+                                                "current_instance_type": "ml.g4dn.xlarge"}))
+    assert read_cluster(paths).instance_type == "ml.g4dn.xlarge"
     for rank, host in enumerate(("algo-1", "algo-2", "algo-3")):
         paths.resourceconfig.write_text(json.dumps({"current_host": host, "hosts": ["algo-3", "algo-1", "algo-2"]}))
         assert read_cluster(paths).node_rank == rank
@@ -76,13 +79,6 @@ def test_hyperparameters_and_channels(tmp_path):
     paths.inputdataconfig.write_text('"training"')
     with pytest.raises(ContractError, match="inputdataconfig.json must be a JSON object"):
         read_input_channels(paths)
-
-
-def test_host_addresses_come_from_the_mapping_then_dns(monkeypatch):
-    monkeypatch.setenv("AMC_HOST_ADDRESSES", "algo-1=10.0.0.11, algo-2 = 10.0.0.12")
-    assert resolve_host("algo-1") == "10.0.0.11"
-    assert resolve_host("algo-2") == "10.0.0.12"
-    assert resolve_host("localhost") == "127.0.0.1"  # not mapped: the name is looked up
 
 
 def test_the_first_failure_written_wins(tmp_path):

@@ -20,7 +20,7 @@ TRAINING_CHANNEL = "training"  # required: the dataset
 WEIGHTS_CHANNEL = "weights"  # optional: .pt files to start from
 
 EXIT_COMPLETED = 0
-EXIT_FAILED = 1  # training or export failed
+EXIT_FAILED = 1  # training or export failed, or the instances cannot run the job (hosts, GPUs)
 EXIT_BAD_INPUT = 2  # hyperparameters, dataset or channels refused before training started
 EXIT_STOPPED = 143  # 128 + SIGTERM: stopped on request, the model trained so far saved
 

@@ -16,12 +16,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
+from amc_widgets.core.container_contract import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED, FAILURE_LIMIT, MLPaths
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.hyperparameters import HyperparameterError
 from amc_widgets.core.processes import die_with_parent
 from amc_widgets.training.plan import TrainingPlan, build_plan
-from amc_widgets.training.sagemaker_env import ContractError, write_failure
+from amc_widgets.training.sagemaker_env import ContractError, InstanceError, write_failure
 from amc_widgets.training.worker import install_clean_streams
 
 STOP_GRACE_SECONDS = 60  # after forwarding SIGTERM, wait this long before killing the workers
@@ -100,11 +100,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(EXIT_STOPPED))  # before training starts: just leave
     try:
         plan = build_plan(paths)
-    except (HyperparameterError, DatasetError, ContractError) as exc:
+    except (HyperparameterError, DatasetError, ContractError, InstanceError) as exc:
         message = str(exc)
         write_failure(paths, message[:FAILURE_LIMIT])
         print(f"ERROR: {message}", file=sys.stderr, flush=True)
-        return EXIT_BAD_INPUT
+        return EXIT_FAILED if isinstance(exc, InstanceError) else EXIT_BAD_INPUT
     print(f"Dataset: {plan.dataset_counts}; classes: {plan.class_names}", flush=True)
     try:
         if plan.distributed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,14 @@ from typing import Any
 from amc_widgets.core.container_contract import TRAINING_CHANNEL, WEIGHTS_CHANNEL, MLPaths
 from amc_widgets.core.dataset_check import DatasetError, check_dataset, resolve_dataset, write_resolved_data_yaml
 from amc_widgets.core.hyperparameters import decode_hyperparameters
+from amc_widgets.core.instances import CATALOG
+from amc_widgets.training.hosts import wait_for_cluster
 from amc_widgets.training.sagemaker_env import (
     ContractError,
+    InstanceError,
     read_cluster,
     read_hyperparameters,
     read_input_channels,
-    resolve_host,
 )
 
 CHECKPOINT_STATE = "state.json"
@@ -84,12 +86,31 @@ def cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def choose_devices(device: str, gpu_count: Callable[[], int] = cuda_device_count) -> tuple[str, int]:
-    """The accelerator and GPUs per host for the ``device`` hyperparameter ('auto', 'cpu', '0,1')."""
+def cuda_build() -> str:
+    """The CUDA version this image's PyTorch was built for ('none' for a CPU build)."""
+    import torch
+
+    return torch.version.cuda or "none"
+
+
+def choose_devices(device: str, gpu_count: Callable[[], int] = cuda_device_count,
+                   instance_type: str | None = None) -> tuple[str, int]:
+    """The accelerator and GPUs per host for the ``device`` hyperparameter ('auto', 'cpu', '0,1').
+
+    With 'auto' on an instance type the catalog knows to have GPUs, every one of them must be
+    usable: InstanceError rather than training on the CPU (or fewer GPUs) while paying for them.
+    """
     if device == "cpu":
         return "cpu", 0
     available = gpu_count()
     if device == "auto":
+        spec = CATALOG.get(instance_type or "")
+        if spec is not None and available < spec.gpus:
+            raise InstanceError(
+                f"{spec.name} has {spec.gpus} GPU(s), but CUDA can use {available}: the job stops here rather "
+                f"than train without them. This image's PyTorch is built for CUDA {cuda_build()} and needs an "
+                f"NVIDIA driver of 525.60.13 or newer on the instance (see 'GPU instances' in the README); set "
+                f"device=cpu to train on the CPU anyway.")
         return ("cuda", available) if available else ("cpu", 0)
     wanted = [int(i) for i in device.split(",")]
     if max(wanted) >= available:
@@ -125,12 +146,14 @@ def _resume_state(paths: MLPaths) -> str:
     return "finished" if state.get("finished") else "resume"
 
 
-def build_plan(paths: MLPaths, gpu_count: Callable[[], int] = cuda_device_count) -> TrainingPlan:
+def build_plan(paths: MLPaths, gpu_count: Callable[[], int] = cuda_device_count,
+               find_hosts: Callable[[Sequence[str]], dict[str, str]] = wait_for_cluster) -> TrainingPlan:
     """Validate everything the job was given and decide how to run it (``gpu_count``: the GPUs of
-    this machine, asked only when the device is not 'cpu').
+    this machine, asked only when the device is not 'cpu'; ``find_hosts``: the hosts' addresses,
+    asked last and only for several hosts, as it may wait for them).
 
     Raises :class:`HyperparameterError`, :class:`DatasetError` or :class:`ContractError` with a
-    message meant for the user.
+    message meant for the user, :class:`InstanceError` when the instances cannot run the job.
     """
     params = decode_hyperparameters(read_hyperparameters(paths))
     cluster = read_cluster(paths)
@@ -144,11 +167,12 @@ def build_plan(paths: MLPaths, gpu_count: Callable[[], int] = cuda_device_count)
     if not report.ok:
         raise DatasetError("The dataset cannot be used for training:\n" + "\n".join(report.errors))
     resolved = resolve_dataset(channel)
-    accelerator, gpus = choose_devices(params["device"], gpu_count)
+    accelerator, gpus = choose_devices(params["device"], gpu_count, cluster.instance_type)
     work_dir = paths.root / "amc-work"
     shutil.rmtree(work_dir, ignore_errors=True)
     data_yaml = write_resolved_data_yaml(resolved, work_dir / "dataset")
-    master_addr = "127.0.0.1" if len(cluster.hosts) == 1 else resolve_host(cluster.master_host)
+    weights = _find_weights(paths, params["weights"])
+    master_addr = "127.0.0.1" if len(cluster.hosts) == 1 else find_hosts(cluster.hosts)[cluster.master_host]
     return TrainingPlan(
         ml_root=str(paths.root),
         work_dir=str(work_dir),
@@ -157,7 +181,7 @@ def build_plan(paths: MLPaths, gpu_count: Callable[[], int] = cuda_device_count)
         class_names=resolved.names,
         dataset_counts={split: asdict(counts) for split, counts in report.splits.items()},
         sample_image=str(resolved.images["val"][0]),
-        weights=_find_weights(paths, params["weights"]),
+        weights=weights,
         resume=_resume_state(paths),
         accelerator=accelerator,
         gpus_per_host=gpus,

@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,11 @@ from amc_widgets.core.errors import AmcError
 
 class ContractError(AmcError, ValueError):
     """A file SageMaker should have written is missing or malformed."""
+
+
+class InstanceError(AmcError):
+    """The instances SageMaker gave cannot run the job: host names that never resolve, GPUs that
+    CUDA cannot use."""
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -49,6 +52,7 @@ class ClusterConfig:
     current_host: str
     hosts: tuple[str, ...]
     network_interface: str | None
+    instance_type: str | None = None  # ``current_instance_type``, e.g. 'ml.g4dn.xlarge'
 
     @property
     def node_rank(self) -> int:
@@ -70,17 +74,8 @@ def read_cluster(paths: MLPaths) -> ClusterConfig:
         raise ContractError("resourceconfig.json needs 'current_host' and 'hosts'") from None
     if current not in hosts:
         raise ContractError(f"resourceconfig.json: current_host {current!r} is not among hosts {list(hosts)}")
-    return ClusterConfig(current_host=current, hosts=hosts, network_interface=data.get("network_interface_name"))
-
-
-def resolve_host(name: str) -> str:
-    """The address of a cluster host.  ``AMC_HOST_ADDRESSES`` ('algo-1=127.0.0.1,...') maps hosts
-    for local emulation, where SageMaker's host names do not resolve."""
-    for pair in os.environ.get("AMC_HOST_ADDRESSES", "").split(","):
-        host, _, address = pair.partition("=")
-        if host.strip() == name and address.strip():
-            return address.strip()
-    return socket.gethostbyname(name)
+    return ClusterConfig(current_host=current, hosts=hosts, network_interface=data.get("network_interface_name"),
+                         instance_type=data.get("current_instance_type"))
 
 
 def write_failure(paths: MLPaths, message: str) -> None:

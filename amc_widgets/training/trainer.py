@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +20,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer
 from ultralytics.utils import LOCAL_RANK, RANK
 
 from amc_widgets.core.metrics import format_metrics_line
+from amc_widgets.training.atomic import atomic_copy, atomic_write_text
 from amc_widgets.training.plan import CHECKPOINT_STATE
 
 
@@ -153,12 +153,6 @@ def epoch_metrics(trainer) -> dict[str, float]:
     }
 
 
-def _atomic_copy(source: Path, dest: Path) -> None:
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.copyfile(source, partial)
-    os.replace(partial, dest)
-
-
 def attach_amc_callbacks(trainer, checkpoint_dir: Path, stop: StopRequest) -> None:
     """Metrics line per epoch, spot checkpoints, and stop checks at every batch."""
 
@@ -166,11 +160,11 @@ def attach_amc_callbacks(trainer, checkpoint_dir: Path, stop: StopRequest) -> No
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         for name in ("last.pt", "best.pt"):
             if (t.wdir / name).exists():
-                _atomic_copy(t.wdir / name, checkpoint_dir / name)
+                atomic_copy(t.wdir / name, checkpoint_dir / name)
         if t.csv.exists():
-            _atomic_copy(t.csv, checkpoint_dir / "results.csv")
+            atomic_copy(t.csv, checkpoint_dir / "results.csv")
         state = {"epoch": t.epoch + 1, "epochs": t.epochs, "finished": bool(t.stop) or t.epoch + 1 >= t.epochs}
-        (checkpoint_dir / CHECKPOINT_STATE).write_text(json.dumps(state), encoding="utf-8")
+        atomic_write_text(checkpoint_dir / CHECKPOINT_STATE, json.dumps(state))  # a torn one would lose the resume
 
     def on_fit_epoch_end(t):
         if RANK in (-1, 0) and not t.in_final_eval:

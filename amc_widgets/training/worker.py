@@ -17,6 +17,7 @@ from pathlib import Path
 
 from amc_widgets.core.container_contract import EXIT_COMPLETED, EXIT_FAILED, EXIT_STOPPED, FAILURE_LIMIT
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
+from amc_widgets.training.atomic import atomic_copy, atomic_write_text
 from amc_widgets.training.log_stream import CleanLineWriter
 from amc_widgets.training.plan import TrainingPlan
 from amc_widgets.training.sagemaker_env import write_failure
@@ -88,8 +89,13 @@ def _final_metrics(trainer) -> dict:
     return {short: float(metrics[long]) for long, short in names.items() if long in metrics}
 
 
-def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started: float) -> None:
-    """Master only: best.pt -> ONNX (checked by onnxruntime), model card, outputs."""
+def finalize(plan: TrainingPlan, run_dir: Path, trainer, stop, started: float) -> None:
+    """Master only: best.pt -> ONNX (checked by onnxruntime), model card, outputs.
+
+    Every file in the model folder is written whole or not at all (a stop may end in SIGKILL):
+    best.pt, then a model card without ONNX, then best.onnx exported in the work folder and the card
+    again.  A stop (``stop.is_set()``) during all this lets it finish and is noted in the card.
+    """
     from amc_widgets.training.export import export_onnx
 
     paths = plan.paths
@@ -97,15 +103,12 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
     best = next((p for p in (weights / "best.pt", weights / "last.pt", paths.checkpoints / "best.pt",
                              paths.checkpoints / "last.pt") if p.exists()), None)
     if best is None:
-        if stopped:
+        if stop.is_set():
             print("Stopped before the first epoch finished: there is no model to save.", flush=True)
             return
         raise RuntimeError("Training ended without writing a model checkpoint")
     paths.model_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(best, paths.model_dir / "best.pt")
-    _onnx, onnx_info = export_onnx(paths.model_dir / "best.pt", plan.params["imgsz"],
-                                   Path(plan.sample_image) if plan.sample_image else None)
-    print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
+    atomic_copy(best, paths.model_dir / "best.pt")
     state_file = paths.checkpoints / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     card = {
@@ -114,11 +117,11 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         "imgsz": plan.params["imgsz"],
         "epochs_completed": state.get("epoch"),
         "epochs_planned": plan.params["epochs"],
-        "stopped_by_request": stopped,
+        "stopped_by_request": stop.is_set(),
         "final_metrics": _final_metrics(trainer),
         "parameters": plan.params,
         "dataset": plan.dataset_counts,
-        "onnx": onnx_info,
+        "onnx": None,  # until best.onnx is in place
         "hosts": len(plan.hosts),
         "processes": plan.world_size,
         "accelerator": plan.accelerator,
@@ -126,7 +129,17 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    (paths.model_dir / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    atomic_write_text(paths.model_dir / "model_card.json", json.dumps(card, indent=2))
+    staging = Path(plan.work_dir) / "export"  # ultralytics writes the ONNX file next to the .pt
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copyfile(best, staging / "best.pt")
+    onnx, onnx_info = export_onnx(staging / "best.pt", plan.params["imgsz"],
+                                  Path(plan.sample_image) if plan.sample_image else None)
+    print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
+    atomic_copy(onnx, paths.model_dir / "best.onnx")
+    card.update(onnx=onnx_info, stopped_by_request=stop.is_set())
+    atomic_write_text(paths.model_dir / "model_card.json", json.dumps(card, indent=2))
     if run_dir.is_dir():
         _copy_outputs(run_dir, paths.output_data_dir)
     elif (paths.checkpoints / "results.csv").exists():
@@ -152,7 +165,6 @@ def run(plan: TrainingPlan, stop) -> int:
     is_master = RANK in (-1, 0) and plan.node_rank == 0
     run_dir = Path(plan.work_dir) / "run"
     trainer = None
-    stopped = False
     try:
         if plan.resume == "finished":
             print("Training already finished before the restart; exporting the saved model.", flush=True)
@@ -169,11 +181,10 @@ def run(plan: TrainingPlan, stop) -> int:
             try:
                 trainer.train()
             except TrainingStopped:
-                stopped = True
                 print("Stop requested: saving the model trained so far.", flush=True)
         if is_master:
-            finalize(plan, run_dir, trainer, stopped, started)
-        return EXIT_STOPPED if stopped else EXIT_COMPLETED
+            finalize(plan, run_dir, trainer, stop, started)
+        return EXIT_STOPPED if stop.is_set() else EXIT_COMPLETED  # also for a stop during the export
     except Exception as exc:  # noqa: BLE001 - the failure file must carry the real error
         reason = explain_failure(exc)
         write_failure(plan.paths, reason[:FAILURE_LIMIT] + "\n\n" + traceback.format_exc())
