@@ -36,7 +36,7 @@ def board(fake) -> JobBoard:
 
 @pytest.fixture()
 def view(board) -> JobsView:
-    return JobsView(board, JobTable(), lambda: None, lambda _dataset: None, lambda: None)
+    return JobsView(board, JobTable(), lambda: None, lambda _dataset: None, lambda: None, lambda _name: None)
 
 
 def test_running_jobs_get_cards_and_finished_ones_rows(view, fake):
