@@ -34,8 +34,9 @@ class LogChunk:
     """New log lines since a cursor, and the cursor to continue from."""
 
     lines: list[str]
-    cursor: Any  # opaque: a byte offset locally, stream tokens on SageMaker
+    cursor: Any  # opaque and JSON-serialisable: a byte offset locally, stream positions on SageMaker
     finished: bool = False  # the job has ended and every line has been read
+    more: bool = False  # more lines are waiting already (a read is bounded): read again without waiting
 
 
 @dataclass(frozen=True)

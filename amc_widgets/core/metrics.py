@@ -94,3 +94,15 @@ def parse_metrics(lines: Iterable[str]) -> pd.DataFrame:
     if frame["epoch"].duplicated().any():
         frame = frame.drop_duplicates("epoch", keep="last").sort_values("epoch")
     return frame.reset_index(drop=True)
+
+
+def append_metrics(frame: pd.DataFrame, lines: Iterable[str]) -> pd.DataFrame:
+    """``frame`` (from :func:`parse_metrics`) with the epochs of new ``lines`` added, a repeated epoch
+    replaced: a log read piece by piece gives what :func:`parse_metrics` gives for the whole."""
+    new = parse_metrics(lines)
+    if new.empty:
+        return frame
+    if frame.empty:
+        return new
+    both = pd.concat([frame, new], ignore_index=True)
+    return both.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)
