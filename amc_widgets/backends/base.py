@@ -125,9 +125,10 @@ class RunsJobsHere(Protocol):
 
 @runtime_checkable
 class TailsLogs(Protocol):
-    """A job's new lines can be streamed as they are written (CloudWatch Live Tail)."""
+    """A job's new lines can be streamed as they are written (CloudWatch Live Tail), continuing a
+    :meth:`Backend.read_logs` cursor; returns the cursor to poll on from."""
 
-    def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None: ...
+    def tail_logs(self, name: str, on_line: Callable[[str], None], cursor: Any = None) -> Any: ...
 
 
 @runtime_checkable
