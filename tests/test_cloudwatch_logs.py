@@ -197,5 +197,6 @@ def test_live_tail_says_when_it_samples(backend, writer):
     got: list[str] = []
     backend.tail_logs(name, got.append)
     thread.join(timeout=30)
-    assert got.count(SAMPLED_NOTE) == 1
-    assert [line for line in got if line != SAMPLED_NOTE] == [f"burst {i}" for i in range(5)]
+    note = SAMPLED_NOTE.format(job=name)
+    assert got.count(note) == 1 and f"amc logs {name}" in note
+    assert [line for line in got if line != note] == [f"burst {i}" for i in range(5)]

@@ -28,7 +28,7 @@ from amc_widgets.core.jobs import JobDescription
 
 MAX_PAGES_PER_READ = 10  # per stream and read: up to 100,000 events or 10 MB; the rest next time
 SAMPLED_NOTE = ("[amc] Live Tail is sampling this log (over 500 lines a second): some lines are not shown "
-                "here; `amc logs JOB` reads them all")
+                "here; `amc logs {job}` reads them all")
 
 
 def host_of(stream_name: str) -> str:
@@ -155,7 +155,7 @@ def live_tail(logs, group_arn: str, follower: LogFollower, job: str, cursor: dic
                 lines, cursor, more = follower.read(job, cursor, expected)
                 for line in lines:
                     on_line(line)
-            _follow_session(stream, cursor, on_line, should_stop, label)
+            _follow_session(stream, cursor, on_line, should_stop, label, SAMPLED_NOTE.format(job=job))
             return cursor  # stopped, or the session ended by itself: the caller polls on
         except ClientError as exc:  # an error event in the stream raises botocore's EventStreamError
             if exc.response.get("Error", {}).get("Code") != "SessionTimeoutException":
@@ -169,14 +169,14 @@ def live_tail(logs, group_arn: str, follower: LogFollower, job: str, cursor: dic
 
 
 def _follow_session(stream, cursor: dict[str, Any], on_line: Callable[[str], None],
-                    should_stop: Callable[[], bool], label: bool) -> None:
+                    should_stop: Callable[[], bool], label: bool, sampled_note: str) -> None:
     """Push one Live Tail session's new lines, until ``should_stop()`` or its end."""
     read_up_to = {name: position.get("ingested", -1) for name, position in cursor["streams"].items()}
     told_sampled = False
     for event in stream:
         update = event.get("sessionUpdate", {})
         if update.get("sessionMetadata", {}).get("sampled") and not told_sampled:
-            on_line(SAMPLED_NOTE)
+            on_line(sampled_note)
             told_sampled = True
         for result in update.get("sessionResults", []):
             name = result.get("logStreamName", "")

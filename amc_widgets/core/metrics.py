@@ -98,7 +98,8 @@ def parse_metrics(lines: Iterable[str]) -> pd.DataFrame:
 
 def append_metrics(frame: pd.DataFrame, lines: Iterable[str]) -> pd.DataFrame:
     """``frame`` (from :func:`parse_metrics`) with the epochs of new ``lines`` added, a repeated epoch
-    replaced: a log read piece by piece gives what :func:`parse_metrics` gives for the whole."""
+    replaced (``frame`` itself when they hold none): a log read piece by piece gives what
+    :func:`parse_metrics` gives for the whole."""
     new = parse_metrics(lines)
     if new.empty:
         return frame
