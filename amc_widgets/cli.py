@@ -158,7 +158,8 @@ def follow_logs(backend, name: str, out: TextIO, sleep: Callable[[float], None] 
         cursor = chunk.cursor
         if chunk.finished:
             break
-        sleep(FOLLOW_POLL_SECONDS)
+        if not chunk.more:
+            sleep(FOLLOW_POLL_SECONDS)
     return _outcome(backend, name)
 
 
@@ -181,19 +182,19 @@ def cmd_jobs(args) -> int:
 
 
 def follow_live(backend, name: str, out: TextIO) -> int:
-    """The log so far, then new lines through Live Tail (lines written in the moment between the two
-    can be missed); falls back to polling where the account has no Live Tail or no permission."""
+    """The log so far, then new lines through Live Tail (which reconnects after its 3 h sessions), then
+    the last lines by polling; falls back to polling where the account has no Live Tail or no permission."""
     so_far = backend.read_logs(name)
     for line in so_far.lines:
         out.write(line + "\n")
     out.flush()
     try:
-        backend.tail_logs(name, lambda line: (out.write(line + "\n"), out.flush()))
+        cursor = backend.tail_logs(name, lambda line: (out.write(line + "\n"), out.flush()), so_far.cursor)
     except AWS_ERRORS as exc:
         print(f"Live Tail is not available: {explain_client_error(exc, 'start Live Tail')}; polling instead",
               file=sys.stderr)
-        return follow_logs(backend, name, out, cursor=so_far.cursor)
-    return _outcome(backend, name)
+        cursor = so_far.cursor
+    return follow_logs(backend, name, out, cursor=cursor)
 
 
 def cmd_logs(args) -> int:
@@ -206,8 +207,12 @@ def cmd_logs(args) -> int:
         return follow_live(backend, args.job, sys.stdout)
     if args.follow:
         return follow_logs(backend, args.job, sys.stdout)
-    for line in backend.read_logs(args.job).lines:
-        print(line)
+    cursor, more = None, True
+    while more:  # a read is bounded: a long log comes in several
+        chunk = backend.read_logs(args.job, cursor)
+        for line in chunk.lines:
+            print(line)
+        cursor, more = chunk.cursor, chunk.more
     return EXIT_OK
 
 

@@ -50,6 +50,7 @@ class FakeBackend:
         self.fail: Exception | None = None  # raised by describe_job
         self.log_fail: Exception | None = None  # raised by read_logs
         self.hold_log = False  # a terminal job whose log is still arriving (CloudWatch lag)
+        self.page_lines: int | None = None  # at most this many lines per read (then LogChunk.more)
         self.download_error: Exception | None = None
         self.onnx_bytes: bytes | None = None
 
@@ -86,8 +87,10 @@ class FakeBackend:
         if self.log_fail:
             raise self.log_fail
         lines, start = self.logs[name], cursor or 0
-        return LogChunk(list(lines[start:]), len(lines),
-                        finished=self.jobs[name].status in TERMINAL_STATUSES and not self.hold_log)
+        end = len(lines) if self.page_lines is None else min(len(lines), start + self.page_lines)
+        return LogChunk(list(lines[start:end]), end, more=end < len(lines),
+                        finished=self.jobs[name].status in TERMINAL_STATUSES and not self.hold_log
+                        and end == len(lines))
 
     def read_metrics(self, name: str):
         self.calls["metrics"] += 1

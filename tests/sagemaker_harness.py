@@ -10,6 +10,11 @@ checkpoints), a failing job, a stop.  A job of several instances runs one contai
 (``algo-1`` ...), each with its own /opt/ml and log stream, and their host names resolve only
 after a delay (``host_delay``; never, for a job whose delay is None), as on SageMaker.
 
+:class:`StrictLogs` makes a client's CloudWatch Logs as strict as AWS where moto is lenient:
+forward tokens that expire after 24 h on an injectable clock, Live Tail sessions that deliver only
+what is ingested after they start, sample above 500 events per update and time out; :class:`Throttle`
+answers chosen operations with ThrottlingException at a set rate, for botocore's retries to absorb.
+
 Where AWS is strict and moto is not, the emulator is strict too: CreateTrainingJob is refused
 (ValidationException, as SageMaker words it) for a role that does not exist or does not trust
 SageMaker, an image that is not registered (as an image missing from ECR), and values over the
@@ -37,7 +42,8 @@ from pathlib import Path
 
 from boto3.s3.transfer import TransferConfig
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EventStreamError
+from moto.logs.models import logs_backends
 from moto.sagemaker.models import sagemaker_backends
 from moto.server import ThreadedMotoServer
 
@@ -80,6 +86,183 @@ def _now() -> datetime:
 def ok_response() -> tuple[AWSResponse, dict]:
     """What a botocore before-call handler returns to answer a call itself."""
     return AWSResponse("http://127.0.0.1/", 200, {}, None), {"ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+def error_response(code: str, message: str) -> tuple[AWSResponse, dict]:
+    """What a before-call handler returns to refuse a call: the client raises the modelled exception."""
+    return (AWSResponse("http://127.0.0.1/", 400, {}, None),
+            {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}})
+
+
+def json_error(code: str, message: str) -> AWSResponse:
+    """An error as a JSON-protocol service (CloudWatch Logs, SageMaker) sends it over the wire: what a
+    before-send handler returns, so botocore parses it and its retry handler sees it."""
+    response = AWSResponse("http://127.0.0.1/", 400, {"Content-Type": "application/x-amz-json-1.1",
+                                                      "x-amzn-RequestId": "harness"}, None)
+    response._content = json.dumps({"__type": code, "message": message}).encode()
+    return response
+
+
+class Throttle:
+    """Answers the first of every ``every[operation]`` requests of a client's chosen operations with
+    ThrottlingException, as AWS does past an operation's rate (DescribeLogStreams: 5 per second
+    for the whole account).  Works below botocore's retries, which must absorb it; ``throttled``
+    counts per operation."""
+
+    def __init__(self, every: dict[str, int]):
+        self.every = dict(every)
+        self.requests: dict[str, int] = {}
+        self.throttled: dict[str, int] = {}
+
+    def attach(self, client) -> Throttle:
+        service = client.meta.service_model.service_id.hyphenize()
+        for operation in self.every:
+            client.meta.events.register(f"before-send.{service}.{operation}", self._send)
+        return self
+
+    def _send(self, event_name: str, **_) -> AWSResponse | None:
+        operation = event_name.rsplit(".", 1)[-1]
+        self.requests[operation] = self.requests.get(operation, 0) + 1
+        if (self.requests[operation] - 1) % self.every[operation]:  # the first of every n is refused
+            return None
+        self.throttled[operation] = self.throttled.get(operation, 0) + 1
+        return json_error("ThrottlingException", "Rate exceeded")
+
+
+TOKEN_LIFETIME_SECONDS = 24 * 3600  # GetLogEvents: "The token expires after 24 hours."
+
+
+class StrictLogs:
+    """CloudWatch Logs on one client as AWS behaves where moto does not.
+
+    GetLogEvents' tokens expire ``TOKEN_LIFETIME_SECONDS`` after they were first handed out, by
+    ``clock`` (a test moves it); the same token handed out again at the end of a stream keeps its
+    age, as on AWS.  StartLiveTail opens a :class:`LiveTailSession` (moto's sends the whole history at
+    once and ends).  ``sessions`` keeps every session opened."""
+
+    def __init__(self, clock=time.time, session_events: int | None = None, session_seconds: float | None = None,
+                 sample_above: int = 500, update_seconds: float = 0.05):
+        self.clock = clock
+        self.session_options = {"max_events": session_events, "max_seconds": session_seconds,
+                                "sample_above": sample_above, "update_seconds": update_seconds}
+        self.issued: dict[tuple, float] = {}
+        self.expired = 0  # requests refused for an expired token
+        self.sessions: list[LiveTailSession] = []
+
+    def attach(self, logs_client) -> StrictLogs:
+        events = logs_client.meta.events
+        events.register("before-call.logs.GetLogEvents", self._check_token)
+        events.register("after-call.logs.GetLogEvents", self._issue_tokens)
+        events.register("before-call.logs.StartLiveTail", self._start_live_tail)
+        return self
+
+    def _check_token(self, params, context, **_):
+        body = json.loads(params["body"])
+        key = (body["logStreamName"], body.get("startTime"))
+        context["strict_logs_key"] = key
+        token = body.get("nextToken")
+        issued = self.issued.get((*key, token))
+        if token and issued is not None and self.clock() - issued > TOKEN_LIFETIME_SECONDS:
+            self.expired += 1
+            return error_response("InvalidParameterException", "The specified nextToken has expired.")
+        return None
+
+    def _issue_tokens(self, http_response, parsed, context, **_):
+        if http_response.status_code == 200 and "strict_logs_key" in context:
+            for token in (parsed.get("nextForwardToken"), parsed.get("nextBackwardToken")):
+                self.issued.setdefault((*context["strict_logs_key"], token), self.clock())
+
+    def _start_live_tail(self, params, **_):
+        body = json.loads(params["body"])
+        group = body["logGroupIdentifiers"][0].rsplit(":log-group:", 1)[-1]
+        session = LiveTailSession(group, body.get("logStreamNamePrefixes") or [""], **self.session_options)
+        self.sessions.append(session)
+        return ok_response()[0], {"responseStream": session, "ResponseMetadata": {"HTTPStatusCode": 200}}
+
+
+class LiveTailSession:
+    """One Live Tail session as AWS streams it: a sessionStart, then every ``update_seconds`` a
+    sessionUpdate with the events ingested since the session began and not sent yet (empty or not),
+    at most ``sample_above`` of them with ``sampled`` set when there were more (the rest are never
+    sent); after ``max_events`` events or ``max_seconds``, SessionTimeoutException, as botocore raises
+    an error event of the stream.  ``close()`` ends it, as botocore's EventStream does."""
+
+    def __init__(self, group: str, prefixes: list[str], max_events: int | None, max_seconds: float | None,
+                 sample_above: int, update_seconds: float):
+        self.group, self.prefixes = group, prefixes
+        self.max_events, self.max_seconds = max_events, max_seconds
+        self.sample_above, self.update_seconds = sample_above, update_seconds
+        self.started = time.time()
+        self.sent_ids: set[str] = set()
+        self.sent = self.updates = 0
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def _new_events(self) -> list[dict]:
+        group = logs_backends[ACCOUNT][REGION].groups[self.group]
+        found = []
+        for name, stream in list(group.streams.items()):
+            if any(name.startswith(prefix) for prefix in self.prefixes):
+                found += [(event, name) for event in list(stream.events)
+                          if event.ingestion_time >= self.started * 1000 and event.event_id not in self.sent_ids]
+        found.sort(key=lambda item: (item[0].ingestion_time, item[0].timestamp))
+        self.sent_ids.update(event.event_id for event, _ in found)
+        return [{"logStreamName": name, "logGroupIdentifier": self.group, "message": event.message,
+                 "timestamp": event.timestamp, "ingestionTime": event.ingestion_time} for event, name in found]
+
+    def __iter__(self):
+        yield {"sessionStart": {"logGroupIdentifiers": [self.group], "logStreamNamePrefixes": self.prefixes}}
+        while not self.closed:
+            time.sleep(self.update_seconds)
+            events = self._new_events()
+            sampled = len(events) > self.sample_above
+            events = events[:self.sample_above]
+            self.sent += len(events)
+            self.updates += 1
+            yield {"sessionUpdate": {"sessionMetadata": {"sampled": sampled}, "sessionResults": events}}
+            if ((self.max_events is not None and self.sent >= self.max_events)
+                    or (self.max_seconds is not None and time.time() - self.started >= self.max_seconds)):
+                raise EventStreamError({"Error": {"Code": "SessionTimeoutException",
+                                                  "Message": "Live Tail session timed out after 3 hours"}},
+                                       "StartLiveTail")
+
+
+def create_running_job(backend, name: str, instance_count: int = 1) -> None:
+    """A training job created in moto by ``backend``'s own request, InProgress and running nothing:
+    its test writes its log (:func:`write_log`) and moves it on (:func:`hold_job`)."""
+    from amc_widgets.core.jobs import JobSpec
+
+    spec = JobSpec(dataset="logs", hyperparameters={"model": "yolov5n"}, name=name, instance_count=instance_count,
+                   instance_type="ml.g4dn.xlarge" if instance_count > 1 else "ml.m5.large")
+    sagemaker_client = backend._client("sagemaker")
+    sagemaker_client.create_training_job(**backend.training_job_request(spec, name))
+    hold_job(name, "InProgress", "Training", ["Starting", "Downloading", "Training"])
+
+
+def write_log(logs, stream: str, messages: list[str], timestamps: list[int] | None = None) -> None:
+    """Events into ``stream`` of the training log group (made if missing), as the job's host writes
+    them; ``timestamps`` in ms, now by default.  In batches, as CloudWatch takes them."""
+    try:
+        logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    now = int(time.time() * 1000)
+    times = timestamps or [now] * len(messages)
+    for start in range(0, len(messages), 5000):
+        logs.put_log_events(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream, logEvents=[
+            {"timestamp": t, "message": m} for t, m in zip(times[start:start + 5000], messages[start:start + 5000])])
+
+
+def hold_job(name: str, status: str, secondary: str, transitions: list[str] | None = None) -> None:
+    """Put a job created in moto in a status (moto says Completed at once), with secondary status
+    transitions of those names: for tests that write its log themselves, without a container."""
+    job = sagemaker_backends[ACCOUNT][REGION].training_jobs[name]
+    now = _now()
+    job.training_job_status, job.secondary_status = status, secondary
+    job.secondary_status_transitions = [{"Status": t, "StartTime": now} for t in (transitions or [secondary])]
+    job.training_end_time = now if status in ("Completed", "Failed", "Stopped") else None
 
 
 CONTAINER_TRAIN = [sys.executable, str(REPO / "container" / "train")]

@@ -147,7 +147,8 @@ def test_two_jobs_at_once_follow_stop_and_download(amc, tmp_path):
 
 class _TailBackend:
     """Stands in for SageMakerBackend in `amc logs --follow --live-tail`: history, then Live Tail
-    lines, or a Live Tail the account refuses (then polling carries on from the history's cursor)."""
+    lines and polling from Live Tail's cursor for the last ones, or a Live Tail the account refuses
+    (then polling carries on from the history's cursor)."""
 
     def __init__(self, live_tail_refused: bool):
         from amc_widgets.core.jobs import COMPLETED, JobDescription
@@ -162,14 +163,18 @@ class _TailBackend:
         self.cursors.append(cursor)
         if cursor is None:
             return LogChunk(["epoch 1", "epoch 2"], cursor="after-2")
-        return LogChunk(["epoch 3 (polled)"], cursor="after-3", finished=True)
+        if cursor == "after-2":
+            return LogChunk(["epoch 3 (polled)"], cursor="after-3", finished=True)
+        return LogChunk(["epoch 4 (written as the job ended)"], cursor="after-4", finished=True)
 
-    def tail_logs(self, name, on_line):
+    def tail_logs(self, name, on_line, cursor):
         from botocore.exceptions import ClientError
 
+        self.tail_cursor = cursor
         if self.refused:
             raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "StartLiveTail")
         on_line("epoch 3 (live)")
+        return "after-3-live"
 
     def describe_job(self, name):
         return self.job
@@ -187,7 +192,8 @@ def test_live_tail_follows_after_the_history_or_falls_back_to_polling(refused, c
         assert out.getvalue() == "epoch 1\nepoch 2\nepoch 3 (polled)\n"  # nothing printed twice
         assert backend.cursors == [None, "after-2"] and "polling instead" in capsys.readouterr().err
     else:
-        assert out.getvalue() == "epoch 1\nepoch 2\nepoch 3 (live)\n" and backend.cursors == [None]
+        assert out.getvalue() == "epoch 1\nepoch 2\nepoch 3 (live)\nepoch 4 (written as the job ended)\n"
+        assert backend.tail_cursor == "after-2" and backend.cursors == [None, "after-3-live"]
 
 
 def test_live_tail_needs_the_sagemaker_backend(amc):

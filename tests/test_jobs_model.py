@@ -10,7 +10,7 @@ from PIL import Image
 
 from amc_widgets.backends.local import LocalBackend
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, JobNotFoundError
-from amc_widgets.core.metrics import format_metrics_line
+from amc_widgets.core.metrics import format_metrics_line, parse_metrics
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.jobs import (
     BACKOFF,
@@ -139,20 +139,40 @@ def test_log_lines_are_cleaned_and_bounded_while_all_are_counted(board, fake):
     assert card.log_lines_total == MAX_LOG_LINES + extra + 1 and card.log[-1] == "one more"
 
 
-def test_metrics_are_read_only_when_a_metrics_line_arrives(board, fake):
+def test_metrics_come_from_the_lines_read_without_reading_the_log_again(board, fake):
+    """A metrics line updates the charts from the lines the poll read: backend.read_metrics (the whole
+    log of every host) is never called, and an epoch repeated after a spot restart replaces the first."""
     card = board.start(SPEC)
     fake.logs[card.name].append("loading dataset")
     (_, change), = board.poll_due()
-    assert not change.metrics and fake.calls["metrics"] == 0 and card.epoch_text() == "-"
+    assert not change.metrics and card.epoch_text() == "-"
     fake.logs[card.name].append("12:00:01 " + format_metrics_line({"epoch": 1, "epochs": 3, "mAP50": 0.5}))
     card.next_poll = 0
     (_, change), = board.poll_due()
-    assert change.metrics and fake.calls["metrics"] == 1
-    assert card.metrics["mAP50"].tolist() == [0.5] and card.epoch_text() == "1 / 3"
+    assert change.metrics and card.metrics["mAP50"].tolist() == [0.5] and card.epoch_text() == "1 / 3"
     fake.logs[card.name].append("validating")
     card.next_poll = 0
     (_, change), = board.poll_due()
-    assert change.log and not change.metrics and fake.calls["metrics"] == 1
+    assert change.log and not change.metrics
+    repeated = ((2, 0.6), (2, 0.7))  # epoch 2 again: a spot instance restarted and repeated it
+    fake.logs[card.name] += [format_metrics_line({"epoch": e, "epochs": 3, "mAP50": v}) for e, v in repeated]
+    card.next_poll = 0
+    board.poll_due()
+    assert card.metrics["epoch"].tolist() == [1, 2] and card.metrics["mAP50"].tolist() == [0.5, 0.7]
+    assert card.metrics.equals(parse_metrics(fake.logs[card.name]))
+    assert fake.calls["metrics"] == 0
+
+
+def test_a_bounded_read_with_more_waiting_is_continued_at_once(board, fake, clock):
+    """A backend that reads a long log in pieces (LogChunk.more) gets the next poll at once."""
+    card = board.start(SPEC)
+    fake.logs[card.name].extend(f"line {i}" for i in range(25))
+    fake.page_lines = 10
+    board.poll_due()
+    assert card.log_lines_total == 10 and card.next_poll == clock.now
+    board.poll_due()
+    board.poll_due()
+    assert card.log_lines_total == 25 and card.next_poll > clock.now
 
 
 def test_backend_error_shows_on_the_card_and_is_retried_later(board, fake, clock):

@@ -3,7 +3,13 @@ import re
 import pandas as pd
 import pytest
 
-from amc_widgets.core.metrics import METRIC_NAMES, format_metrics_line, metric_definitions, parse_metrics
+from amc_widgets.core.metrics import (
+    METRIC_NAMES,
+    append_metrics,
+    format_metrics_line,
+    metric_definitions,
+    parse_metrics,
+)
 
 
 def _values(epoch):
@@ -24,6 +30,17 @@ def test_repeated_epoch_after_resume_keeps_the_later_line():
                            format_metrics_line(again)])
     assert frame["epoch"].tolist() == [1, 2]
     assert frame.loc[1, "mAP50"] == pytest.approx(0.99)
+
+
+def test_a_log_appended_piece_by_piece_gives_what_the_whole_log_gives():
+    lines = ["noise", format_metrics_line(_values(1)), "more", format_metrics_line(_values(2)),
+             format_metrics_line(_values(3)), format_metrics_line(_values(2) | {"mAP50": 0.99}), "end"]
+    frame = parse_metrics([])
+    for start in range(0, len(lines), 2):  # pieces as polls read them
+        frame = append_metrics(frame, lines[start:start + 2])
+    pd.testing.assert_frame_equal(frame, parse_metrics(lines))
+    assert frame["epoch"].tolist() == [1, 2, 3] and frame.loc[1, "mAP50"] == pytest.approx(0.99)
+    assert append_metrics(frame, ["no metrics here"]) is frame  # nothing new: the same frame, no copy
 
 
 def test_truncated_lines_are_skipped_and_nan_kept():

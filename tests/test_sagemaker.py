@@ -490,7 +490,7 @@ def test_a_dropped_log_stream_loses_no_line(backend, moto):
     follower = LogFollower(logs)
     put(streams[0], 0, 3)
     put(streams[1], 0, 3)
-    lines, cursor = follower.read("amc-logs", None)
+    lines, cursor, _ = follower.read("amc-logs", None, expected=2)
     assert lines[:2] == ["[algo-1] algo-1 line 0", "[algo-2] algo-2 line 0"]  # merged by time, host named
     put(streams[0], 3, 2)
     put(streams[1], 3, 2)
@@ -503,39 +503,46 @@ def test_a_dropped_log_stream_loses_no_line(backend, moto):
 
     logs.meta.events.register("before-parameter-build.logs.GetLogEvents", drop_host_two, unique_id="drop-log")
     try:
-        more, cursor = follower.read("amc-logs", cursor)
+        more, cursor, _ = follower.read("amc-logs", cursor, expected=2)
     finally:
         logs.meta.events.unregister("before-parameter-build.logs.GetLogEvents", unique_id="drop-log")
     assert more == ["[algo-1] algo-1 line 3", "[algo-1] algo-1 line 4"]
     reconnected = LogFollower(backend._client("logs"))  # a new connection continues from the cursor
-    rest, cursor = reconnected.read("amc-logs", cursor)
+    rest, cursor, _ = reconnected.read("amc-logs", json.loads(json.dumps(cursor)), expected=2)  # plain JSON
     assert rest == ["[algo-2] algo-2 line 3", "[algo-2] algo-2 line 4"]
-    assert reconnected.read("amc-logs", cursor)[0] == []
+    assert reconnected.read("amc-logs", cursor, expected=2)[0] == []
     everything = lines + more + rest
     assert sorted(everything) == sorted(follower.read("amc-logs", None)[0]) and len(set(everything)) == 10
 
 
 def test_live_tail_delivers_lines():
-    from amc_widgets.backends.cloudwatch_logs import live_tail
+    from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail
 
-    class FakeLiveTailLogs:  # moto has no live stream: the event stream's shape, as boto3 yields it
+    class FakeLiveTailLogs:  # the event stream's shape, as boto3 yields it; no history to catch up on
         def start_live_tail(self, logGroupIdentifiers, logStreamNamePrefixes):
             assert logStreamNamePrefixes == ["amc-tail/"]
             return {"responseStream": iter([
                 {"sessionStart": {}},
                 {"sessionUpdate": {"sessionResults": [
-                    {"logStreamName": "amc-tail/algo-1-1700000000", "message": "epoch 1\n"},
-                    {"logStreamName": "amc-tail/algo-2-1700000000", "message": "epoch 2"}]}},
+                    {"logStreamName": "amc-tail/algo-1-1700000000", "message": "epoch 1\n", "timestamp": 1,
+                     "ingestionTime": 2},
+                    {"logStreamName": "amc-tail/algo-2-1700000000", "message": "epoch 2", "timestamp": 1,
+                     "ingestionTime": 2}]}},
                 {"sessionUpdate": {"sessionResults": [{"logStreamName": "amc-tail/algo-1-1700000000",
-                                                       "message": "epoch 3"}]}},
+                                                       "message": "epoch 3", "timestamp": 3, "ingestionTime": 4}]}},
             ])}
+
+    class NoHistory(LogFollower):
+        def read(self, job, cursor, expected=1, ended=False):
+            return [], cursor, False
 
     arn = "arn:aws:logs:us-east-1:1:log-group:/aws/sagemaker/TrainingJobs"
     got: list[str] = []
-    live_tail(FakeLiveTailLogs(), arn, "amc-tail", got.append, should_stop=lambda: len(got) >= 3)
+    live_tail(FakeLiveTailLogs(), arn, NoHistory(None), "amc-tail", None, got.append, should_stop=lambda: len(got) >= 3)
     assert got == ["epoch 1", "epoch 2", "epoch 3"]
     labelled: list[str] = []
-    live_tail(FakeLiveTailLogs(), arn, "amc-tail", labelled.append, should_stop=lambda: False, label=True)
+    live_tail(FakeLiveTailLogs(), arn, NoHistory(None), "amc-tail", None, labelled.append, should_stop=lambda: False,
+              label=True)
     assert labelled == ["[algo-1] epoch 1", "[algo-2] epoch 2", "[algo-1] epoch 3"]
 
 

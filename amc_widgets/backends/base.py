@@ -35,8 +35,9 @@ class LogChunk:
     """New log lines since a cursor, and the cursor to continue from."""
 
     lines: list[str]
-    cursor: Any  # opaque: a byte offset locally, stream tokens on SageMaker
+    cursor: Any  # opaque and JSON-serialisable: a byte offset locally, stream positions on SageMaker
     finished: bool = False  # the job has ended and every line has been read
+    more: bool = False  # more lines are waiting already (a read is bounded): read again without waiting
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,10 @@ class RunsJobsHere(Protocol):
 
 @runtime_checkable
 class TailsLogs(Protocol):
-    """A job's new lines can be streamed as they are written (CloudWatch Live Tail)."""
+    """A job's new lines can be streamed as they are written (CloudWatch Live Tail), continuing a
+    :meth:`Backend.read_logs` cursor; returns the cursor to poll on from."""
 
-    def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None: ...
+    def tail_logs(self, name: str, on_line: Callable[[str], None], cursor: Any = None) -> Any: ...
 
 
 @runtime_checkable

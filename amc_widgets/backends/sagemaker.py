@@ -47,7 +47,7 @@ from amc_widgets.backends.base import (
     ProgressCallback,
     download_outputs_into,
 )
-from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail
+from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail, streams_expected
 from amc_widgets.backends.iam_policy import OWNER_TAG
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.backends.sagemaker_endpoints import SageMakerEndpoints
@@ -326,25 +326,30 @@ class SageMakerBackend:
         return self.describe_job(name)
 
     def read_logs(self, name: str, cursor: Any = None) -> LogChunk:
-        """Every host's new lines since ``cursor`` (a dict of stream tokens), merged by time."""
-        finished = self.describe_job(name).is_terminal
-        lines, cursor = self._follower.read(name, cursor)
-        return LogChunk(lines=lines, cursor=cursor, finished=finished and not lines)
+        """Every host's new lines since ``cursor`` (JSON: each stream's token and last event), merged by time."""
+        job = self.describe_job(name)
+        lines, cursor, more = self._follower.read(name, cursor, streams_expected(job), job.is_terminal)
+        return LogChunk(lines=lines, cursor=cursor, finished=job.is_terminal and not lines and not more, more=more)
 
     def read_metrics(self, name: str) -> pd.DataFrame:
-        self.describe_job(name)
-        lines, _ = self._follower.read(name, None)
+        lines, cursor, more = [], None, True
+        while more:
+            chunk = self.read_logs(name, cursor)
+            lines += chunk.lines
+            cursor, more = chunk.cursor, chunk.more
         return parse_metrics(lines)
 
     def log_group_arn(self) -> str:
         return f"arn:{self.info.partition}:logs:{self.region}:{self.info.account}:log-group:{TRAINING_LOG_GROUP}"
 
-    def tail_logs(self, name: str, on_line: Callable[[str], None]) -> None:
-        """Stream the job's new lines through CloudWatch Live Tail until the job ends (Live Tail is
-        billed per minute and not in every account: an option; :meth:`read_logs` polls for free)."""
-        label = self.describe_job(name).instance_count > 1
-        live_tail(self.logs, self.log_group_arn(), name, on_line,
-                  should_stop=lambda: self.describe_job(name).is_terminal, label=label)
+    def tail_logs(self, name: str, on_line: Callable[[str], None], cursor: Any = None) -> Any:
+        """Stream the job's lines after ``cursor`` through CloudWatch Live Tail until the job ends (Live
+        Tail is billed per minute and not in every account: an option; :meth:`read_logs` polls for free);
+        returns the cursor after the last line, to poll on from (lines still arriving after the end)."""
+        job = self.describe_job(name)
+        return live_tail(self.logs, self.log_group_arn(), self._follower, name, cursor, on_line,
+                         should_stop=lambda: self.describe_job(name).is_terminal,
+                         expected=streams_expected(job), label=job.instance_count > 1)
 
     # --- outputs ------------------------------------------------------------------------------
     def list_outputs(self) -> list[OutputInfo]:

@@ -105,3 +105,16 @@ def final_metrics(frame: pd.DataFrame) -> dict[str, float]:
             if not values.empty:
                 final[name] = float(values.iloc[-1])
     return final
+
+
+def append_metrics(frame: pd.DataFrame, lines: Iterable[str]) -> pd.DataFrame:
+    """``frame`` (from :func:`parse_metrics`) with the epochs of new ``lines`` added, a repeated epoch
+    replaced (``frame`` itself when they hold none): a log read piece by piece gives what
+    :func:`parse_metrics` gives for the whole."""
+    new = parse_metrics(lines)
+    if new.empty:
+        return frame
+    if frame.empty:
+        return new
+    both = pd.concat([frame, new], ignore_index=True)
+    return both.drop_duplicates("epoch", keep="last").sort_values("epoch").reset_index(drop=True)

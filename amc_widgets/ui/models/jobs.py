@@ -17,7 +17,7 @@ from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.instances import THIS_MACHINE
 from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
-from amc_widgets.core.metrics import MARKER, METRIC_NAMES
+from amc_widgets.core.metrics import append_metrics, parse_metrics
 from amc_widgets.core.text import clean_log_line, human_duration
 from amc_widgets.ui.models import Transfer
 
@@ -68,7 +68,7 @@ class JobCard:
     log_lines_total: int = 0
     cursor: Any = None
     log_finished: bool = False
-    metrics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(METRIC_NAMES)))
+    metrics: pd.DataFrame = field(default_factory=lambda: parse_metrics([]))
     next_poll: float = 0.0
     error: str = ""
     download: DownloadState = field(default_factory=DownloadState)
@@ -80,7 +80,8 @@ class JobCard:
         return self.description is not None and self.description.is_terminal and self.log_finished
 
     def poll(self, backend: Backend, now: float) -> Change:
-        """Read status, new log lines and (when an epoch ended) metrics; schedule the next poll."""
+        """Read status and new log lines, and metrics from those lines (what a poll costs does not grow
+        with the log); schedule the next poll."""
         change = Change()
         try:
             description = backend.describe_job(self.name)
@@ -92,13 +93,13 @@ class JobCard:
                 self.log.extend(clean_log_line(line) for line in chunk.lines)
                 self.log_lines_total += len(chunk.lines)
                 change.log = True
-            if any(MARKER in line for line in chunk.lines):
-                self.metrics = backend.read_metrics(self.name)
-                change.metrics = True
+            metrics = append_metrics(self.metrics, chunk.lines)
+            if metrics is not self.metrics:
+                self.metrics, change.metrics = metrics, True
             self.error = ""
             fastest, slowest = self.poll_seconds
             self.interval = fastest if change.log or not self.interval else min(slowest, self.interval * BACKOFF)
-            self.next_poll = now + self.interval
+            self.next_poll = now if chunk.more else now + self.interval
         except Exception as exc:  # noqa: BLE001 - shown on the card; the poller goes on
             self.error = "Could not refresh: " + user_message(exc)
             change.status = True
