@@ -106,6 +106,7 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
     _onnx, onnx_info = export_onnx(paths.model_dir / "best.pt", plan.params["imgsz"],
                                    Path(plan.sample_image) if plan.sample_image else None)
     print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
+    validation = _evaluate(plan, paths.model_dir / "best.pt")
     state_file = paths.checkpoints / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     card = {
@@ -119,6 +120,7 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         "parameters": plan.params,
         "dataset": plan.dataset_counts,
         "onnx": onnx_info,
+        "validation": validation,
         "hosts": len(plan.hosts),
         "processes": plan.world_size,
         "accelerator": plan.accelerator,
@@ -133,6 +135,22 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.checkpoints / "results.csv", paths.output_data_dir / "results.csv")
     print(f"Model saved: {paths.model_dir / 'best.onnx'}", flush=True)
+
+
+def _evaluate(plan: TrainingPlan, best_pt: Path) -> dict:
+    """Per-class results, confusion matrix and PR curve of best.pt on the validation split (one
+    process, as the final evaluation), and the gallery of validation images in output/data."""
+    from amc_widgets.training.evaluation import GALLERY_FOLDER, validate, validation_report, write_gallery
+    from amc_widgets.training.trainer import validation_as_single_process
+
+    device = "cpu" if plan.accelerator == "cpu" else "0"
+    batch = min(plan.params["batch"], 32) if plan.params["batch"] > 0 else 16  # one device validates
+    with validation_as_single_process():
+        validator = validate(best_pt, plan.data_yaml, plan.params["imgsz"], batch, device,
+                             Path(plan.work_dir) / "evaluation")
+    report = validation_report(validator, plan.class_names)
+    write_gallery(validator, plan.paths.output_data_dir / GALLERY_FOLDER)
+    return report
 
 
 def _versions() -> dict:
