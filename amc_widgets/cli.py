@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
-from amc_widgets.backends.base import TailsLogs
+from amc_widgets.backends.base import TailsLogs, download_or_reuse
 from amc_widgets.core.dataset_check import check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.errors import is_expected, user_message
@@ -234,6 +234,36 @@ def cmd_download(args) -> int:
     return EXIT_OK
 
 
+def cmd_results(args) -> int:
+    """Per-class results of a job's model on the validation split, and its confusion matrix."""
+    import tempfile
+
+    import pandas as pd
+
+    from amc_widgets.core.results import confusion_matrix, format_table, per_class_table, read_model_card
+
+    with tempfile.TemporaryDirectory(prefix="amc-results-") as scratch:
+        dest = Path(args.dest) if args.dest else Path(scratch)
+        result = download_or_reuse(_backend(args), args.job, dest, progress=ProgressBar("download"))
+        card = read_model_card(result.folder)
+        table = per_class_table(card)
+        labels, matrix = confusion_matrix(card)
+    validation = card["validation"]
+    print(f"{args.job}: {card['model']}, {card['epochs_completed']} of {card['epochs_planned']} epochs"
+          f"{' (stopped)' if card.get('stopped_by_request') else ''}; best.pt on the validation split "
+          f"({validation['images']} images)")
+    print(format_table(table))
+    conf = validation["confusion_matrix"]
+    print(f"\nConfusion matrix (rows predicted, columns true; confidence >= {conf['conf']}, IoU {conf['iou']}):")
+    print(pd.DataFrame(matrix.astype(int), index=labels, columns=labels).to_string())
+    layout = card.get("onnx", {}).get("output_layout")
+    if layout:
+        print(f"\nONNX output: {layout}")
+    if args.dest:
+        print(f"Outputs in {result.folder}")
+    return EXIT_OK
+
+
 def cmd_connect(args) -> int:
     """Test the AWS connection: who you are, the bucket, the roles SageMaker may assume."""
     from amc_widgets.backends.sagemaker import SageMakerBackend
@@ -357,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("dest")
     download.add_argument("--overwrite", action="store_true")
     download.set_defaults(run=cmd_download)
+
+    results = commands.add_parser("results", help="per-class results of a job's model (validation split)")
+    results.add_argument("job")
+    results.add_argument("--dest", help="keep the downloaded outputs here (default: a temporary folder)")
+    results.set_defaults(run=cmd_results)
 
     connect = commands.add_parser("connect", help="test the AWS connection (account, user, bucket, roles)")
     connect.set_defaults(run=cmd_connect)

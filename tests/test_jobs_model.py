@@ -18,6 +18,7 @@ from amc_widgets.ui.models.jobs import (
     LOCAL_POLL_SECONDS,
     MAX_LOG_LINES,
     REMOTE_POLL_SECONDS,
+    Change,
     JobBoard,
     compare_series,
 )
@@ -264,6 +265,38 @@ def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
     assert (0.5, True) in seen  # half way: the bar moves, the button waits
     assert view.progress.value == 1.0 and view.progress.layout.display == "flex" and not view.download_button.disabled
     assert "Downloaded to" in view.download_info.value and "no ONNX model" in view.download_info.value
+
+
+def test_results_are_made_on_demand_and_loaded_from_the_download(board, fake, tmp_path):
+    from amc_widgets.ui.views.jobs import JobCardView
+    from tests.results_fakes import write_downloaded
+
+    card = board.start(SPEC)
+    opened = []
+    view = JobCardView(card, lambda name: None, lambda name: None, on_results=opened.append)
+    board.poll_due()
+    view.update(Change(status=True))
+    assert card.results is None and view.results_button.disabled  # running: nothing to show, nothing built
+    fake.finish(card.name)
+    card.poll(fake, 0.0)
+    view.update(Change(status=True))
+    assert not view.results_button.disabled
+    view.results_button.click()
+    assert opened == [card.name] and card.results is None
+
+    write_downloaded(tmp_path / card.name)  # a complete earlier download is reused
+    model = board.load_results(card.name, tmp_path, None)
+    assert model is card.results and model.state == "ready" and model.names == ["good", "bridge"]
+    assert view.toggle_results(model) and view.results.widget in view.widget.children
+    assert view.results.table.value.count("<tr>") == 4  # header, all, good, bridge
+    assert not view.toggle_results(model) and view.results.widget.layout.display == "none"
+
+
+def test_results_of_a_job_without_outputs_say_why(board, fake, tmp_path):
+    card = board.start(SPEC)
+    fake.download_error = JobNotFoundError(f"Training job '{card.name}' has no outputs (yet)")
+    model = board.load_results(card.name, tmp_path, None)
+    assert model.state == "error" and "no outputs" in model.error
 
 
 def test_compare_series_takes_jobs_that_reached_an_epoch(board, fake):

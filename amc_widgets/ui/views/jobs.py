@@ -12,9 +12,12 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
+from amc_widgets.core.results import losses_need_log_scale
 from amc_widgets.core.text import log_html
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
+from amc_widgets.ui.models.results import ResultsModel
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
+from amc_widgets.ui.views.results import ResultsView
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
@@ -49,8 +52,10 @@ def sync_widget_state(figure: go.FigureWidget) -> None:
 class JobCardView:
     """One card; :meth:`update` redraws only what a poll changed."""
 
-    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None]):
+    def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None],
+                 on_results: Callable[[str], None] = lambda _name: None):
         self.card = card
+        self.results: ResultsView | None = None
         self.title = w.HTML()
         self.details = w.HTML()
         self.chart = metrics_figure()
@@ -59,6 +64,8 @@ class JobCardView:
         self.stop_button = button("Stop", "warning", icon="stop", css="amc-stop-job",
                                   tooltip="Stop the job; the model trained so far is saved")
         self.download_button = button("Download model", "primary", icon="download", css="amc-download-job")
+        self.results_button = button("Results", "info", icon="bar-chart", css="amc-results-job",
+                                     tooltip="Per-class results, confusion matrix, PR curve and predictions")
         self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
         self.action_status = w.HTML()
         self.download_info = w.HTML()
@@ -68,13 +75,14 @@ class JobCardView:
         self.failure = w.HTML()
         self.failure.add_class("amc-failure-box")
         self.widget = w.VBox([self.title, self.details, self.failure, self.chart, self.log,
-                              w.HBox([self.stop_button, self.download_button, self.progress]),
+                              w.HBox([self.stop_button, self.download_button, self.results_button, self.progress]),
                               self.action_status, self.download_info, self.preview])
         self.widget.add_class("amc-card")
         self.widget.add_class(f"amc-job-{card.name}")
         guard = guarded(self.action_status)
         self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
         self.download_button.on_click(guard(lambda _b: on_download(card.name)))
+        self.results_button.on_click(guard(lambda _b: on_results(card.name)))
         self.links = [w.dlink((card.download, "fraction"), (self.progress, "value"))]
         card.download.observe(self.show_download, ["running", "error", "result", "preview", "preview_note"])
         self.update(Change(status=True, log=True, metrics=True))
@@ -91,6 +99,7 @@ class JobCardView:
             finished = card.description is not None and card.description.is_terminal
             self.stop_button.disabled = finished or status == "Stopping"
             self.download_button.disabled = not finished or card.download.running
+            self.results_button.disabled = not card.has_results
             reason = card.failure_reason or card.error
             self.failure.value = (f'<div class="amc-failure"><b>{"Failure reason" if card.failure_reason else "Note"}:'
                                   f'</b> {html.escape(reason)}</div>') if reason else ""
@@ -102,7 +111,18 @@ class JobCardView:
             with self.chart.batch_update():
                 for trace, name in zip(self.chart.data, (*LOSS_NAMES, *QUALITY_NAMES)):
                     trace.x, trace.y = epochs, frame[name].tolist()
+                self.chart.layout.yaxis.type = "log" if losses_need_log_scale(frame) else "linear"
             sync_widget_state(self.chart)
+
+    def toggle_results(self, model: ResultsModel) -> bool:
+        """Show the results view (built on first use) or hide it; True when it is shown now."""
+        if self.results is None:
+            self.results = ResultsView(model)
+            self.widget.children = [*self.widget.children, self.results.widget]
+            return True
+        shown = self.results.widget.layout.display == "none"
+        self.results.widget.layout.display = "flex" if shown else "none"
+        return shown
 
     def show_download(self, _change: dict | None = None) -> None:
         state = self.card.download
@@ -147,7 +167,7 @@ class JobsView:
         self.refresh_button.on_click(guarded(self.status)(lambda _b: self.restore()))
 
     def add(self, card: JobCard) -> JobCardView:
-        view = JobCardView(card, self.stop, self.download)
+        view = JobCardView(card, self.stop, self.download, self.results)
         self.views[card.name] = view
         self._layout()
         return view
@@ -181,6 +201,16 @@ class JobsView:
         dataset = self.board.card(name).description.dataset
         dest = self.downloads()
         in_background(lambda: self.board.download(name, dest, self.validation_image(dataset)), f"amc-download-{name}")
+
+
+    def results(self, name: str) -> None:
+        """Open (or close) a card's results view; the outputs are downloaded and read the first time."""
+        model = self.board.results(name)
+        if self.views[name].toggle_results(model) and model.state in ("idle", "error"):
+            dataset = self.board.card(name).description.dataset
+            dest = self.downloads()
+            in_background(lambda: self.board.load_results(name, dest, self.validation_image(dataset)),
+                          f"amc-results-{name}")
 
 
 class CompareView:
