@@ -61,7 +61,7 @@ def test_confusion_matrix_normalised_per_true_class():
 
 def test_figures_are_built_from_the_numbers():
     heatmap = confusion_figure(card_with()).data[0]
-    assert list(heatmap.x) == ["good", "bridge", "background"] and heatmap.text.tolist()[0] == [2, 0, 3]
+    assert list(heatmap.x) == ["good", "bridge", "background"] and list(heatmap.text[0]) == [2, 0, 3]
     assert heatmap.z[1][1] == pytest.approx(0.5)
     curves = pr_figure(card_with()).data
     assert [trace.name for trace in curves] == ["good 0.900", "bridge 0.300"]
@@ -114,6 +114,9 @@ def test_results_model_loads_runs_the_onnx_model_and_follows_the_slider(tmp_path
     assert len(view.gallery.children) == 3
     assert "2 of 4 objects found at confidence &gt;= 0.50" in view.gallery_note.value
     assert "<td>good</td><td>2</td><td>2</td><td>0.500</td>" in per_class_html(model)
+    shown = view.confusion.outputs[0]["data"]["application/vnd.plotly.v1+json"]  # static, with its numbers
+    assert shown["data"][0]["type"] == "heatmap" and shown["data"][0]["text"][0] == [2, 0, 3]
+    assert "sendChartToCloud" in shown["config"]["modeBarButtonsToRemove"]
     view.conf.value = 0.25  # the slider drives the model
     assert model.conf == 0.25 and model.ranked[0].false == 3
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import math
 
 import ipywidgets as w
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from amc_widgets.core.results import QUALITY, confusion_matrix, pr_curves, side_by_side
 from amc_widgets.ui.models.results import ResultsModel
-from amc_widgets.ui.views.common import button, chart, guarded, message
+from amc_widgets.ui.views.common import CHART_CONFIG, button, guarded, message
 
 GALLERY_SHOWN = 12  # the worst images drawn at a time (each is a PNG sent to the page)
 
@@ -35,8 +37,8 @@ def confusion_figure(card: dict) -> go.Figure:
     labels, counts = confusion_matrix(card)
     _, shares = confusion_matrix(card, normalise=True)
     entry = card["validation"]["confusion_matrix"]
-    figure = go.Figure(go.Heatmap(z=shares, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1,
-                                  text=counts.astype(int), texttemplate="%{text}",
+    figure = go.Figure(go.Heatmap(z=shares.tolist(), x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1,
+                                  text=counts.astype(int).tolist(), texttemplate="%{text}",
                                   hovertemplate="true %{x}<br>predicted %{y}<br>%{text} object(s)<extra></extra>"))
     figure.update_layout(title=f"Confusion matrix (confidence >= {entry['conf']}, IoU {entry['iou']})",
                          xaxis_title="true", yaxis_title="predicted", yaxis_autorange="reversed",
@@ -54,6 +56,15 @@ def pr_figure(card: dict) -> go.Figure:
                          xaxis_range=[0, 1], yaxis_range=[0, 1.02], width=520, height=400,
                          margin=dict(l=50, r=10, t=40, b=60), template="plotly_white")
     return figure
+
+
+def figure_output(figure: go.Figure) -> w.Output:
+    """A static Plotly figure (hover and zoom, rendered by plotly's mime renderer). A FigureWidget made
+    after the page loaded renders empty in Voila when it already holds its data; this does not."""
+    bundle = {"application/vnd.plotly.v1+json": {**json.loads(pio.to_json(figure)), "config": CHART_CONFIG}}
+    output = w.Output()
+    output.outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+    return output
 
 
 def _png(image) -> bytes:
@@ -90,8 +101,8 @@ class ResultsView:
     def _build(self) -> None:
         model = self.model
         self.table = w.HTML(per_class_html(model))
-        self.confusion = chart(confusion_figure(model.card))
-        self.pr = chart(pr_figure(model.card))
+        self.confusion = figure_output(confusion_figure(model.card))
+        self.pr = figure_output(pr_figure(model.card))
         self.conf = w.FloatSlider(min=0.05, max=0.95, step=0.05, value=model.conf, description="Confidence",
                                   continuous_update=False, readout_format=".2f")
         self.conf.add_class("amc-results-conf")
