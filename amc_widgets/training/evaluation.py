@@ -7,6 +7,7 @@ Import only after :func:`amc_widgets.training.ultralytics_env.prepare_offline_ul
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -30,11 +31,28 @@ class _ConfusionAtUserConfidence(ConfusionMatrix):
 
 
 class ReportValidator(DetectionValidator):
-    """Ultralytics' detection validator, without its image mosaics, with the matrix above."""
+    """Ultralytics' detection validator with the matrix above, drawing nothing: ``plots`` stays on
+    only so that it fills the confusion matrix (matplotlib would add seconds to a stop)."""
 
     def init_metrics(self, model) -> None:
         super().init_metrics(model)
         self.confusion_matrix = _ConfusionAtUserConfidence(names=model.names)
+
+    @contextlib.contextmanager
+    def _not_plotting(self):
+        self.args.plots = False
+        try:
+            yield
+        finally:
+            self.args.plots = True
+
+    def get_stats(self):
+        with self._not_plotting():
+            return super().get_stats()
+
+    def finalize_metrics(self) -> None:
+        with self._not_plotting():
+            super().finalize_metrics()
 
     def plot_val_samples(self, *_args, **_kwargs) -> None:
         pass
