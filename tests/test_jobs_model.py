@@ -292,6 +292,24 @@ def test_results_are_made_on_demand_and_loaded_from_the_download(board, fake, tm
     assert not view.toggle_results(model) and view.results.widget.layout.display == "none"
 
 
+def test_the_loss_chart_turns_logarithmic_when_one_loss_is_tenfold_the_others(board, fake):
+    from amc_widgets.ui.views.jobs import JobCardView
+
+    card = board.start(SPEC)
+    view = JobCardView(card, lambda name: None, lambda name: None)
+    losses = {"train_box_loss": 2.0, "train_cls_loss": 2.5, "train_dfl_loss": 1.5, "val_box_loss": 2.1,
+              "val_cls_loss": 2.6, "val_dfl_loss": 1.6}
+    fake.logs[card.name].append(format_metrics_line({"epoch": 1, "epochs": 3, **losses}))
+    board.poll_due()
+    view.update(Change(metrics=True))
+    assert view.chart.layout.yaxis.type == "linear" and list(view.chart.data[0].y) == [2.0]
+    fake.logs[card.name].append(format_metrics_line({"epoch": 2, "epochs": 3, **losses, "val_cls_loss": 40.0}))
+    card.next_poll = 0
+    board.poll_due()
+    view.update(Change(metrics=True))
+    assert view.chart.layout.yaxis.type == "log" and view.chart.layout.yaxis2.type != "log"
+
+
 def test_results_of_a_job_without_outputs_say_why(board, fake, tmp_path):
     card = board.start(SPEC)
     fake.download_error = JobNotFoundError(f"Training job '{card.name}' has no outputs (yet)")
