@@ -49,6 +49,8 @@ def test_per_class_table_has_all_first_then_every_class():
 def test_a_card_without_results_says_so():
     with pytest.raises(ResultsError, match="no per-class results"):
         per_class_table({"classes": ["good"], "final_metrics": {}})
+    with pytest.raises(ResultsError, match="could not compute per-class results: RuntimeError: no labels"):
+        per_class_table({"classes": ["good"], "validation": {"error": "RuntimeError: no labels"}})
 
 
 def test_confusion_matrix_normalised_per_true_class():

@@ -39,6 +39,8 @@ def read_model_card(folder: Path) -> dict:
 def validation_of(card: dict) -> dict:
     """The card's validation results; a clear error for cards written before AMC recorded them."""
     validation = card.get("validation")
+    if validation and validation.get("error"):
+        raise ResultsError(f"The training container could not compute per-class results: {validation['error']}")
     if not validation or not validation.get("per_class"):
         raise ResultsError("This model card has no per-class results (trained by an AMC version that did not "
                            "record them): train again to see them")

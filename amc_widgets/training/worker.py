@@ -106,7 +106,11 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
     _onnx, onnx_info = export_onnx(paths.model_dir / "best.pt", plan.params["imgsz"],
                                    Path(plan.sample_image) if plan.sample_image else None)
     print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
-    validation = _evaluate(plan, paths.model_dir / "best.pt")
+    try:
+        validation = _evaluate(plan, paths.model_dir / "best.pt")
+    except Exception as exc:  # noqa: BLE001 - the model is good without its report; the card says why
+        validation = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        print(f"Per-class validation results could not be computed: {validation['error']}", flush=True)
     state_file = paths.checkpoints / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     card = {
