@@ -277,6 +277,45 @@ def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
     page.close()
 
 
+def test_results_view_of_a_finished_job(pages, tmp_path):
+    dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER), "FAKE_EPOCHS": "3",
+                                           "FAKE_EPOCH_SECONDS": "0.3", "FAKE_RESULTS": "1"})
+    try:
+        page = pages(dashboard)
+        set_up_job(page, "3")
+        name = start_job(page)
+        card = card_by_name(page, name)
+        wait_until(lambda: card.locator(".amc-status").inner_text() == "Completed", 90, "completion")
+        assert card.locator(".amc-results").count() == 0  # built only when asked for
+        card.locator("button.amc-results-job").click()
+        table = card.locator(".amc-per-class")
+        expect(table).to_contain_text("bridge", timeout=90_000)
+        assert [row.split("\t")[:3] for row in table.inner_text().splitlines()[1:]] == [
+            ["all", "3", "4"], ["good", "2", "2"], ["bridge", "2", "2"]]
+        expect(card.locator(".amc-results .js-plotly-plot")).to_have_count(2)
+        expect(card.locator(".amc-results .gtitle").first).to_contain_text("Confusion matrix")
+        gallery = card.locator(".amc-gallery")
+        expect(gallery.locator("img")).to_have_count(3)
+        expect(gallery.locator(".amc-msg").first).to_contain_text("b.jpg: 0 of 1 found, 1 missed, 3 false")
+
+        handle = card.locator(".amc-results-conf .noUi-handle")
+        handle.focus()
+        for _ in range(5):  # 0.25 -> 0.50: the 0.3 'bridge' box drops out
+            handle.press("ArrowRight")
+        expect(gallery.locator(".amc-msg").first).to_contain_text("b.jpg: 0 of 1 found, 1 missed, 2 false")
+        expect(card.locator(".amc-results")).to_contain_text("2 of 4 objects found at confidence >= 0.50")
+
+        image = dashboard.home / "downloads" / name / "output" / "gallery" / "a.jpg"
+        card.locator(".amc-results-path input").fill(str(image))
+        card.locator("button.amc-results-run").click()
+        expect(card.locator("img.amc-results-user-image")).to_be_visible()
+        expect(card.locator(".amc-results")).to_contain_text("2 object(s) found on a.jpg (confidence >= 0.50)")
+        shot(page, "09-results-view")
+        card.locator(".amc-results").screenshot(path=str(ARTIFACTS / "09-results-panel.png"))
+    finally:
+        dashboard.stop()
+
+
 @pytest.fixture()
 def real_dashboard(tmp_path):
     dashboard = start_dashboard(tmp_path, {"AMC_MAX_JOBS": "1"})

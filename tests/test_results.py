@@ -119,6 +119,8 @@ def test_results_model_loads_runs_the_onnx_model_and_follows_the_slider(tmp_path
     shown = view.confusion.outputs[0]["data"]["application/vnd.plotly.v1+json"]  # static, with its numbers
     assert shown["data"][0]["type"] == "heatmap" and shown["data"][0]["text"][0] == [2, 0, 3]
     assert "sendChartToCloud" in shown["config"]["modeBarButtonsToRemove"]
+    view.conf.value = 0.55  # the same ranking at another threshold: the note follows all the same
+    assert "found at confidence &gt;= 0.55" in view.gallery_note.value
     view.conf.value = 0.25  # the slider drives the model
     assert model.conf == 0.25 and model.ranked[0].false == 3
 

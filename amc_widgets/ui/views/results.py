@@ -85,6 +85,7 @@ class ResultsView:
         self.links: list = []
         model.observe(self._on_state, ["state", "error"])
         model.observe(lambda _c: self._draw_gallery(), "ranked")
+        model.observe(lambda _c: self._draw_note(), "conf")  # a new threshold may leave the ranking as it was
         model.observe(self._on_user_image, ["user_image", "user_note"])
         self._on_state()
 
@@ -129,21 +130,26 @@ class ResultsView:
         ]
         self._draw_gallery()
 
+    def _draw_note(self) -> None:
+        if not self.body.children:
+            return
+        ranked = self.model.ranked
+        if not ranked:
+            self.gallery_note.value = message("info", "The outputs hold no validation images.")
+            return
+        found = sum(item.matched for item in ranked)
+        total = sum(len(item.image.truth) for item in ranked)
+        self.gallery_note.value = message(
+            "info", f"{min(len(ranked), GALLERY_SHOWN)} worst of {len(ranked)} validation images: {found} of "
+                    f"{total} objects found at confidence >= {self.model.conf:.2f}")
+
     def _draw_gallery(self) -> None:
         if not self.body.children:
             return
-        ranked, names = self.model.ranked, self.model.names
-        shown = ranked[:GALLERY_SHOWN]
-        if not ranked:
-            self.gallery_note.value = message("info", "The outputs hold no validation images.")
-        else:
-            found = sum(item.matched for item in ranked)
-            total = sum(len(item.image.truth) for item in ranked)
-            self.gallery_note.value = message(
-                "info", f"{len(shown)} worst of {len(ranked)} validation images: {found} of {total} objects "
-                        f"found at confidence >= {self.model.conf:.2f}")
+        self._draw_note()
+        names = self.model.names
         children = []
-        for item in shown:
+        for item in self.model.ranked[:GALLERY_SHOWN]:
             caption = (f"{item.image.path.name}: {item.matched} of {len(item.image.truth)} found, "
                        f"{item.missed} missed, {item.false} false")
             picture = w.Image(value=_png(side_by_side(item, names)), format="png",
