@@ -294,6 +294,8 @@ def test_results_view_of_a_finished_job(pages, tmp_path):
             ["all", "3", "4"], ["good", "2", "2"], ["bridge", "2", "2"]]
         expect(card.locator(".amc-results .js-plotly-plot")).to_have_count(2)
         expect(card.locator(".amc-results .gtitle").first).to_contain_text("Confusion matrix")
+        table.scroll_into_view_if_needed()
+        shot(page, "09-results-table-and-figures")
         gallery = card.locator(".amc-gallery")
         expect(gallery.locator("img")).to_have_count(3)
         expect(gallery.locator(".amc-msg").first).to_contain_text("b.jpg: 0 of 1 found, 1 missed, 3 false")
@@ -310,8 +312,7 @@ def test_results_view_of_a_finished_job(pages, tmp_path):
         card.locator("button.amc-results-run").click()
         expect(card.locator("img.amc-results-user-image")).to_be_visible()
         expect(card.locator(".amc-results")).to_contain_text("2 object(s) found on a.jpg (confidence >= 0.50)")
-        shot(page, "09-results-view")
-        card.locator(".amc-results").screenshot(path=str(ARTIFACTS / "09-results-panel.png"))
+        shot(page, "10-results-gallery-and-your-image")
     finally:
         dashboard.stop()
 

@@ -40,8 +40,9 @@ def confusion_figure(card: dict) -> go.Figure:
     figure = go.Figure(go.Heatmap(z=shares.tolist(), x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1,
                                   text=counts.astype(int).tolist(), texttemplate="%{text}",
                                   hovertemplate="true %{x}<br>predicted %{y}<br>%{text} object(s)<extra></extra>"))
-    figure.update_layout(title=f"Confusion matrix (confidence >= {entry['conf']}, IoU {entry['iou']})",
-                         xaxis_title="true", yaxis_title="predicted", yaxis_autorange="reversed",
+    figure.update_layout(title="Confusion matrix",
+                         xaxis_title=f"true (detections at confidence >= {entry['conf']}, IoU {entry['iou']})",
+                         yaxis_title="predicted", yaxis_autorange="reversed",
                          width=460, height=400, margin=dict(l=90, r=10, t=40, b=60), template="plotly_white")
     return figure
 
