@@ -106,11 +106,6 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
     _onnx, onnx_info = export_onnx(paths.model_dir / "best.pt", plan.params["imgsz"],
                                    Path(plan.sample_image) if plan.sample_image else None)
     print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
-    try:
-        validation = _evaluate(plan, paths.model_dir / "best.pt")
-    except Exception as exc:  # noqa: BLE001 - the model is good without its report; the card says why
-        validation = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-        print(f"Per-class validation results could not be computed: {validation['error']}", flush=True)
     state_file = paths.checkpoints / "state.json"
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     card = {
@@ -124,7 +119,6 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         "parameters": plan.params,
         "dataset": plan.dataset_counts,
         "onnx": onnx_info,
-        "validation": validation,
         "hosts": len(plan.hosts),
         "processes": plan.world_size,
         "accelerator": plan.accelerator,
@@ -132,12 +126,19 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    (paths.model_dir / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    card_file = paths.model_dir / "model_card.json"
+    card_file.write_text(json.dumps(card, indent=2), encoding="utf-8")  # a card even if killed below
     if run_dir.is_dir():
         _copy_outputs(run_dir, paths.output_data_dir)
     elif (paths.checkpoints / "results.csv").exists():
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.checkpoints / "results.csv", paths.output_data_dir / "results.csv")
+    try:
+        card["validation"] = _evaluate(plan, paths.model_dir / "best.pt")
+    except Exception as exc:  # noqa: BLE001 - the model is good without its report; the card says why
+        card["validation"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        print(f"Per-class validation results could not be computed: {card['validation']['error']}", flush=True)
+    card_file.write_text(json.dumps(card, indent=2), encoding="utf-8")
     print(f"Model saved: {paths.model_dir / 'best.onnx'}", flush=True)
 
 
