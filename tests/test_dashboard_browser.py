@@ -351,6 +351,16 @@ def test_real_training_downloads_a_working_onnx_model_with_a_preview(pages, real
     expect(card.locator(".amc-download-info")).to_contain_text("object(s) found on")
     shot(page, "08-real-training-downloaded")
 
+    card.locator("button.amc-results-job").click()  # the real card's numbers and gallery
+    table = card.locator(".amc-per-class")
+    expect(table).to_contain_text("insufficient", timeout=120_000)
+    assert [row.split("\t")[0] for row in table.inner_text().splitlines()[1:]] == [
+        "all", "good", "insufficient", "bridge"]
+    expect(card.locator(".amc-results .js-plotly-plot")).to_have_count(2)
+    expect(card.locator(".amc-gallery img")).to_have_count(12)  # the 12 worst of the 16 validation images
+    table.scroll_into_view_if_needed()
+    shot(page, "08b-real-training-results")
+
 
 SECRET = "wJalrXUtnFEMI-never-on-the-page"
 

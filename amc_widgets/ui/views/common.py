@@ -55,6 +55,7 @@ CSS = """
 .amc-per-class th:first-child, .amc-per-class td:first-child { text-align: left; }
 .amc-per-class tr:nth-child(2) td { font-weight: 600; }
 .amc-gallery { max-height: 900px; overflow-y: auto; }
+.amc-gallery > .widget-box, .amc-gallery img { flex-shrink: 0; }  /* scroll, never squash the images */
 </style>
 """
 
