@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
-from amc_widgets.backends.base import DeploysModels, TailsLogs
+from amc_widgets.backends.base import DeploysModels, TailsLogs, download_or_reuse
 from amc_widgets.core.dataset_check import check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.endpoints import FAILED, EndpointSpec, wait_until_settled
@@ -316,6 +316,33 @@ def cmd_predict(args) -> int:
 def cmd_undeploy(args) -> int:
     _deploying_backend(args).delete_endpoint(args.endpoint)
     print(f"Deleted endpoint {args.endpoint}")
+def cmd_results(args) -> int:
+    """Per-class results of a job's model on the validation split, and its confusion matrix."""
+    import tempfile
+
+    import pandas as pd
+
+    from amc_widgets.core.results import confusion_matrix, format_table, per_class_table, read_model_card
+
+    with tempfile.TemporaryDirectory(prefix="amc-results-") as scratch:
+        dest = Path(args.dest) if args.dest else Path(scratch)
+        result = download_or_reuse(_backend(args), args.job, dest, progress=ProgressBar("download"))
+        card = read_model_card(result.folder)
+        table = per_class_table(card)
+        labels, matrix = confusion_matrix(card)
+    validation = card["validation"]
+    print(f"{args.job}: {card['model']}, {card['epochs_completed']} of {card['epochs_planned']} epochs"
+          f"{' (stopped)' if card.get('stopped_by_request') else ''}; best.pt on the validation split "
+          f"({validation['images']} images)")
+    print(format_table(table))
+    conf = validation["confusion_matrix"]
+    print(f"\nConfusion matrix (rows predicted, columns true; confidence >= {conf['conf']}, IoU {conf['iou']}):")
+    print(pd.DataFrame(matrix.astype(int), index=labels, columns=labels).to_string())
+    layout = card.get("onnx", {}).get("output_layout")
+    if layout:
+        print(f"\nONNX output: {layout}")
+    if args.dest:
+        print(f"Outputs in {result.folder}")
     return EXIT_OK
 
 
@@ -473,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     undeploy = commands.add_parser("undeploy", help="delete an endpoint (and its server)")
     undeploy.add_argument("endpoint")
     undeploy.set_defaults(run=cmd_undeploy)
+    results = commands.add_parser("results", help="per-class results of a job's model (validation split)")
+    results.add_argument("job")
+    results.add_argument("--dest", help="keep the downloaded outputs here (default: a temporary folder)")
+    results.set_defaults(run=cmd_results)
 
     connect = commands.add_parser("connect", help="test the AWS connection (account, user, bucket, roles)")
     connect.set_defaults(run=cmd_connect)

@@ -1,6 +1,7 @@
 """A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
 no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
-FAKE_FAIL=1 fails like the real one.  FAKE_CHILD starts a long-lived child, as the real one starts
+FAKE_FAIL=1 fails like the real one; FAKE_RESULTS=1 leaves results (tests/results_fakes.py).
+FAKE_CHILD starts a long-lived child, as the real one starts
 torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
 without that link (as torchrun starts its workers, which outlive a torchrun killed hard)."""
 
@@ -28,6 +29,10 @@ def save_model():
     (paths.model_dir / "best.pt").write_bytes(b"weights")
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "results.csv").write_text("epoch\n1\n")
+    if os.environ.get("FAKE_RESULTS"):  # a tiny ONNX model, a card with validation results, a gallery
+        from tests.results_fakes import write_results
+
+        write_results(paths.model_dir, paths.output_data_dir)
 
 
 child_mode = os.environ.get("FAKE_CHILD")

@@ -199,3 +199,41 @@ def test_live_tail_follows_after_the_history_or_falls_back_to_polling(refused, c
 def test_live_tail_needs_the_sagemaker_backend(amc):
     line = _one_clear_line(amc("logs", "job-1", "--follow", "--live-tail", check=False))
     assert "--backend sagemaker" in line
+
+
+def _finished_job_outputs(home: Path, job: str, validation="default") -> None:
+    """model.tar.gz and output.tar.gz where the local backend keeps a finished job's outputs."""
+    from amc_widgets.core.storage import pack_tar_gz
+    from tests.results_fakes import VALIDATION, write_results
+
+    staging = home.parent / f"staging-{job}"
+    write_results(staging / "model", staging / "data", VALIDATION if validation == "default" else validation)
+    outputs = home / "users" / "ana" / "training-jobs" / job / "output"
+    pack_tar_gz(staging / "model", outputs / "model.tar.gz")
+    pack_tar_gz(staging / "data", outputs / "output.tar.gz")
+
+
+def test_results_prints_the_per_class_table_and_confusion_matrix(amc, tmp_path):
+    _finished_job_outputs(tmp_path / "home", "solder-1")
+    out = amc("results", "solder-1").stdout.splitlines()
+    assert out[0].startswith("solder-1: yolov5n, 3 of 3 epochs; best.pt on the validation split (3 images)")
+    assert out[1].split() == ["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"]
+    assert out[2].split() == ["all", "3", "4", "0.500", "0.750", "0.600", "0.400"]
+    assert out[3].split() == ["good", "2", "2", "0.500", "1.000", "0.900", "0.600"]
+    assert out[4].split() == ["bridge", "2", "2", "0.250", "0.500", "0.300", "0.200"]
+    matrix = out.index("Confusion matrix (rows predicted, columns true; confidence >= 0.25, IoU 0.45):")
+    assert out[matrix + 1].split() == ["good", "bridge", "background"]
+    assert out[matrix + 2].split() == ["good", "2", "0", "3"]
+    assert any(line.startswith("ONNX output: (1, 4 + classes, anchors)") for line in out)
+
+    kept = amc("results", "solder-1", "--dest", tmp_path / "dl").stdout  # kept, then reused
+    assert f"Outputs in {tmp_path / 'dl' / 'solder-1'}" in kept
+    assert amc("results", "solder-1", "--dest", tmp_path / "dl").stdout == kept
+
+
+def test_results_of_a_job_without_them_get_one_clear_line(amc, tmp_path):
+    assert "has no outputs" in _one_clear_line(amc("results", "nothing-here", check=False))
+    _finished_job_outputs(tmp_path / "home", "old-1", validation=None)
+    old = amc("results", "old-1", check=False)  # after the download's progress line
+    assert old.returncode == 1 and "Traceback" not in old.stderr
+    assert old.stderr.strip().splitlines()[-1].startswith("amc: error: This model card has no per-class results")

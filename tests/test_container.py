@@ -41,6 +41,29 @@ def test_training_leaves_a_checked_onnx_model_and_outputs(trained_run):
     assert not (trained_run.root / "output" / "failure").exists()
 
 
+def test_model_card_has_per_class_results_confusion_matrix_and_a_gallery(trained_run):
+    card = json.loads((trained_run.root / "model" / "model_card.json").read_text())
+    validation, val_split = card["validation"], card["dataset"]["val"]
+    assert [row["class"] for row in validation["per_class"]] == card["classes"] == ["good", "insufficient", "bridge"]
+    assert validation["images"] == val_split["images"] and validation["instances"] == val_split["instances"]
+    assert sum(row["instances"] for row in validation["per_class"]) == val_split["instances"]
+    for row in validation["per_class"]:
+        assert 0 < row["images"] <= val_split["images"]
+        assert all(0 <= row[key] <= 1 for key in ("precision", "recall", "mAP50", "mAP50-95")), row
+    matrix = np.array(validation["confusion_matrix"]["matrix"])
+    assert validation["confusion_matrix"]["labels"] == [*card["classes"], "background"] and matrix.shape == (4, 4)
+    # every ground-truth object is counted once: found as some class, or missed (the background row)
+    assert matrix[:, :3].sum(axis=0).tolist() == [row["instances"] for row in validation["per_class"]]
+    curve = validation["pr_curve"]
+    assert len(curve["recall"]) == 101 and all(len(v) == 101 for v in curve["precision"].values())
+    assert card["onnx"]["output_layout"].startswith("YOLOv5u (ultralytics): output (1, 4 + classes, anchors)")
+
+    gallery = trained_run.root / "output" / "data" / "gallery"
+    entries = json.loads((gallery / "gallery.json").read_text())["images"]
+    assert len(entries) == val_split["images"] and all((gallery / e["file"]).is_file() for e in entries)
+    assert sum(len(e["boxes"]) for e in entries) == val_split["instances"]
+
+
 def test_log_is_plain_text_with_one_metrics_line_per_epoch(trained_run):
     assert "\r" not in trained_run.log and "\x1b" not in trained_run.log
     assert [line.split()[1] for line in _metric_lines(trained_run.log)] == ["epoch=1", "epoch=2"]
@@ -131,7 +154,8 @@ def test_sigterm_saves_within_seconds_and_a_restart_resumes(small_dataset, tmp_p
     assert code == 143
     assert took < 20, f"stop took {took:.1f}s"
     assert (root / "model" / "best.pt").is_file() and (root / "model" / "best.onnx").is_file()
-    assert json.loads((root / "model" / "model_card.json").read_text())["stopped_by_request"] is True
+    stopped_card = json.loads((root / "model" / "model_card.json").read_text())
+    assert stopped_card["stopped_by_request"] is True and len(stopped_card["validation"]["per_class"]) == 3
     state = json.loads((root / "checkpoints" / "state.json").read_text())
     assert state["finished"] is False and state["epoch"] >= 1
     assert not (root / "output" / "failure").exists()

@@ -284,6 +284,46 @@ def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
     page.close()
 
 
+def test_results_view_of_a_finished_job(pages, tmp_path):
+    dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER), "FAKE_EPOCHS": "3",
+                                           "FAKE_EPOCH_SECONDS": "0.3", "FAKE_RESULTS": "1"})
+    try:
+        page = pages(dashboard)
+        set_up_job(page, "3")
+        name = start_job(page)
+        card = card_by_name(page, name)
+        wait_until(lambda: card.locator(".amc-status").inner_text() == "Completed", 90, "completion")
+        assert card.locator(".amc-results").count() == 0  # built only when asked for
+        card.locator("button.amc-results-job").click()
+        table = card.locator(".amc-per-class")
+        expect(table).to_contain_text("bridge", timeout=90_000)
+        assert [row.split("\t")[:3] for row in table.inner_text().splitlines()[1:]] == [
+            ["all", "3", "4"], ["good", "2", "2"], ["bridge", "2", "2"]]
+        expect(card.locator(".amc-results .js-plotly-plot")).to_have_count(2)
+        expect(card.locator(".amc-results .gtitle").first).to_contain_text("Confusion matrix")
+        table.scroll_into_view_if_needed()
+        shot(page, "09-results-table-and-figures")
+        gallery = card.locator(".amc-gallery")
+        expect(gallery.locator("img")).to_have_count(3)
+        expect(gallery.locator(".amc-msg").first).to_contain_text("b.jpg: 0 of 1 found, 1 missed, 3 false")
+
+        handle = card.locator(".amc-results-conf .noUi-handle")
+        handle.focus()
+        for _ in range(5):  # 0.25 -> 0.50: the 0.3 'bridge' box drops out
+            handle.press("ArrowRight")
+        expect(gallery.locator(".amc-msg").first).to_contain_text("b.jpg: 0 of 1 found, 1 missed, 2 false")
+        expect(card.locator(".amc-results")).to_contain_text("2 of 4 objects found at confidence >= 0.50")
+
+        image = dashboard.home / "downloads" / name / "output" / "gallery" / "a.jpg"
+        card.locator(".amc-results-path input").fill(str(image))
+        card.locator("button.amc-results-run").click()
+        expect(card.locator("img.amc-results-user-image")).to_be_visible()
+        expect(card.locator(".amc-results")).to_contain_text("2 object(s) found on a.jpg (confidence >= 0.50)")
+        shot(page, "10-results-gallery-and-your-image")
+    finally:
+        dashboard.stop()
+
+
 @pytest.fixture()
 def real_dashboard(tmp_path):
     dashboard = start_dashboard(tmp_path, {"AMC_MAX_JOBS": "1"})
@@ -317,6 +357,16 @@ def test_real_training_downloads_a_working_onnx_model_with_a_preview(pages, real
     assert preview.evaluate("img => img.naturalWidth") == 128  # the validation image, boxes drawn on it
     expect(card.locator(".amc-download-info")).to_contain_text("object(s) found on")
     shot(page, "08-real-training-downloaded")
+
+    card.locator("button.amc-results-job").click()  # the real card's numbers and gallery
+    table = card.locator(".amc-per-class")
+    expect(table).to_contain_text("insufficient", timeout=120_000)
+    assert [row.split("\t")[0] for row in table.inner_text().splitlines()[1:]] == [
+        "all", "good", "insufficient", "bridge"]
+    expect(card.locator(".amc-results .js-plotly-plot")).to_have_count(2)
+    expect(card.locator(".amc-gallery img")).to_have_count(12)  # the 12 worst of the 16 validation images
+    table.scroll_into_view_if_needed()
+    shot(page, "08b-real-training-results")
 
 
 SECRET = "wJalrXUtnFEMI-never-on-the-page"

@@ -18,6 +18,7 @@ from amc_widgets.ui.models.jobs import (
     LOCAL_POLL_SECONDS,
     MAX_LOG_LINES,
     REMOTE_POLL_SECONDS,
+    Change,
     JobBoard,
     compare_series,
 )
@@ -306,6 +307,56 @@ def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
     assert (0.5, True) in seen  # half way: the bar moves, the button waits
     assert view.progress.value == 1.0 and view.progress.layout.display == "flex" and not view.download_button.disabled
     assert "Downloaded to" in view.download_info.value and "no ONNX model" in view.download_info.value
+
+
+def test_results_are_made_on_demand_and_loaded_from_the_download(board, fake, tmp_path):
+    from amc_widgets.ui.views.jobs import JobCardView
+    from tests.results_fakes import write_downloaded
+
+    card = board.start(SPEC)
+    opened = []
+    view = JobCardView(card, lambda name: None, lambda name: None, on_results=opened.append)
+    board.poll_due()
+    view.update(Change(status=True))
+    assert card.results is None and view.results_button.disabled  # running: nothing to show, nothing built
+    fake.finish(card.name)
+    card.poll(fake, 0.0)
+    view.update(Change(status=True))
+    assert not view.results_button.disabled
+    view.results_button.click()
+    assert opened == [card.name] and card.results is None
+
+    write_downloaded(tmp_path / card.name)  # a complete earlier download is reused
+    model = board.load_results(card.name, tmp_path, None)
+    assert model is card.results and model.state == "ready" and model.names == ["good", "bridge"]
+    assert view.toggle_results(model) and view.results.widget in view.widget.children
+    assert view.results.table.value.count("<tr>") == 4  # header, all, good, bridge
+    assert not view.toggle_results(model) and view.results.widget.layout.display == "none"
+
+
+def test_the_loss_chart_turns_logarithmic_when_one_loss_is_tenfold_the_others(board, fake):
+    from amc_widgets.ui.views.jobs import JobCardView
+
+    card = board.start(SPEC)
+    view = JobCardView(card, lambda name: None, lambda name: None)
+    losses = {"train_box_loss": 2.0, "train_cls_loss": 2.5, "train_dfl_loss": 1.5, "val_box_loss": 2.1,
+              "val_cls_loss": 2.6, "val_dfl_loss": 1.6}
+    fake.logs[card.name].append(format_metrics_line({"epoch": 1, "epochs": 3, **losses}))
+    board.poll_due()
+    view.update(Change(metrics=True))
+    assert view.chart.layout.yaxis.type == "linear" and list(view.chart.data[0].y) == [2.0]
+    fake.logs[card.name].append(format_metrics_line({"epoch": 2, "epochs": 3, **losses, "val_cls_loss": 40.0}))
+    card.next_poll = 0
+    board.poll_due()
+    view.update(Change(metrics=True))
+    assert view.chart.layout.yaxis.type == "log" and view.chart.layout.yaxis2.type != "log"
+
+
+def test_results_of_a_job_without_outputs_say_why(board, fake, tmp_path):
+    card = board.start(SPEC)
+    fake.download_error = JobNotFoundError(f"Training job '{card.name}' has no outputs (yet)")
+    model = board.load_results(card.name, tmp_path, None)
+    assert model.state == "error" and "no outputs" in model.error
 
 
 def test_compare_series_takes_jobs_that_reached_an_epoch(board, fake):

@@ -93,6 +93,19 @@ def download_outputs_into(dest: Path, name: str, sizes: dict[str, int],
     return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
 
 
+def download_or_reuse(backend: Backend, name: str, dest: Path,
+                      progress: ProgressCallback | None = None) -> DownloadResult:
+    """A job's outputs in ``dest/<name>``: downloaded, or a complete earlier download reused."""
+    try:
+        return backend.download_outputs(name, dest, progress=progress)
+    except FileExistsError:
+        folder = Path(dest).expanduser() / name
+        onnx = folder / "model" / "best.onnx"
+        if not onnx.exists():
+            raise
+        return DownloadResult(folder=folder, onnx=onnx, files=sorted(p for p in folder.rglob("*") if p.is_file()))
+
+
 class Backend(Protocol):
     """What the CLI and the dashboard need from a place that stores data and trains."""
 

@@ -85,8 +85,9 @@ def decode_detections(output: np.ndarray, conf: float = 0.25, iou: float = 0.45,
     return [Detection(tuple(float(v) for v in boxes[i]), float(scores[i]), int(class_ids[i])) for i in keep]
 
 
-def draw_detections(image: Image.Image, detections: list[Detection], names: list[str]) -> Image.Image:
-    """A copy of ``image`` with each box and its 'class score' label."""
+def draw_detections(image: Image.Image, detections: list[Detection], names: list[str],
+                    scores: bool = True) -> Image.Image:
+    """A copy of ``image`` with each box and its 'class score' label ('class' only without ``scores``)."""
     canvas = image.convert("RGB").copy()
     draw = ImageDraw.Draw(canvas)
     width = max(1, round(max(canvas.size) / 200))
@@ -94,7 +95,7 @@ def draw_detections(image: Image.Image, detections: list[Detection], names: list
         colour = PALETTE[det.class_id % len(PALETTE)]
         name = names[det.class_id] if det.class_id < len(names) else f"class {det.class_id}"
         draw.rectangle(det.box, outline=colour, width=width)
-        label = f"{name} {det.score:.2f}"
+        label = f"{name} {det.score:.2f}" if scores else name
         left, top, right, bottom = draw.textbbox((det.box[0], det.box[1]), label)
         lift = bottom - top + 2
         draw.rectangle((left, top - lift, right + 2, bottom - lift), fill=colour)

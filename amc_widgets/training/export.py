@@ -6,6 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+OUTPUT_LAYOUT = ("YOLOv5u (ultralytics): output (1, 4 + classes, anchors); per anchor cx, cy, w, h in input "
+                 "pixels, then one score per class (no objectness); apply your own confidence threshold and NMS. "
+                 "Original YOLOv5 exports are (1, anchors, 5 + classes) instead.")
+
 
 class ExportError(RuntimeError):
     """The ONNX model could not be produced or does not match the trained model."""
@@ -62,5 +66,6 @@ def check_onnx(onnx_path: Path, model, imgsz: int, sample_image: Path | None = N
         "file": onnx_path.name,
         "input": {"name": detector.input.name, "shape": [int(d) for d in detector.input.shape]},
         "output_shape": list(onnx_out.shape),
+        "output_layout": OUTPUT_LAYOUT,
         "max_relative_difference_to_pytorch": max_diff,
     }

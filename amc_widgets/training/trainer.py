@@ -65,7 +65,7 @@ def _cpu_ddp_wrapping():
 
 
 @contextlib.contextmanager
-def _validation_as_single_process():
+def validation_as_single_process():
     """Make ultralytics' validation code see RANK -1 (no process group) for a moment."""
     from ultralytics.engine import validator as base_validator
     from ultralytics.models.yolo.detect import val as detect_validator
@@ -123,7 +123,7 @@ class AMCDetectionTrainer(DetectionTrainer):
                 if RANK != 0:
                     return None
                 self.validator.dataloader = None  # the training one holds only this rank's share
-                with _validation_as_single_process():
+                with validation_as_single_process():
                     return super().final_eval()
             return super().final_eval()
         finally:

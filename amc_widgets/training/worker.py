@@ -129,7 +129,8 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stop, started: float) -
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(),
     }
-    atomic_write_text(paths.model_dir / "model_card.json", json.dumps(card, indent=2))
+    card_file = paths.model_dir / "model_card.json"
+    atomic_write_text(card_file, json.dumps(card, indent=2))  # a card even if killed below
     staging = Path(plan.work_dir) / "export"  # ultralytics writes the ONNX file next to the .pt
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -139,13 +140,35 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stop, started: float) -
     print(f"ONNX model checked with onnxruntime: {onnx_info}", flush=True)
     atomic_copy(onnx, paths.model_dir / "best.onnx")
     card.update(onnx=onnx_info, stopped_by_request=stop.is_set())
-    atomic_write_text(paths.model_dir / "model_card.json", json.dumps(card, indent=2))
+    atomic_write_text(card_file, json.dumps(card, indent=2))
     if run_dir.is_dir():
         _copy_outputs(run_dir, paths.output_data_dir)
     elif (paths.checkpoints / "results.csv").exists():
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.checkpoints / "results.csv", paths.output_data_dir / "results.csv")
+    try:
+        card["validation"] = _evaluate(plan, paths.model_dir / "best.pt")
+    except Exception as exc:  # noqa: BLE001 - the model is good without its report; the card says why
+        card["validation"] = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        print(f"Per-class validation results could not be computed: {card['validation']['error']}", flush=True)
+    atomic_write_text(card_file, json.dumps(card, indent=2))
     print(f"Model saved: {paths.model_dir / 'best.onnx'}", flush=True)
+
+
+def _evaluate(plan: TrainingPlan, best_pt: Path) -> dict:
+    """Per-class results, confusion matrix and PR curve of best.pt on the validation split (one
+    process, as the final evaluation), and the gallery of validation images in output/data."""
+    from amc_widgets.training.evaluation import GALLERY_FOLDER, validate, validation_report, write_gallery
+    from amc_widgets.training.trainer import validation_as_single_process
+
+    device = "cpu" if plan.accelerator == "cpu" else "0"
+    batch = min(plan.params["batch"], 32) if plan.params["batch"] > 0 else 16  # one device validates
+    with validation_as_single_process():
+        validator = validate(best_pt, plan.data_yaml, plan.params["imgsz"], batch, device,
+                             Path(plan.work_dir) / "evaluation")
+    report = validation_report(validator, plan.class_names)
+    write_gallery(validator, plan.paths.output_data_dir / GALLERY_FOLDER)
+    return report
 
 
 def _versions() -> dict:

@@ -13,13 +13,14 @@ from typing import Any
 import pandas as pd
 import traitlets as tl
 
-from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere
+from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere, download_or_reuse
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.instances import THIS_MACHINE
-from amc_widgets.core.jobs import IN_PROGRESS, JobDescription, JobSpec
+from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPED, JobDescription, JobSpec
 from amc_widgets.core.metrics import append_metrics, parse_metrics
 from amc_widgets.core.text import clean_log_line, human_duration
 from amc_widgets.ui.models import Transfer
+from amc_widgets.ui.models.results import ResultsModel
 
 MAX_LOG_LINES = 400
 # (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing
@@ -73,6 +74,7 @@ class JobCard:
     error: str = ""
     download: DownloadState = field(default_factory=DownloadState)
     interval: float = 0.0
+    results: ResultsModel | None = None  # made when the Results view is first opened, never at page load
 
     @property
     def settled(self) -> bool:
@@ -133,6 +135,11 @@ class JobCard:
     @property
     def status(self) -> str:
         return self.description.status if self.description else IN_PROGRESS
+
+    @property
+    def has_results(self) -> bool:
+        """Completed or stopped: the job saved a model whose results can be shown."""
+        return self.status in (COMPLETED, STOPPED)
 
     @property
     def failure_reason(self) -> str:
@@ -254,7 +261,7 @@ class JobBoard:
         state = self.card(name).download
         state.start()
         try:
-            result = self._download_once(name, dest, state.progress)
+            result = download_or_reuse(self._backend(), name, dest, state.progress)
             with state.hold_trait_notifications():
                 state.result, state.fraction = result, 1.0
             if state.result.onnx is None:
@@ -277,16 +284,25 @@ class JobBoard:
             state.running = False
         return state.result
 
-    def _download_once(self, name: str, dest: Path, progress: Callable[[int, int], None]) -> DownloadResult:
-        """Download, or reuse a complete earlier download of the same job."""
-        try:
-            return self._backend().download_outputs(name, dest, progress=progress)
-        except FileExistsError:
-            folder = Path(dest) / name
-            onnx = folder / "model" / "best.onnx"
-            if not onnx.exists():
-                raise
-            return DownloadResult(folder=folder, onnx=onnx, files=sorted(p for p in folder.rglob("*") if p.is_file()))
+
+    def results(self, name: str) -> ResultsModel:
+        """The card's results model, made on first use."""
+        card = self.card(name)
+        if card.results is None:
+            card.results = ResultsModel()
+        return card.results
+
+    def load_results(self, name: str, dest: Path, validation_image: Path | None) -> ResultsModel:
+        """Download the job's outputs (unless the card has them) and load its results model; runs in
+        the caller's thread, and the model keeps the outcome."""
+        card, model = self.card(name), self.results(name)
+        model.start()
+        result = card.download.result or self.download(name, dest, validation_image)
+        if result is None:
+            model.fail(card.download.error or "The job's outputs could not be downloaded")
+        else:
+            model.load(result.folder)
+        return model
 
 
 def compare_series(metrics: dict[str, pd.DataFrame], metric: str) -> dict[str, tuple[list[int], list[float]]]:

@@ -52,6 +52,14 @@ CSS = """
                border-radius: 6px; white-space: pre-wrap; font-size: 13px; }
 .amc-primary button, button.amc-primary { font-weight: 600; }
 .amc-problems li { margin: 2px 0; }
+.amc-results { border-top: 1px solid #e2e8f0; margin-top: 8px; padding-top: 4px; }
+.amc-results h3 { margin: 4px 0; font-size: 15px; color: #0f3d5e; }
+.amc-per-class { border-collapse: collapse; font-size: 13px; margin: 4px 0 8px 0; }
+.amc-per-class th, .amc-per-class td { padding: 2px 12px; text-align: right; border-bottom: 1px solid #e2e8f0; }
+.amc-per-class th:first-child, .amc-per-class td:first-child { text-align: left; }
+.amc-per-class tr:nth-child(2) td { font-weight: 600; }
+.amc-gallery { max-height: 900px; overflow-y: auto; }
+.amc-gallery > .widget-box, .amc-gallery img { flex-shrink: 0; }  /* scroll, never squash the images */
 </style>
 """
 

@@ -12,11 +12,14 @@ import pandas as pd
 
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
+from amc_widgets.core.results import losses_need_log_scale
 from amc_widgets.core.text import log_html
 from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
+from amc_widgets.ui.models.results import ResultsModel
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
 from amc_widgets.ui.views.job_table import FinishedJobsView
+from amc_widgets.ui.views.results import ResultsView
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
@@ -61,9 +64,11 @@ class JobCardView:
     """One card; :meth:`update` redraws only what a poll changed."""
 
     def __init__(self, card: JobCard, on_stop: Callable[[str], None], on_download: Callable[[str], None],
-                 on_close: Callable[[str], None], on_deploy: Callable[[str], None], opened: bool = False):
+                 on_close: Callable[[str], None], on_deploy: Callable[[str], None],
+                 on_results: Callable[[str], None], opened: bool = False):
         self.card = card
         self.opened = opened  # a finished job's card opened from the table (else a live card)
+        self.results: ResultsView | None = None
         self.title = w.HTML()
         self.details = w.HTML()
         self.chart = metrics_figure(card.metrics)
@@ -76,6 +81,8 @@ class JobCardView:
                                    tooltip="Close this card; the job stays in the finished jobs' table")
         self.deploy_button = button("Deploy", "success", icon="cloud-upload", css="amc-deploy-job",
                                     tooltip="Serve this job's model on an endpoint (the Endpoints tab)")
+        self.results_button = button("Results", "info", icon="bar-chart", css="amc-results-job",
+                                     tooltip="Per-class results, confusion matrix, PR curve and predictions")
         self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
         self.action_status = w.HTML()
         self.download_info = w.HTML()
@@ -85,8 +92,8 @@ class JobCardView:
         self.failure = w.HTML()
         self.failure.add_class("amc-failure-box")
         self.widget = w.VBox([self.title, self.details, self.failure, self.chart, self.log,
-                              w.HBox([self.stop_button, self.download_button, self.deploy_button, self.close_button,
-                                      self.progress]),
+                              w.HBox([self.stop_button, self.download_button, self.results_button, self.deploy_button,
+                                      self.close_button, self.progress]),
                               self.action_status, self.download_info, self.preview])
         self.widget.add_class("amc-card")
         self.widget.add_class(f"amc-job-{card.name}")
@@ -95,6 +102,7 @@ class JobCardView:
         self.download_button.on_click(guard(lambda _b: on_download(card.name)))
         self.close_button.on_click(guard(lambda _b: on_close(card.name)))
         self.deploy_button.on_click(guard(lambda _b: on_deploy(card.name)))
+        self.results_button.on_click(guard(lambda _b: on_results(card.name)))
         self.links = [w.dlink((card.download, "fraction"), (self.progress, "value"))]
         card.download.observe(self.show_download, ["running", "error", "result", "preview", "preview_note"])
         self.update(Change(status=True, log=True, metrics=True))
@@ -113,6 +121,7 @@ class JobCardView:
             self.download_button.disabled = not finished or card.download.running
             self.close_button.layout.display = "flex" if finished else "none"
             self.deploy_button.disabled = status != "Completed"
+            self.results_button.disabled = not card.has_results
             reason = card.failure_reason or card.error
             self.failure.value = (f'<div class="amc-failure"><b>{"Failure reason" if card.failure_reason else "Note"}:'
                                   f'</b> {html.escape(reason)}</div>') if reason else ""
@@ -124,6 +133,7 @@ class JobCardView:
             with self.chart.batch_update():
                 for trace, name in zip(self.chart.data, (*LOSS_NAMES, *QUALITY_NAMES)):
                     trace.x, trace.y = epochs, frame[name].tolist()
+                self.chart.layout.yaxis.type = "log" if losses_need_log_scale(frame) else "linear"
             sync_widget_state(self.chart)
 
     def close(self) -> None:
@@ -133,6 +143,15 @@ class JobCardView:
             link.unlink()
         for widget in close_order(self.widget):
             widget.close()
+    def toggle_results(self, model: ResultsModel) -> bool:
+        """Show the results view (built on first use) or hide it; True when it is shown now."""
+        if self.results is None:
+            self.results = ResultsView(model)
+            self.widget.children = [*self.widget.children, self.results.widget]
+            return True
+        shown = self.results.widget.layout.display == "none"
+        self.results.widget.layout.display = "flex" if shown else "none"
+        return shown
 
     def show_download(self, _change: dict | None = None) -> None:
         state = self.card.download
@@ -194,7 +213,7 @@ class JobsView:
 
     def add(self, card: JobCard, opened: bool = False) -> JobCardView:
         """A card: a job started here or found running (live cards), or a finished job opened from the table."""
-        view = JobCardView(card, self.stop, self.download, self.close, self.on_deploy, opened)
+        view = JobCardView(card, self.stop, self.download, self.close, self.on_deploy, self.results, opened)
         self.views[card.name] = view
         self._layout()
         return view
@@ -254,6 +273,16 @@ class JobsView:
         dataset = self.board.card(name).description.dataset
         dest = self.downloads()
         in_background(lambda: self.board.download(name, dest, self.validation_image(dataset)), f"amc-download-{name}")
+
+
+    def results(self, name: str) -> None:
+        """Open (or close) a card's results view; the outputs are downloaded and read the first time."""
+        model = self.board.results(name)
+        if self.views[name].toggle_results(model) and model.state in ("idle", "error"):
+            dataset = self.board.card(name).description.dataset
+            dest = self.downloads()
+            in_background(lambda: self.board.load_results(name, dest, self.validation_image(dataset)),
+                          f"amc-results-{name}")
 
 
 class CompareView:
