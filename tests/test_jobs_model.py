@@ -292,13 +292,11 @@ def test_download_without_onnx_explains_why_there_is_no_preview(board, fake, tmp
 
 
 def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
-    from amc_widgets.ui.views.jobs import JobCardView
 
     card = board.start(SPEC)
     fake.finish(card.name)
     board.poll_due()
-    view = JobCardView(card, on_stop=lambda name: None, on_download=lambda name: None, on_close=lambda name: None,
-                       on_deploy=lambda name: None)
+    view = card_view(card)
     assert view.progress.layout.display == "none" and not view.download_button.disabled
     seen = []
     card.download.observe(lambda change: seen.append((view.progress.value, view.download_button.disabled)),
@@ -310,12 +308,11 @@ def test_the_card_shows_its_download_as_it_goes(board, fake, tmp_path):
 
 
 def test_results_are_made_on_demand_and_loaded_from_the_download(board, fake, tmp_path):
-    from amc_widgets.ui.views.jobs import JobCardView
     from tests.results_fakes import write_downloaded
 
     card = board.start(SPEC)
     opened = []
-    view = JobCardView(card, lambda name: None, lambda name: None, on_results=opened.append)
+    view = card_view(card, on_results=opened.append)
     board.poll_due()
     view.update(Change(status=True))
     assert card.results is None and view.results_button.disabled  # running: nothing to show, nothing built
@@ -335,10 +332,9 @@ def test_results_are_made_on_demand_and_loaded_from_the_download(board, fake, tm
 
 
 def test_the_loss_chart_turns_logarithmic_when_one_loss_is_tenfold_the_others(board, fake):
-    from amc_widgets.ui.views.jobs import JobCardView
 
     card = board.start(SPEC)
-    view = JobCardView(card, lambda name: None, lambda name: None)
+    view = card_view(card)
     losses = {"train_box_loss": 2.0, "train_cls_loss": 2.5, "train_dfl_loss": 1.5, "val_box_loss": 2.1,
               "val_cls_loss": 2.6, "val_dfl_loss": 1.6}
     fake.logs[card.name].append(format_metrics_line({"epoch": 1, "epochs": 3, **losses}))
@@ -438,3 +434,11 @@ def test_idle_poller_without_a_connection_is_quiet(tmp_path):
 
 def test_the_jobs_model_imports_no_widgets():
     assert_imports_no_widgets("amc_widgets.ui.models.jobs")
+
+
+def card_view(card, **callbacks):
+    """A card's view with callbacks that do nothing, but those given."""
+    from amc_widgets.ui.views.jobs import JobCardView
+
+    nothing = {name: (lambda _name: None) for name in ("on_stop", "on_download", "on_close", "on_deploy", "on_results")}
+    return JobCardView(card, **{**nothing, **callbacks})
