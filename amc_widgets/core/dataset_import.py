@@ -94,6 +94,20 @@ def check_export(source: Path, split: SplitSettings = DEFAULT_SPLIT) -> DatasetR
         return failed_report(source, exc)
 
 
+@contextmanager
+def ready_to_store(source: Path, split: SplitSettings = DEFAULT_SPLIT) -> Iterator[Path]:
+    """The folder or zip to store for ``source``, once it passed the check (converted copies are
+    removed on exit); DatasetError saying why the dataset is not ready otherwise."""
+    try:
+        with prepare_dataset(source, split) as prepared:
+            report = check_dataset(prepared.path)
+            if not report.ok:
+                raise DatasetError("\n".join(report.errors))
+            yield prepared.path
+    except DatasetError as exc:
+        raise DatasetError(f"{Path(source).name} is not ready for training:\n{exc}") from None
+
+
 def _remove(workdir: Path | None) -> None:
     if workdir is not None:
         shutil.rmtree(workdir, ignore_errors=True)
