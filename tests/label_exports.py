@@ -111,17 +111,22 @@ def _yolo_lines(item: Labelled, names: list[str]) -> str:
     return "".join(f"{names.index(b[0])} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f} {b[4]:.6f}\n" for b in item.boxes)
 
 
-def write_cvat_yolo11(source: Path, dest: Path) -> Path:
-    """CVAT "YOLO 1.1": obj.names, obj.data, train.txt and obj_train_data/ with labels beside images."""
+def write_cvat_yolo11(source: Path, dest: Path, subsets: bool = False) -> Path:
+    """CVAT "YOLO 1.1": obj.names, obj.data, train.txt and obj_train_data/ with labels beside images;
+    with ``subsets``, the val images as CVAT's "valid" subset (valid.txt, obj_valid_data/)."""
     names, images = read_yolo(source)
-    (dest / "obj_train_data").mkdir(parents=True)
+    dest.mkdir(parents=True)
+    groups = {"train": [i for i in images if i.split == "train"], "valid": [i for i in images if i.split == "val"]} \
+        if subsets else {"train": images}
     (dest / "obj.names").write_text("".join(f"{n}\n" for n in names))
-    (dest / "obj.data").write_text(f"classes = {len(names)}\ntrain = data/train.txt\nnames = data/obj.names\n"
-                                   "backup = backup/\n")
-    (dest / "train.txt").write_text("".join(f"data/obj_train_data/{i.path.name}\n" for i in images))
-    for item in images:
-        shutil.copy(item.path, dest / "obj_train_data" / item.path.name)
-        (dest / "obj_train_data" / f"{item.path.stem}.txt").write_text(_yolo_lines(item, names))
+    (dest / "obj.data").write_text(f"classes = {len(names)}\n" + "".join(f"{g} = data/{g}.txt\n" for g in groups)
+                                   + "names = data/obj.names\nbackup = backup/\n")
+    for group, members in groups.items():
+        (dest / f"obj_{group}_data").mkdir()
+        (dest / f"{group}.txt").write_text("".join(f"data/obj_{group}_data/{i.path.name}\n" for i in members))
+        for item in members:
+            shutil.copy(item.path, dest / f"obj_{group}_data" / item.path.name)
+            (dest / f"obj_{group}_data" / f"{item.path.stem}.txt").write_text(_yolo_lines(item, names))
     return dest
 
 

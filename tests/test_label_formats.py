@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from amc_widgets.backends.local import LocalBackend
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_import import IMPORT_KEY, check_export, prepare_dataset
 from amc_widgets.core.dataset_split import SplitSettings
 from amc_widgets.core.label_formats import pixel_box_to_yolo
+from tests.conftest import FAST_TRAINING, make_ml_root, run_container
 from tests.label_exports import (
     read_yolo,
     write_coco,
@@ -68,10 +70,11 @@ def test_export_round_trips_to_the_same_boxes_and_names(fmt, small_dataset, tmp_
     assert sum(s.images for s in report.splits.values()) == len(expected)
 
 
-def test_coco_and_voc_keep_the_exports_own_split(small_dataset, tmp_path):
+def test_coco_voc_and_cvat_keep_the_exports_own_split(small_dataset, tmp_path):
     _names, originals = read_yolo(small_dataset)
     split_of = {item.path.name: item.split for item in originals}
-    exports = (write_coco(small_dataset, tmp_path / "coco", per_split=True), write_voc(small_dataset, tmp_path / "voc"))
+    exports = (write_coco(small_dataset, tmp_path / "coco", per_split=True), write_voc(small_dataset, tmp_path / "voc"),
+               write_cvat_yolo11(small_dataset, tmp_path / "cvat", subsets=True))
     for source in exports:
         with prepare_dataset(source) as prepared:
             _n, converted = read_yolo(prepared.path)
@@ -166,3 +169,14 @@ def test_unknown_folder_says_what_is_recognised(tmp_path):
     shutil.copy(__file__, tmp_path / "photos" / "notes.txt")
     report = check_export(tmp_path / "photos")
     assert not report.ok and "No data.yaml" in report.errors[0] and "COCO JSON" in report.errors[0]
+
+
+@pytest.mark.slow
+def test_a_stored_coco_export_trains_in_the_container(small_dataset, tmp_path):
+    source = write_coco(small_dataset, tmp_path / "coco")
+    info = LocalBackend(home=tmp_path / "home", user="ana").store_dataset(source, name="coco")
+    run = run_container(make_ml_root(tmp_path / "ml", Path(info.location), {**FAST_TRAINING, "epochs": 1}))
+    assert run.code == 0, run.failure or run.log[-3000:]
+    card = json.loads((run.root / "model" / "model_card.json").read_text())
+    assert card["classes"] == ["good", "insufficient", "bridge"] and card["epochs_completed"] == 1
+    assert (run.root / "model" / "best.onnx").is_file()
