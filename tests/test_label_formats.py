@@ -164,6 +164,14 @@ def test_voc_box_outside_the_image_names_file_and_object(small_dataset, tmp_path
             pass
 
 
+def test_problems_in_converted_yolo_labels_name_the_exports_own_files(small_dataset, tmp_path):
+    source = write_cvat_yolo11(small_dataset, tmp_path / "cvat")
+    (source / "obj_train_data" / "board_val_0003.txt").write_text("7 0.5 0.5 0.1 0.1\n")
+    report = check_export(source)
+    assert not report.ok
+    assert any("obj_train_data/board_val_0003.txt line 1: class 7" in error for error in report.errors), report.errors
+
+
 def test_unknown_folder_says_what_is_recognised(tmp_path):
     (tmp_path / "photos").mkdir()
     shutil.copy(__file__, tmp_path / "photos" / "notes.txt")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from amc_widgets.core.dataset_check import DatasetError, DatasetReport, Tree, ch
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings, split_train_val
 from amc_widgets.core.label_formats import Export, Sample, read_export
 
+_CONVERTED_FILE = re.compile(r"(?:images|labels)/[^/\s]+/[^\s:;,()']+")
 IMPORT_KEY = "amc_import"  # data.yaml entry recording how a converted dataset was made
 CHUNK = 1 << 20
 
@@ -39,6 +41,7 @@ class PreparedDataset:
     converted: bool
     split_note: str = ""  # set when AMC made the train / val split
     notes: list[str] = field(default_factory=list)
+    origins: dict[str, str] = field(default_factory=dict)  # converted file -> the export's file it came from
 
 
 @contextmanager
@@ -75,7 +78,14 @@ def check_prepared(prepared: PreparedDataset, source: Path) -> DatasetReport:
         report.data_yaml = None  # a temporary file: the report names the source instead
     report.source_format = prepared.source_format + (", converted to YOLO" if prepared.converted else "")
     report.split_note, report.notes = prepared.split_note, list(prepared.notes)
+    report.errors = [_name_origins(text, prepared.origins) for text in report.errors]
+    report.warnings = [_name_origins(text, prepared.origins) for text in report.warnings]
     return report
+
+
+def _name_origins(text: str, origins: dict[str, str]) -> str:
+    """Problems name the export's own files, not the converted copy's."""
+    return _CONVERTED_FILE.sub(lambda m: origins.get(m.group(0), m.group(0)), text) if origins else text
 
 
 def failed_report(source: Path, exc: Exception) -> DatasetReport:
@@ -130,6 +140,7 @@ def _assign_splits(export: Export, settings: SplitSettings) -> tuple[dict[str, l
 def _convert(tree: Tree, export: Export, dest: Path, settings: SplitSettings, source_name: str) -> PreparedDataset:
     groups, split_note = _assign_splits(export, settings)
     data: dict = {"names": dict(enumerate(export.names)), "nc": len(export.names)}
+    origins: dict[str, str] = {}
     for split, samples in groups.items():
         (dest / "images" / split).mkdir(parents=True, exist_ok=True)
         (dest / "labels" / split).mkdir(parents=True, exist_ok=True)
@@ -137,8 +148,10 @@ def _convert(tree: Tree, export: Export, dest: Path, settings: SplitSettings, so
         for sample in sorted(samples, key=lambda s: s.image):
             name = _output_name(sample.image, used)
             _copy_image(tree, sample.image, dest / "images" / split / name)
-            label = dest / "labels" / split / (posixpath.splitext(name)[0] + ".txt")
-            label.write_text(sample.label, encoding="utf-8")
+            label = f"labels/{split}/{posixpath.splitext(name)[0]}.txt"
+            (dest / label).write_text(sample.label, encoding="utf-8")
+            origins[f"images/{split}/{name}"] = sample.image
+            origins[label] = sample.label_file or f"the labels converted for {sample.image}"
         data[split] = f"images/{split}"
     record: dict = {"format": export.format, "source": source_name,
                     "split": ({"automatic": True, "val_fraction": settings.val_fraction, "seed": settings.seed,
@@ -148,7 +161,8 @@ def _convert(tree: Tree, export: Export, dest: Path, settings: SplitSettings, so
         record["notes"] = export.notes
     data[IMPORT_KEY] = record
     (dest / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return PreparedDataset(dest, export.format, converted=True, split_note=split_note, notes=list(export.notes))
+    return PreparedDataset(dest, export.format, converted=True, split_note=split_note, notes=list(export.notes),
+                           origins=origins)
 
 
 def _output_name(image: str, used: set[str]) -> str:

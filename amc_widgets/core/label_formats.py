@@ -51,6 +51,7 @@ class Sample:
     image: str  # relative path in the export
     split: str | None  # "train" / "val" / "test" where the export says, else None
     label: str  # YOLO label lines ("" for an image without objects)
+    label_file: str | None = None  # the export's own label file, where it has one
 
     def classes(self) -> set[int]:
         """The class ids its label lines use (lines the check will refuse are left out)."""
@@ -140,8 +141,11 @@ def _first(tree: Tree, basenames: tuple[str, ...]) -> str | None:
     return found[0] if found else None
 
 
-def _label_or_empty(tree: Tree, rel: str) -> str:
-    return read_text(tree, rel) if tree.is_file(rel) else ""
+def _yolo_sample(tree: Tree, image: str, split: str | None, label: str) -> Sample:
+    """An image of a YOLO-style export with its label file (none: no objects), kept as it is."""
+    if tree.is_file(label):
+        return Sample(image, split, read_text(tree, label), label)
+    return Sample(image, split, "")
 
 
 # --- YOLO families ----------------------------------------------------------------------------
@@ -152,7 +156,7 @@ def _read_data_yaml(tree: Tree, data_yaml: str) -> Export:
         "roboflow" in (yaml.safe_load(read_text(tree, data_yaml)) or {})
     if layout.images.get("val"):
         return Export(ROBOFLOW if roboflow else YOLO, layout.names, [], native=True)
-    samples = [Sample(image, split, _label_or_empty(tree, label_rel(image)))
+    samples = [_yolo_sample(tree, image, split, label_rel(image))
                for split, images in layout.images.items() for image in images]
     return Export(ROBOFLOW if roboflow else ULTRALYTICS_TRAIN_ONLY, layout.names, samples)
 
@@ -180,14 +184,14 @@ def _read_cvat_yolo(tree: Tree, names_rel: str | None, obj_data: str | None) -> 
                 image = locate(line, [top, ""], tree)
                 if image is None or not tree.is_file(image):
                     raise DatasetError(f"{listed} line {number}: image '{line.strip()}' is not in the dataset")
-                samples.append(Sample(image, split, _label_or_empty(tree, posixpath.splitext(image)[0] + ".txt")))
+                samples.append(_yolo_sample(tree, image, split, posixpath.splitext(image)[0] + ".txt"))
     else:  # no lists: every obj_<subset>_data folder
         for image in tree.images_under(top):
             folder = image[len(top) + 1 if top else 0:].split("/")[0]
             match = re.fullmatch(r"obj_(.+)_data", folder)
             if match:
-                samples.append(Sample(image, _SPLIT_WORDS.get(match.group(1).lower()),
-                                      _label_or_empty(tree, posixpath.splitext(image)[0] + ".txt")))
+                samples.append(_yolo_sample(tree, image, _SPLIT_WORDS.get(match.group(1).lower()),
+                                            posixpath.splitext(image)[0] + ".txt"))
     if not samples:
         raise DatasetError(f"{names_rel}: the CVAT YOLO 1.1 export has no images (obj_train_data/ is empty)")
     return Export(CVAT_YOLO, names, samples)
@@ -200,7 +204,7 @@ def _read_label_studio(tree: Tree, classes_rel: str) -> Export:
     if not images:
         raise DatasetError(f"{classes_rel}: the Label Studio export has no images/ folder beside it (export "
                            "with images, or copy them into images/)")
-    return Export(LABEL_STUDIO, names, [Sample(image, None, _label_or_empty(tree, label_rel(image)))
+    return Export(LABEL_STUDIO, names, [_yolo_sample(tree, image, None, label_rel(image))
                                         for image in images])
 
 
