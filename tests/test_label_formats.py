@@ -172,6 +172,14 @@ def test_problems_in_converted_yolo_labels_name_the_exports_own_files(small_data
     assert any("obj_train_data/board_val_0003.txt line 1: class 7" in error for error in report.errors), report.errors
 
 
+def test_an_export_of_one_image_is_reported_not_split(small_dataset, tmp_path):
+    source = write_label_studio(small_dataset, tmp_path / "ls")
+    for image in sorted((source / "images").iterdir())[1:]:
+        image.unlink()
+    report = check_export(source)
+    assert report.errors == ["A dataset with 1 image(s) cannot be split into train and val"]
+
+
 def test_unknown_folder_says_what_is_recognised(tmp_path):
     (tmp_path / "photos").mkdir()
     shutil.copy(__file__, tmp_path / "photos" / "notes.txt")

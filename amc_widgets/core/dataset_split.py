@@ -11,11 +11,11 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
-from amc_widgets.core.errors import AmcError
+from amc_widgets.core.dataset_check import DatasetError
 
 
-class SplitSettingsError(AmcError, ValueError):
-    """The split asked for cannot be made."""
+class SplitSettingsError(DatasetError):
+    """The split asked for cannot be made (a DatasetError: reports show it like any other problem)."""
 
 
 @dataclass(frozen=True)
