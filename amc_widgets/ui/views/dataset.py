@@ -90,9 +90,9 @@ class DatasetView:
         self.gallery.add_class("amc-gallery")
         self.image_name = w.Text(description="Image", placeholder="file name, e.g. board_0007.jpg",
                                  layout=w.Layout(width="360px"))
-        self.show_image_button = button("Show", icon="image", css="amc-show-image")
+        self.show_image_button = button("Show", icon="picture-o", css="amc-show-image")
         self.picked_caption = w.HTML()
-        self.picked_image = w.Image(format="png", layout=w.Layout(display="none"))
+        self.picked_image = w.Image(format="png", layout=w.Layout(display="none", width="480px"))
         self.picked_status = w.HTML()
         self.preview_box = panel("Labelled images (a few per class, rarest first)", self.gallery,
                                  w.HBox([self.image_name, self.show_image_button]), self.picked_status,
