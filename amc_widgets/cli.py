@@ -18,7 +18,10 @@ from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
 from amc_widgets.backends.base import DeploysModels, TailsLogs, download_or_reuse
-from amc_widgets.core.dataset_check import check_dataset
+from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.dataset_import import check_prepared, failed_report, prepare_dataset
+from amc_widgets.core.dataset_preview import PER_CLASS, DatasetPictures
+from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.endpoints import FAILED, EndpointSpec, wait_until_settled
 from amc_widgets.core.errors import AmcError, is_expected, user_message
@@ -82,10 +85,32 @@ def cmd_demo_dataset(args) -> int:
 
 
 def cmd_check_dataset(args) -> int:
-    report = check_dataset(Path(args.path))
+    source, written = Path(args.path), []
+    if args.image and not args.preview:
+        raise ValueError("--image NAME draws into the --preview DIR folder; give both")
+    try:
+        with prepare_dataset(source, _split(args)) as prepared:
+            report = check_prepared(prepared, source)
+            if args.preview:
+                written = _write_previews(prepared.path, args)
+    except DatasetError as exc:  # the export cannot be read at all
+        report = failed_report(source, exc)
     print(report.summary())
+    if written:
+        print(f"Previews: {len(written)} labelled images written to {args.preview}")
     print("OK: ready for training" if report.ok else "NOT READY: fix the errors above")
     return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _write_previews(dataset: Path, args: argparse.Namespace) -> list[Path]:
+    with DatasetPictures(dataset) as pictures:
+        picked = pictures.find(args.image) if args.image else None  # before writing: a wrong name writes nothing
+        written = pictures.write_gallery(Path(args.preview), per_class=args.per_class)
+        if picked is not None:
+            path = Path(args.preview) / f"image-{picked.name}.png"
+            path.write_bytes(pictures.render(picked, max_side=640))
+            written.append(path)
+    return written
 
 
 def cmd_datasets(args) -> int:
@@ -94,7 +119,7 @@ def cmd_datasets(args) -> int:
         if not args.target:
             raise ValueError("upload needs a folder or .zip: amc datasets upload PATH [--name NAME]")
         info = backend.store_dataset(Path(args.target), name=args.name, overwrite=args.overwrite,
-                                     progress=ProgressBar("upload"))
+                                     progress=ProgressBar("upload"), split=_split(args))
         print(f"Stored dataset '{info.name}': {info.files} files, {human_bytes(info.bytes)}")
     elif args.action == "rm":
         if not args.target:
@@ -108,6 +133,17 @@ def cmd_datasets(args) -> int:
         for info in datasets:
             print(f"{info.name:<32} {info.files:>7} files {human_bytes(info.bytes):>10}")
     return EXIT_OK
+
+
+def _split(args: argparse.Namespace) -> SplitSettings:
+    return SplitSettings(val_fraction=args.val_fraction, seed=args.split_seed)
+
+
+def _add_split_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--val-fraction", type=float, default=DEFAULT_SPLIT.val_fraction,
+                        help="share of images for validation where the export has no val split (default 0.2)")
+    parser.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT.seed,
+                        help="seed of that split: the same seed gives the same split (default 0)")
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, str]:
@@ -416,8 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=cmd_demo_dataset)
 
-    check = commands.add_parser("check-dataset", help="check a YOLO dataset folder or zip")
+    check = commands.add_parser("check-dataset", help="check a dataset folder or zip (YOLO, CVAT, Label Studio, "
+                                                      "Roboflow, COCO or VOC export)")
     check.add_argument("path")
+    check.add_argument("--preview", metavar="DIR", help="draw a few labelled images per class into this new folder")
+    check.add_argument("--per-class", type=int, default=PER_CLASS, help="preview images per class (default 3)")
+    check.add_argument("--image", metavar="NAME", help="with --preview: also draw this image, by file name")
+    _add_split_options(check)
     check.set_defaults(run=cmd_check_dataset)
 
     datasets = commands.add_parser("datasets", help="list, upload (upload PATH) or delete (rm NAME) datasets")
@@ -425,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets.add_argument("target", nargs="?", help="folder or .zip to upload, or dataset to delete")
     datasets.add_argument("--name", help="name to store the dataset under (default: folder or zip name)")
     datasets.add_argument("--overwrite", action="store_true", help="replace a stored dataset of the same name")
+    _add_split_options(datasets)
     datasets.set_defaults(run=cmd_datasets)
 
     train = commands.add_parser("train", help="start a training job on a stored dataset")

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.label_exports import write_coco
+
 REPO = Path(__file__).resolve().parent.parent
 FAST_JOB = ["--model", "yolov5n", "--imgsz", "96", "--batch", "8", "--set", "workers=0", "--set", "plots=false"]
 
@@ -101,6 +103,23 @@ def test_check_dataset_reports_problems_with_exit_code(amc, dataset_copy):
 
 
 @pytest.mark.slow
+def test_check_dataset_converts_coco_splits_and_writes_previews(amc, small_dataset, tmp_path):
+    source = write_coco(small_dataset, tmp_path / "coco")
+    out = amc("check-dataset", source, "--preview", tmp_path / "previews", "--per-class", "2", "--val-fraction", "0.25",
+              "--split-seed", "5", "--image", "board_val_0003.jpg").stdout
+    assert "format: COCO JSON, converted to YOLO" in out
+    assert "split: 75/25 automatic split (seed 5, stratified by class): 36 train, 12 val images" in out
+    previews = sorted(p.name for p in (tmp_path / "previews").iterdir())
+    assert len(previews) == 3 * 2 + 1 and previews[-1] == "image-board_val_0003.jpg.png"
+    assert previews[0].startswith("01-") and previews[0].split("-")[1] in {"good", "insufficient", "bridge"}
+    again = amc("check-dataset", source, "--preview", tmp_path / "previews", check=False)
+    _one_clear_line(again)
+    assert "not empty" in again.stderr
+    wrong = amc("check-dataset", source, "--preview", tmp_path / "other", "--image", "nope.jpg", check=False)
+    _one_clear_line(wrong)
+    assert "No image named 'nope.jpg'" in wrong.stderr and not (tmp_path / "other").exists()
+
+
 def test_two_jobs_at_once_follow_stop_and_download(amc, tmp_path):
     amc("demo-dataset", tmp_path / "demo", "--train", "32", "--val", "16", "--size", "128")
     assert "Stored dataset 'solder'" in amc("datasets", "upload", tmp_path / "demo", "--name", "solder").stdout

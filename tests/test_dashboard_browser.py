@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from amc_widgets.core.demo_dataset import make_demo_dataset
-from tests.conftest import free_port, stop_process_group, wait_until
+from tests.conftest import free_port, stop_process_group, wait_until, zip_folder
+from tests.label_exports import write_cvat_yolo11
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -116,9 +117,9 @@ def pages(browser, request):
     """Opens pages on a dashboard; when the test fails, screenshots each as it was (failed-<test>-N.png)."""
     opened = []
 
-    def open_page(dashboard: Dashboard):
+    def open_page(dashboard: Dashboard, timeout_ms: int = 60_000):
         page = browser.new_page(viewport={"width": 1360, "height": 1000})
-        page.set_default_timeout(60_000)
+        page.set_default_timeout(timeout_ms)
         page.goto(dashboard.url)
         page.wait_for_selector(".amc-app")
         opened.append(page)
@@ -322,6 +323,32 @@ def test_results_view_of_a_finished_job(pages, tmp_path):
         shot(page, "10-results-gallery-and-your-image")
     finally:
         dashboard.stop()
+def test_zipped_cvat_export_shows_format_split_and_labelled_images(pages, fake_dashboard, small_dataset, tmp_path):
+    archive = tmp_path / "line3-cvat.zip"
+    zip_folder(write_cvat_yolo11(small_dataset, tmp_path / "cvat"), archive).close()
+    page = pages(fake_dashboard, timeout_ms=180_000)  # Voila runs the notebook before the page loads: slow when busy
+    tab(page, "Dataset")
+    with page.expect_file_chooser() as chooser:  # the widget's file input is never in the page: its button opens it
+        page.locator(".amc-dataset-check .widget-upload").click()
+    chooser.value.set_files(str(archive))
+    page.wait_for_selector(".amc-dataset-report :text('Ready for training')")
+    report = page.locator(".amc-dataset-report").inner_text()
+    assert "Format: CVAT YOLO 1.1, converted to YOLO" in report
+    assert "Split: 80/20 automatic split (seed 0, stratified by class): 38 train, 10 val images" in report
+    gallery = page.locator(".amc-gallery img")
+    expect(gallery).to_have_count(9, timeout=120_000)
+    assert page.locator(".amc-gallery").inner_text().split()[0] in {"good", "insufficient", "bridge"}
+    page.evaluate("document.querySelector('.amc-app').scrollIntoView()")
+    shot(page, "12-dataset-cvat-preview")
+    page.locator(".amc-dataset-preview input[type=text]").fill("board_val_0004.jpg")
+    page.locator("button.amc-show-image").click()
+    expect(page.locator(".amc-dataset-preview")).to_contain_text(re.compile(r"images/(train|val)/board_val_0004\.jpg"),
+                                                                 timeout=120_000)
+    shot(page, "13-dataset-image-by-name")
+    fill(page, "store-name", "line3")
+    page.locator("button.amc-store-dataset").click()
+    expect(page.locator(".amc-dataset-check")).to_contain_text("Stored 'line3'", timeout=60_000)
+    assert (fake_dashboard.dataset_path("line3") / "labels" / "val").is_dir()
 
 
 @pytest.fixture()

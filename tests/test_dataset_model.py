@@ -15,6 +15,7 @@ from amc_widgets.ui.models.connection import ConnectionModel, NotConnectedError
 from amc_widgets.ui.models.dataset import DatasetModel
 from tests.conftest import wait_until
 from tests.dashboard_fakes import assert_imports_no_widgets
+from tests.label_exports import write_coco
 
 
 @pytest.fixture()
@@ -44,6 +45,29 @@ def test_check_store_and_list_a_dataset(datasets, small_dataset):
     assert Path(info.location).is_relative_to(Path(datasets.connection.backend.home))
     datasets.delete("solder")
     assert datasets.names() == []
+
+
+def test_a_coco_export_is_checked_previewed_and_stored_with_the_split_it_reported(datasets, small_dataset,
+                                                                                   tmp_path):
+    source = write_coco(small_dataset, tmp_path / "coco")
+    datasets.val_fraction, datasets.split_seed = 0.25, 11
+    report = datasets.check(source)
+    assert report.ok and report.source_format == "COCO JSON, converted to YOLO"
+    assert "75/25 automatic split (seed 11" in report.split_note
+    assert [name for name, _image, _png in datasets.gallery][:1] == [report.names[min(
+        range(3), key=lambda c: (report.class_counts[c], c))]], "rarest class first"
+    assert all(png.startswith(b"\x89PNG") for _n, _i, png in datasets.gallery) and len(datasets.gallery) == 9
+    image, png = datasets.show_image("board_train_0007")
+    assert image.endswith("/board_train_0007.jpg") and png.startswith(b"\x89PNG")
+    with pytest.raises(LookupError, match="No image named 'nope'"):
+        datasets.show_image("nope")
+    datasets.val_fraction = 0.5  # changed after the check: the store keeps what the report showed
+    info = datasets.store("coco")
+    stored = Path(info.location)
+    assert len(list((stored / "images" / "val").iterdir())) == report.splits["val"].images == 12
+    converted = datasets._preview_path
+    datasets.check(small_dataset)
+    assert not converted.exists(), "the previous converted copy is removed"
 
 
 def test_store_refuses_a_dataset_with_errors(datasets, dataset_copy):
@@ -148,6 +172,24 @@ def test_the_dataset_panel_shows_the_report_and_the_upload(datasets, small_datas
     wait_until(lambda: "amc-msg-error" in view.store_status.value, 60, "the refusal")
     view.check_button.click()
     assert view.store_status.value == "" and view.store_progress.value == 0.0
+
+
+def test_the_dataset_panel_shows_format_split_gallery_and_an_image_by_name(datasets, small_dataset, tmp_path):
+    from amc_widgets.ui.views.dataset import DatasetView
+
+    view = DatasetView(datasets)
+    view.val_fraction.value, view.split_seed.value = 0.25, 4
+    view.path.input.value = str(write_coco(small_dataset, tmp_path / "coco"))
+    view.check_button.click()
+    assert "Format: COCO JSON, converted to YOLO" in view.report.value
+    assert "Split: 75/25 automatic split (seed 4" in view.report.value
+    assert view.preview_box.layout.display == "flex" and len(view.gallery.children) == 9
+    view.image_name.value = "board_val_0001.jpg"
+    view.show_image_button.click()
+    assert "board_val_0001.jpg" in view.picked_caption.value and bytes(view.picked_image.value).startswith(b"\x89PNG")
+    view.image_name.value = "<b>nope</b>"
+    view.show_image_button.click()
+    assert "No image named &#x27;&lt;b&gt;nope&lt;/b&gt;&#x27;" in view.picked_status.value
 
 
 def test_the_dataset_model_imports_no_widgets():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from amc_widgets.backends.local import LocalBackend
 from amc_widgets.core.dataset_check import DatasetError
@@ -27,6 +28,7 @@ from amc_widgets.core.jobs import (
     JobSpec,
 )
 from tests.conftest import wait_until, zip_folder
+from tests.label_exports import write_voc
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_container.py"))]
 HP = {"model": "yolov5n", "epochs": "3"}
@@ -55,6 +57,19 @@ def test_store_list_and_delete(backend, small_dataset):
     assert backend.list_datasets() == []
     with pytest.raises(DatasetError):
         backend.delete_dataset("solder")
+
+
+def test_voc_export_is_stored_converted_with_its_split(backend, small_dataset, tmp_path):
+    source = write_voc(small_dataset, tmp_path / "voc")
+    before = sorted(p.relative_to(source).as_posix() for p in source.rglob("*"))
+    info = backend.store_dataset(source, name="voc")
+    stored = Path(info.location)
+    data = yaml.safe_load((stored / "data.yaml").read_text())
+    assert data["train"] == "images/train" and data["amc_import"]["format"] == "Pascal VOC XML"
+    assert len(list((stored / "images" / "val").iterdir())) == 16 == len(list((stored / "labels" / "val").iterdir()))
+    assert not (stored / "Annotations").exists()
+    assert sorted(p.relative_to(source).as_posix() for p in source.rglob("*")) == before
+    assert not list(backend.uploads.glob(".partial-*"))
 
 
 def test_existing_dataset_is_never_overwritten_unasked(backend, small_dataset, tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.retries.standard import ExponentialBackoff
@@ -25,9 +26,11 @@ from amc_widgets.backends.aws_session import (
 )
 from amc_widgets.backends.sagemaker import QuotaError, SageMakerBackend
 from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.dataset_split import SplitSettings
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobNotFoundError, JobSpec
 from amc_widgets.core.metrics import metric_definitions
 from tests.conftest import wait_until, zip_folder
+from tests.label_exports import write_label_studio
 from tests.sagemaker_harness import (
     CONTAINER_TRAIN,
     REGION,
@@ -265,6 +268,20 @@ def test_zip_is_unpacked_while_uploading_and_unsafe_zips_refused(backend, small_
     assert "evil" not in [d.name for d in backend.list_datasets()]
     listed = backend.s3.list_objects_v2(Bucket=backend.bucket).get("Contents", [])
     assert not [obj["Key"] for obj in listed if "cron" in obj["Key"] or "/evil/" in obj["Key"]]
+
+
+def test_zipped_label_studio_export_is_converted_then_uploaded(backend, small_dataset, tmp_path):
+    archive = tmp_path / "label-studio.zip"
+    zip_folder(write_label_studio(small_dataset, tmp_path / "ls"), archive).close()
+    info = backend.store_dataset(archive, name="ls", split=SplitSettings(val_fraction=0.25, seed=3))
+    prefix = f"users/{backend.user}/custom-uploads/ls/"
+    listed = backend.s3.list_objects_v2(Bucket=backend.bucket, Prefix=prefix)["Contents"]
+    keys = [o["Key"][len(prefix):] for o in listed]
+    assert sum(k.startswith("images/val/") for k in keys) == 12
+    assert sum(k.startswith("labels/train/") for k in keys) == 36
+    data = yaml.safe_load(backend.s3.get_object(Bucket=backend.bucket, Key=prefix + "data.yaml")["Body"].read())
+    assert data["amc_import"]["split"] == {"automatic": True, "val_fraction": 0.25, "seed": 3, "train": 36, "val": 12}
+    assert info.files == 48 * 2 + 1
 
 
 def test_delete_dataset(backend, small_dataset):

@@ -11,6 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 
+from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.jobs import JobDescription, JobSpec
 from amc_widgets.core.onnx_model import OnnxDetector
@@ -115,7 +116,9 @@ class Backend(Protocol):
     def list_datasets(self) -> list[DatasetInfo]: ...
 
     def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
-                      progress: ProgressCallback | None = None) -> DatasetInfo: ...
+                      progress: ProgressCallback | None = None, split: SplitSettings = DEFAULT_SPLIT) -> DatasetInfo:
+        """Check and store a folder or .zip in any recognised export format, as the YOLO layout;
+        ``split`` makes train / val where the export has no val split."""
 
     def delete_dataset(self, name: str) -> None: ...
 

@@ -40,7 +40,9 @@ from amc_widgets.backends.base import (
 from amc_widgets.backends.local_endpoints import LocalEndpoints
 from amc_widgets.backends.local_jobs import JobFiles
 from amc_widgets.core.container_contract import MODEL_ARCHIVE
-from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.dataset_import import ready_to_store
+from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
@@ -123,22 +125,21 @@ class LocalBackend:
         return folder
 
     def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
-                      progress: ProgressCallback | None = None) -> DatasetInfo:
-        """Check ``source`` (a folder or .zip), then copy it in; all or nothing."""
+                      progress: ProgressCallback | None = None, split: SplitSettings = DEFAULT_SPLIT) -> DatasetInfo:
+        """Check ``source`` (a folder or .zip, in any recognised export format), then copy it in
+        (converted to the YOLO layout where needed); all or nothing."""
         source, name = dataset_source(source, name)
         final = self.uploads / name
         if final.exists() and not overwrite:
             raise FileExistsError(f"A dataset named '{name}' is already stored; choose another name or overwrite it")
-        report = check_dataset(source)
-        if not report.ok:
-            raise DatasetError(f"{source.name} is not ready for training:\n" + "\n".join(report.errors))
         self.uploads.mkdir(parents=True, exist_ok=True)
         staging = self.uploads / f".partial-{name}-{secrets.token_hex(3)}"
         try:
-            if source.is_dir():
-                self._copy_folder(source, staging, progress)
-            else:
-                self._unpack_zip(source, staging, progress)
+            with ready_to_store(source, split) as ready:
+                if ready.is_dir():
+                    self._copy_folder(ready, staging, progress)
+                else:
+                    self._unpack_zip(ready, staging, progress)
             publish_folder(staging, final, overwrite)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -52,7 +52,9 @@ from amc_widgets.backends.iam_policy import OWNER_TAG
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.backends.sagemaker_endpoints import SageMakerEndpoints
 from amc_widgets.core.container_contract import DEFAULT_ML_ROOT, TRAINING_CHANNEL, TRAINING_LOG_GROUP, MLPaths
-from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.dataset_import import ready_to_store
+from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import get_instance, validate_instance_count
@@ -143,19 +145,18 @@ class SageMakerBackend:
         return self.datasets.list()
 
     def store_dataset(self, source: Path, name: str | None = None, overwrite: bool = False,
-                      progress: ProgressCallback | None = None) -> DatasetInfo:
-        """Check, then upload a folder (parallel, resumable) or a zip (unpacked while uploading)."""
+                      progress: ProgressCallback | None = None, split: SplitSettings = DEFAULT_SPLIT) -> DatasetInfo:
+        """Check, then upload a folder (parallel, resumable) or a zip (unpacked while uploading); an
+        export that needs converting is converted into a temporary folder first."""
         source, name = dataset_source(source, name)
-        report = check_dataset(source)
-        if not report.ok:
-            raise DatasetError(f"{source.name} is not ready for training:\n" + "\n".join(report.errors))
         try:
-            if source.is_dir():
-                return self.datasets.upload(name, folder_items(source), source.name, overwrite, progress)
-            from amc_widgets.core.archive import open_safe_zip
+            with ready_to_store(source, split) as ready:
+                if ready.is_dir():
+                    return self.datasets.upload(name, folder_items(ready), source.name, overwrite, progress)
+                from amc_widgets.core.archive import open_safe_zip
 
-            with open_safe_zip(source) as archive:
-                return self.datasets.upload(name, zip_items(archive), source.name, overwrite, progress)
+                with open_safe_zip(ready) as archive:
+                    return self.datasets.upload(name, zip_items(archive), source.name, overwrite, progress)
         except AWS_ERRORS as exc:
             raise AwsConnectionError(explain_client_error(exc, f"upload '{name}' (run the upload again to "
                                                                "resume; what arrived is kept)")) from None

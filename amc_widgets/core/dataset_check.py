@@ -72,6 +72,9 @@ class DatasetReport:
     names: list[str] = field(default_factory=list)
     splits: dict[str, SplitReport] = field(default_factory=dict)
     class_counts: Counter = field(default_factory=Counter)
+    source_format: str = ""  # the labelling tool's format recognised, e.g. "COCO JSON"
+    split_note: str = ""  # how train / val were made, when AMC split the dataset
+    notes: list[str] = field(default_factory=list)  # what the conversion changed (clipped boxes ...)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -82,6 +85,11 @@ class DatasetReport:
     def summary(self) -> str:
         """A few readable lines: counts per split, classes, then every problem."""
         lines = []
+        if self.source_format:
+            lines.append(f"format: {self.source_format}")
+        if self.split_note:
+            lines.append(f"split: {self.split_note}")
+        lines += [f"note: {note}" for note in self.notes]
         if self.data_yaml is not None:
             lines.append(f"data.yaml: {self.data_yaml}")
         if self.names:
@@ -97,7 +105,7 @@ class DatasetReport:
         return "\n".join(lines)
 
 
-class _Problems:
+class Problems:
     """Collects problems of one kind, keeping the first few examples and a count."""
 
     def __init__(self):
@@ -118,7 +126,7 @@ class _Problems:
         return out
 
 
-class _Tree(ABC):
+class Tree(ABC):
     """A dataset's files as relative POSIX paths, listed once; "" is the top folder."""
 
     def __init__(self, files: Iterable[str], folders: Iterable[str] = ()):
@@ -153,14 +161,14 @@ class _Tree(ABC):
     def close(self) -> None:  # noqa: B027 - a no-op unless the listing holds something open
         """Release what the listing holds open."""
 
-    def __enter__(self) -> _Tree:
+    def __enter__(self) -> Tree:
         return self
 
     def __exit__(self, *exc_info) -> None:
         self.close()
 
 
-class _FolderTree(_Tree):
+class _FolderTree(Tree):
     """A dataset folder.  Links to folders are not followed; links to files are kept when they
     point inside the folder."""
 
@@ -189,7 +197,7 @@ class _FolderTree(_Tree):
         return self.root / rel
 
 
-class _ZipTree(_Tree):
+class _ZipTree(Tree):
     """A checked zip archive; members are read into memory one at a time."""
 
     def __init__(self, archive: SafeZip):
@@ -212,7 +220,7 @@ def _path_key(rel: str) -> list[str]:
     return rel.split("/")
 
 
-def _open_tree(path: Path) -> _Tree:
+def open_tree(path: Path) -> Tree:
     if path.is_dir():
         return _FolderTree(path)
     if path.is_file() and path.suffix.lower() == ".zip":
@@ -226,15 +234,15 @@ def _open_tree(path: Path) -> _Tree:
 
 
 @dataclass
-class _Layout:
-    """:class:`ResolvedDataset` as paths inside a :class:`_Tree`."""
+class Layout:
+    """:class:`ResolvedDataset` as paths inside a :class:`Tree`."""
 
     data_yaml: str
     names: list[str]
     images: dict[str, list[str]]
 
 
-def _find_data_yaml(tree: _Tree) -> str:
+def _find_data_yaml(tree: Tree) -> str:
     found = sorted((name for name in tree.files if posixpath.basename(name).lower() in DATA_YAML_NAMES),
                    key=lambda name: (name.count("/"), name))
     if not found:
@@ -255,20 +263,20 @@ def _label_name(image: str, sep: str) -> str:
     return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
 
-def _label_rel(image: str) -> str:
+def label_rel(image: str) -> str:
     """:func:`label_path_for` for a relative POSIX path (a top ``images/`` folder counts too)."""
     return _label_name(f"/{image}", "/")[1:]
 
 
-def _read_text(tree: _Tree, rel: str) -> str:
+def read_text(tree: Tree, rel: str) -> str:
     with tree.open(rel) as stream:
         return stream.read().decode("utf-8-sig")
 
 
-def _read_yaml(tree: _Tree, rel: str) -> dict:
+def _read_yaml(tree: Tree, rel: str) -> dict:
     name = posixpath.basename(rel)
     try:
-        data = yaml.safe_load(_read_text(tree, rel))
+        data = yaml.safe_load(read_text(tree, rel))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{name} is not valid YAML: {exc}") from None
     except (BadArchiveError, OSError) as exc:
@@ -317,7 +325,7 @@ def _inside(base: str, rel: str) -> str | None:
     return "" if joined == "." else joined
 
 
-def _locate(entry: str, bases: list[str], tree: _Tree) -> str | None:
+def locate(entry: str, bases: list[str], tree: Tree) -> str | None:
     """Find ``entry`` in ``tree``: as written relative to each base, then by its longest trailing
     part that exists (paths written on another machine)."""
     raw = entry.strip().replace("\\", "/")
@@ -332,8 +340,8 @@ def _locate(entry: str, bases: list[str], tree: _Tree) -> str | None:
     return None
 
 
-def _images_of(entry: str, bases: list[str], tree: _Tree, yaml_name: str, split: str) -> list[str]:
-    location = _locate(entry, bases, tree)
+def _images_of(entry: str, bases: list[str], tree: Tree, yaml_name: str, split: str) -> list[str]:
+    location = locate(entry, bases, tree)
     if location is None:
         raise DatasetError(
             f"{yaml_name}: {split} path '{entry}' was not found in the dataset. "
@@ -346,13 +354,13 @@ def _images_of(entry: str, bases: list[str], tree: _Tree, yaml_name: str, split:
         images, missing = [], []
         list_bases = list(dict.fromkeys([posixpath.dirname(location), *bases]))
         try:
-            lines = _read_text(tree, location).splitlines()
+            lines = read_text(tree, location).splitlines()
         except (UnicodeDecodeError, BadArchiveError, OSError) as exc:
             raise DatasetError(f"{location} ({split}) cannot be read: {exc}") from None
         for line in lines:
             if not line.strip():
                 continue
-            image = _locate(line, list_bases, tree)
+            image = locate(line, list_bases, tree)
             if image is None or not tree.is_file(image):
                 missing.append(line.strip())
             else:
@@ -370,14 +378,15 @@ def _images_of(entry: str, bases: list[str], tree: _Tree, yaml_name: str, split:
     raise DatasetError(f"{yaml_name}: {split} path '{entry}' is neither a folder, a .txt list nor an image")
 
 
-def _resolve_layout(tree: _Tree) -> _Layout:
+def resolve_layout(tree: Tree, required: tuple[str, ...] = ("train", "val")) -> Layout:
+    """Where data.yaml's splits are in ``tree``; each split in ``required`` must have images."""
     data_yaml = _find_data_yaml(tree)
     data = _read_yaml(tree, data_yaml)
     names = _class_names(data, data_yaml)
     yaml_folder = posixpath.dirname(data_yaml)
     bases = []
     if data.get("path"):
-        base = _locate(str(data["path"]), [yaml_folder, ""], tree)
+        base = locate(str(data["path"]), [yaml_folder, ""], tree)
         if base is not None and tree.is_dir(base):
             bases.append(base)
     bases = list(dict.fromkeys([*bases, yaml_folder, ""]))
@@ -391,12 +400,12 @@ def _resolve_layout(tree: _Tree) -> _Layout:
         for entry in entries:
             found += _images_of(str(entry), bases, tree, data_yaml, split)
         images[split] = list(dict.fromkeys(found))
-    for split in ("train", "val"):
+    for split in required:
         if split not in images:
             raise DatasetError(f"{data_yaml} has no '{split}:' entry; YOLOv5 needs {split} images")
         if not images[split]:
             raise DatasetError(f"The {split} images folder named in {data_yaml} contains no images")
-    return _Layout(data_yaml=data_yaml, names=names, images=images)
+    return Layout(data_yaml=data_yaml, names=names, images=images)
 
 
 def resolve_dataset(root: Path) -> ResolvedDataset:
@@ -405,7 +414,7 @@ def resolve_dataset(root: Path) -> ResolvedDataset:
     Folders only: training reads files from disk.  :func:`check_dataset` also reads .zip archives.
     """
     tree = _FolderTree(root)
-    layout = _resolve_layout(tree)
+    layout = resolve_layout(tree)
     return ResolvedDataset(
         root=tree.root,
         data_yaml=tree.path_of(layout.data_yaml),
@@ -414,11 +423,11 @@ def resolve_dataset(root: Path) -> ResolvedDataset:
     )
 
 
-def _check_labels(tree: _Tree, rel: str, nc: int, problems: _Problems, counts: Counter) -> int:
+def _check_labels(tree: Tree, rel: str, nc: int, problems: Problems, counts: Counter) -> int:
     """Validate one label file; return its number of objects."""
     objects = 0
     try:
-        text = _read_text(tree, rel)
+        text = read_text(tree, rel)
     except (OSError, UnicodeDecodeError, BadArchiveError) as exc:
         problems.add("Unreadable label files", f"{rel} ({exc.__class__.__name__})")
         return 0
@@ -460,7 +469,7 @@ def _check_labels(tree: _Tree, rel: str, nc: int, problems: _Problems, counts: C
     return objects
 
 
-def _image_is_readable(tree: _Tree, rel: str, problems: _Problems) -> bool:
+def _image_is_readable(tree: Tree, rel: str, problems: Problems) -> bool:
     """Ultralytics' own check, without decoding pixels: the header, PIL's structural verify (chunk
     checksums for PNG), the format, and a JPEG's end marker; a JPEG without one is decoded in
     full, because ultralytics drops it when it cannot restore it."""
@@ -493,25 +502,25 @@ def check_dataset(root: Path) -> DatasetReport:
     bad data.  Problems name files by their path inside the folder or archive."""
     report = DatasetReport(root=Path(root))
     try:
-        with _open_tree(report.root) as tree:
+        with open_tree(report.root) as tree:
             _check_tree(tree, report)
     except (DatasetError, UnsafeArchiveError) as exc:
         report.errors.append(str(exc))
     return report
 
 
-def _check_tree(tree: _Tree, report: DatasetReport) -> None:
-    layout = _resolve_layout(tree)
+def _check_tree(tree: Tree, report: DatasetReport) -> None:
+    layout = resolve_layout(tree)
     report.data_yaml, report.names = tree.path_of(layout.data_yaml), layout.names
     nc = len(layout.names)
-    problems, warnings = _Problems(), _Problems()
+    problems, warnings = Problems(), Problems()
     for split, images in layout.images.items():
         counts = report.splits.setdefault(split, SplitReport())
         for image in images:
             counts.images += 1
             if not _image_is_readable(tree, image, problems):
                 continue
-            label = _label_rel(image)
+            label = label_rel(image)
             objects = _check_labels(tree, label, nc, problems, report.class_counts) if tree.is_file(label) else 0
             if objects:
                 counts.labelled += 1

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
+import weakref
 from pathlib import Path
 
 import traitlets as tl
 
 from amc_widgets.backends.base import DatasetInfo
-from amc_widgets.core.dataset_check import DatasetError, DatasetReport, check_dataset, resolve_dataset
+from amc_widgets.core.dataset_check import DatasetError, DatasetReport, resolve_dataset
+from amc_widgets.core.dataset_import import check_prepared, failed_report, prepare_dataset
+from amc_widgets.core.dataset_preview import DatasetPictures
+from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.storage import default_dataset_name
 from amc_widgets.ui.models import Transfer
@@ -30,10 +35,14 @@ class UploadState(Transfer):
 
 
 class DatasetModel(tl.HasTraits):
-    """The last checked dataset and its report, its upload, and the datasets stored on the backend."""
+    """The last checked dataset, its report and preview, its upload, and the datasets stored on the backend."""
 
     checked_path = tl.Instance(Path, allow_none=True)
     report = tl.Instance(DatasetReport, allow_none=True)
+    val_fraction = tl.Float(DEFAULT_SPLIT.val_fraction, help="validation share where the export has no val split")
+    split_seed = tl.Int(DEFAULT_SPLIT.seed, help="seed of that split")
+    gallery = tl.List(help="the preview: (class name, image name, PNG bytes), rarest class first")
+    picked = tl.Tuple((), help="(image path in the dataset, PNG bytes) of the image asked for by name")
     store_name = tl.Unicode("", help="the name to store the checked dataset under (check suggests one)")
     upload = tl.Instance(UploadState, args=())
     datasets = tl.List(help="the DatasetInfo of every stored dataset")
@@ -42,6 +51,10 @@ class DatasetModel(tl.HasTraits):
         super().__init__()
         self.connection = connection
         self.upload_dir = Path(upload_dir or tempfile.mkdtemp(prefix="amc-uploads-"))
+        self.checked_split = DEFAULT_SPLIT
+        self._prepared = contextlib.ExitStack()  # the checked dataset, converted where needed, for the preview
+        self._preview_path: Path | None = None
+        weakref.finalize(self, self._prepared.close)
 
     # --- checking -----------------------------------------------------------------------------
     def check(self, path: str | Path) -> DatasetReport:
@@ -49,13 +62,43 @@ class DatasetModel(tl.HasTraits):
         text = str(path).strip()
         if not text:
             raise ValueError("Enter the path of a dataset folder or .zip file on this server")
+        split = SplitSettings(val_fraction=self.val_fraction, seed=self.split_seed)
         self.checked_path = Path(text).expanduser()
-        report = check_dataset(self.checked_path)
+        self._prepared.close()
+        self._preview_path = None
+        try:
+            prepared = self._prepared.enter_context(prepare_dataset(self.checked_path, split))
+            report = check_prepared(prepared, self.checked_path)
+            self._preview_path = prepared.path
+        except DatasetError as exc:
+            report = failed_report(self.checked_path, exc)
+        self.checked_split = split
         self.upload.clear()
         with self.hold_trait_notifications():
             self.report = report
             self.store_name = self.suggested_name()
+            self.gallery = self._gallery()
+            self.picked = ()
         return report
+
+    def _gallery(self) -> list[tuple[str, str, bytes]]:
+        if self._preview_path is None:
+            return []
+        try:
+            with DatasetPictures(self._preview_path) as pictures:
+                return [(class_name, item.name, pictures.render(item, max_side=200))
+                        for class_name, item in pictures.gallery()]
+        except DatasetError:  # the report says why
+            return []
+
+    def show_image(self, name: str) -> tuple[str, bytes]:
+        """Draw the checked dataset's image called ``name`` (file name, stem or path) with its boxes."""
+        if self._preview_path is None:
+            raise ValueError("Check a dataset first")
+        with DatasetPictures(self._preview_path) as pictures:
+            item = pictures.find(name)
+            self.picked = (item.image, pictures.render(item, max_side=480))
+        return self.picked
 
     def save_browser_upload(self, filename: str, content: bytes) -> Path:
         """Write a .zip sent by the browser next to the other uploads; returns its path on this server."""
@@ -96,7 +139,8 @@ class DatasetModel(tl.HasTraits):
                 raise DatasetError("The dataset has errors; fix them and check it again before uploading")
             name = self.store_name if name is None else name
             info = self.connection.require_backend().store_dataset(self.checked_path, name=name.strip() or None,
-                                                                   overwrite=overwrite, progress=upload.progress)
+                                                                   overwrite=overwrite, progress=upload.progress,
+                                                                   split=self.checked_split)
             self.refresh()
         except Exception as exc:
             upload.error = user_message(exc)

@@ -1,5 +1,6 @@
-"""Dataset panel: check a folder or zip (server path or small browser upload), the report with a
-class histogram, store it with a progress bar, list / delete stored datasets."""
+"""Dataset panel: check a folder or zip in any recognised export format (server path or small browser
+upload), the report with the format, split and a class histogram, a gallery of labelled images, store
+it with a progress bar, list / delete stored datasets."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ def report_html(report: DatasetReport) -> str:
              f'<td>without objects</td><td>objects</td></tr>{rows}</table>') if rows else ""
     classes = (f"<div>{len(report.names)} classes: {html.escape(', '.join(report.names))}</div>"
                if report.names else "")
+    if report.source_format:
+        classes = f'<div class="amc-dataset-format">Format: {html.escape(report.source_format)}</div>' + classes
+    if report.split_note:
+        classes += f'<div class="amc-dataset-split">Split: {html.escape(report.split_note)}</div>'
+    classes += "".join(f"<div>Note: {html.escape(note)}</div>" for note in report.notes)
     errors = "".join(f"<li>{html.escape(e)}</li>" for e in report.errors)
     warnings = "".join(f"<li>{html.escape(w_)}</li>" for w_ in report.warnings)
     return (verdict + classes + table
@@ -42,6 +48,13 @@ def histogram_figure(names: list[str], counts: list[int]) -> w.DOMWidget:
     return figure
 
 
+def gallery_item(class_name: str, image_name: str, png: bytes) -> w.VBox:
+    """One labelled image of the preview with its class and file name."""
+    caption = w.HTML(f"<b>{html.escape(class_name)}</b><br><small>{html.escape(image_name)}</small>")
+    return w.VBox([w.Image(value=png, format="png", layout=w.Layout(width="200px")), caption],
+                  layout=w.Layout(margin="0 8px 8px 0"))
+
+
 class DatasetView:
     def __init__(self, model: DatasetModel):
         self.model = model
@@ -53,6 +66,11 @@ class DatasetView:
         self.file_upload = w.FileUpload(accept=".zip", multiple=False,
                                         description=f"Upload .zip (< {UPLOAD_LIMIT_BYTES >> 20} MB)",
                                         layout=w.Layout(width="260px"))
+        self.val_fraction = w.BoundedFloatText(min=0.05, max=0.5, step=0.05, description="Val share",
+                                               layout=w.Layout(width="170px"))
+        self.split_seed = w.IntText(description="Split seed", layout=w.Layout(width="170px"))
+        self.split_row = w.HBox([self.val_fraction, self.split_seed, w.HTML(
+            "<small>used only when the export has no validation split</small>")])
         self.check_status = w.HTML()
         self.report = w.HTML()
         self.report.add_class("amc-dataset-report")
@@ -67,6 +85,19 @@ class DatasetView:
         self.store_box = w.VBox([w.HBox([self.store_name.box, self.overwrite]), w.HBox([self.store_button,
                                  self.store_progress]), self.store_status], layout=w.Layout(display="none"))
 
+        self.gallery = w.Box([], layout=w.Layout(flex_flow="row wrap", width="100%"))
+        self.gallery.add_class("amc-gallery")
+        self.image_name = w.Text(description="Image", placeholder="file name, e.g. board_0007.jpg",
+                                 layout=w.Layout(width="360px"))
+        self.show_image_button = button("Show", icon="picture-o", css="amc-show-image")
+        self.picked_caption = w.HTML()
+        self.picked_image = w.Image(format="png", layout=w.Layout(display="none", width="480px"))
+        self.picked_status = w.HTML()
+        self.preview_box = panel("Labelled images (a few per class, rarest first)", self.gallery,
+                                 w.HBox([self.image_name, self.show_image_button]), self.picked_status,
+                                 self.picked_caption, self.picked_image, css="amc-dataset-preview")
+        self.preview_box.layout.display = "none"
+
         self.stored = w.Select(options=[], rows=6, layout=w.Layout(width="560px"))
         self.stored.add_class("amc-stored-datasets")
         self.refresh_button = button("Refresh", icon="refresh")
@@ -79,9 +110,10 @@ class DatasetView:
         self.list_status = w.HTML()
 
         self.widget = w.VBox([
-            panel("1. Check a dataset", w.HBox([self.path.box, self.check_button]), self.file_upload,
+            panel("1. Check a dataset", w.HBox([self.path.box, self.check_button]), self.split_row, self.file_upload,
                   self.check_status, w.HBox([self.report, self.histogram_box]), self.store_box,
                   css="amc-dataset-check"),
+            self.preview_box,
             panel("Stored datasets", self.stored, w.HBox([self.refresh_button, self.delete_button]),
                   self.confirm_box, self.list_status, css="amc-dataset-list"),
         ])
@@ -92,14 +124,19 @@ class DatasetView:
         self.delete_button.on_click(guarded(self.list_status)(self._on_delete))
         self.confirm_yes.on_click(guarded(self.list_status)(self._on_confirm))
         self.confirm_no.on_click(lambda _b: self._hide_confirm())
+        self.show_image_button.on_click(guarded(self.picked_status)(self._on_show_image))
         upload = model.upload
         self.links = [
             w.link((model, "store_name"), (self.store_name.input, "value")),
+            w.link((model, "val_fraction"), (self.val_fraction, "value")),
+            w.link((model, "split_seed"), (self.split_seed, "value")),
             w.dlink((upload, "fraction"), (self.store_progress, "value")),
             w.dlink((upload, "running"), (self.store_button, "disabled")),
         ]
         upload.observe(self._show_upload, ["running", "error", "stored"])
         model.observe(self._show_report, "report")
+        model.observe(self._show_gallery, "gallery")
+        model.observe(self._show_picked, "picked")
         model.observe(self._show_datasets, "datasets")
 
     # --- checking -----------------------------------------------------------------------------
@@ -134,6 +171,25 @@ class DatasetView:
         names, counts = self.model.histogram()
         self.histogram_box.children = [histogram_figure(names, counts)] if names else []
         self.store_box.layout.display = "flex" if report.ok else "none"
+
+    # --- preview ------------------------------------------------------------------------------
+    def _show_gallery(self, _change: dict | None = None) -> None:
+        self.gallery.children = [gallery_item(*entry) for entry in self.model.gallery]
+        self.preview_box.layout.display = "flex" if self.model.gallery else "none"
+        self.picked_status.value = ""
+
+    def _on_show_image(self, _widget: w.Widget) -> None:
+        self.picked_status.value = ""
+        self.model.show_image(self.image_name.value)
+
+    def _show_picked(self, _change: dict | None = None) -> None:
+        picked = self.model.picked
+        if picked:
+            self.picked_caption.value = f"<b>{html.escape(picked[0])}</b>"
+            self.picked_image.value = picked[1]
+        else:
+            self.picked_caption.value = ""
+        self.picked_image.layout.display = "block" if picked else "none"
 
     # --- storing ------------------------------------------------------------------------------
     def _on_store(self, _button: w.Button) -> None:
