@@ -12,7 +12,14 @@ import sys
 import time
 from pathlib import Path
 
-from amc_widgets.core.container_contract import EXIT_FAILED, EXIT_STOPPED, ML_ROOT_ENV, TRAINING_CHANNEL, MLPaths
+from amc_widgets.core.container_contract import (
+    EXIT_FAILED,
+    EXIT_STOPPED,
+    ML_ROOT_ENV,
+    TRAINING_CHANNEL,
+    WEIGHTS_CHANNEL,
+    MLPaths,
+)
 from amc_widgets.core.metrics import format_metrics_line
 from amc_widgets.core.processes import die_with_parent
 
@@ -37,6 +44,8 @@ if child_mode:
                              start_new_session=child_mode == "detached")
     print(f"fake container, child {child.pid}", flush=True)
 print(f"fake container, dataset files: {len(list(paths.channel(TRAINING_CHANNEL).rglob('*')))}", flush=True)
+if paths.channel(WEIGHTS_CHANNEL).is_dir():
+    print(f"fake container, weights: {sorted(p.name for p in paths.channel(WEIGHTS_CHANNEL).iterdir())}", flush=True)
 for epoch in range(1, epochs + 1):
     deadline = time.monotonic() + pause
     while time.monotonic() < deadline and not stopped:

@@ -3,10 +3,7 @@ serving a stand-in asset saved by ultralytics) and the check of a .pt before use
 
 from __future__ import annotations
 
-import http.server
 import shutil
-import threading
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,51 +15,12 @@ from amc_widgets.core.weights import (
     WeightsError,
     WeightsUnavailableError,
     default_choice,
+    describe_source,
     sha256_file,
     stored_weights_name,
 )
 from amc_widgets.core.weights_check import check_weights
-from tests.conftest import free_port
-
-ASSET = "yolov5nu.pt"
-
-
-@pytest.fixture(scope="session")
-def stand_in_asset(tmp_path_factory) -> Path:
-    """A COCO-shaped (80 classes) yolov5n checkpoint saved by ultralytics, untrained."""
-    from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
-
-    prepare_offline_ultralytics()
-    from ultralytics import YOLO
-
-    path = tmp_path_factory.mktemp("assets") / ASSET
-    YOLO("yolov5n.yaml").save(str(path))
-    return path
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):  # quiet
-        pass
-
-
-@pytest.fixture()
-def asset_server(stand_in_asset):
-    """Serves the stand-in asset on 127.0.0.1; counts requests; stopped after the test."""
-    requests: list[str] = []
-
-    class Counting(_Handler):
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                             partial(Counting, directory=str(stand_in_asset.parent)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", requests
-    server.shutdown()
-    server.server_close()
-    thread.join()
+from tests.conftest import ASSET, free_port
 
 
 def _pin(path: Path) -> dict[str, AssetPin]:
@@ -80,6 +38,15 @@ def test_choices_parse():
     with pytest.raises(WeightsError, match="coco, scratch, job:NAME or the path of a .pt"):
         WeightsChoice.parse("yolov5n.onnx")
     assert stored_weights_name(Path("/x/My best (v2).pt"), "ab" * 32) == "My-best-v2-abababababab.pt"
+
+
+def test_a_jobs_starting_point_in_words():
+    digest = "0123456789ab" + "f" * 52
+    assert describe_source({}) == "from scratch" == describe_source({"weights": "", "weights_source": "scratch"})
+    assert describe_source({"weights_source": f"coco:yolov5nu.pt sha256:{digest}"}) == (
+        "COCO-pretrained yolov5nu.pt (sha256 0123456789ab)")
+    assert describe_source({"weights_source": f"file:mine.pt sha256:{digest}"}) == "file mine.pt (sha256 0123456789ab)"
+    assert describe_source({"weights": "start.pt"}) == "file start.pt"  # given by hand with --set
 
 
 def test_download_once_with_progress_checked_and_cached(asset_server, stand_in_asset, tmp_path):

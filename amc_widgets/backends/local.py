@@ -6,6 +6,7 @@ entry point, laid out like the S3 bucket the SageMaker backend uses.
     users/<user>/custom-uploads/<dataset>/...                     stored datasets
     users/<user>/training-jobs/<job>/output/model.tar.gz          SageMaker's output layout
     users/<user>/training-jobs/<job>/output/output.tar.gz
+    users/<user>/weights/<name>-<sha256[:12]>.pt                   weights jobs start from, stored once
     jobs/<job>/                                                   job state, log and emulated /opt/ml
     slots/slot-<n>.lock                                           the concurrent-job "quota"
 """
@@ -36,7 +37,7 @@ from amc_widgets.backends.base import (
     download_outputs_into,
 )
 from amc_widgets.backends.local_jobs import JobFiles
-from amc_widgets.core.dataset_check import DatasetError, check_dataset
+from amc_widgets.core.dataset_check import DatasetError, check_dataset, resolve_dataset
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
 from amc_widgets.core.jobs import (
@@ -60,6 +61,7 @@ from amc_widgets.core.storage import (
     publish_folder,
     tree_size,
 )
+from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 DEFAULT_MAX_CONCURRENT_JOBS = 2
 
@@ -89,6 +91,10 @@ class LocalBackend:
     @property
     def training_jobs(self) -> Path:
         return self.home / "users" / self.user / "training-jobs"
+
+    @property
+    def weights_folder(self) -> Path:
+        return self.home / "users" / self.user / "weights"
 
     @property
     def jobs_folder(self) -> Path:
@@ -169,6 +175,28 @@ class LocalBackend:
                         if progress:
                             progress(done, total)
 
+    def dataset_class_names(self, name: str) -> list[str] | None:
+        return resolve_dataset(self.dataset_folder(name)).names
+
+    # --- weights ------------------------------------------------------------------------------
+    def store_weights(self, source: Path, sha256: str) -> str:
+        """Keep a checked ``.pt`` in the user's weights folder (once: the name carries its hash)."""
+        name = stored_weights_name(source, sha256)
+        dest = self.weights_folder / name
+        if not dest.exists():
+            partial = dest.with_name(f".partial-{name}-{secrets.token_hex(3)}")
+            copy_file(Path(source), partial)
+            os.replace(partial, dest)
+        return name
+
+    def _stored_weights(self, name: str) -> Path | None:
+        if not name:
+            return None
+        path = self.weights_folder / Path(name).name
+        if not path.is_file():
+            raise WeightsError(f"weights: '{name}' is not stored in {self.weights_folder}")
+        return path
+
     def delete_dataset(self, name: str) -> None:
         folder = self.dataset_folder(name)
         retired = folder.with_name(f".deleting-{name}-{secrets.token_hex(3)}")
@@ -181,6 +209,7 @@ class LocalBackend:
         params = decode_hyperparameters(spec.hyperparameters)
         dataset_folder = self.dataset_folder(spec.dataset)
         validate_instance_count(THIS_MACHINE, spec.instance_count)
+        weights = self._stored_weights(params["weights"])
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
         job = JobFiles(self.jobs_folder / name, clock=self.clock)
         if job.folder.exists():
@@ -188,6 +217,7 @@ class LocalBackend:
         settings = {
             "user": self.user,
             "dataset_folder": str(dataset_folder),
+            "weights_file": str(weights) if weights else None,
             "outputs_folder": str(self.training_jobs / name / "output"),
             "slots_dir": str(self.home / "slots"),
             "max_concurrent_jobs": self.max_concurrent_jobs,

@@ -82,6 +82,17 @@ class WeightsChoice:
         return {JOB: f"{JOB_PREFIX}{self.value}", FILE: self.value}.get(self.kind, self.kind)
 
 
+def describe_source(hyperparameters: dict[str, str]) -> str:
+    """A job's starting point in words, from its ``weights_source`` (``coco:yolov5nu.pt sha256:...``)."""
+    source = hyperparameters.get("weights_source", "")
+    if not source or source == SCRATCH:
+        return f"file {hyperparameters['weights']}" if hyperparameters.get("weights") else "from scratch"
+    origin, _, digest = source.partition(" sha256:")
+    kind, _, value = origin.partition(":")
+    words = {COCO: f"COCO-pretrained {value}", JOB: f"job {value}", FILE: f"file {value}"}.get(kind, origin)
+    return f"{words} (sha256 {digest[:12]})" if digest else words
+
+
 def coco_asset(model: str) -> str:
     """The release asset of COCO-pretrained weights for a model size: yolov5n -> yolov5nu.pt."""
     return f"{model}u.pt"

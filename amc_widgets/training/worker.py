@@ -22,7 +22,7 @@ from amc_widgets.training.plan import TrainingPlan
 from amc_widgets.training.sagemaker_env import write_failure
 from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
 
-_NOT_FOR_ULTRALYTICS = {"model", "weights", "device", "cache"}
+_NOT_FOR_ULTRALYTICS = {"model", "weights", "weights_source", "device", "cache"}
 
 
 def install_clean_streams() -> None:
@@ -117,6 +117,7 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         "stopped_by_request": stopped,
         "final_metrics": _final_metrics(trainer),
         "parameters": plan.params,
+        "weights": weights_lineage(plan),
         "dataset": plan.dataset_counts,
         "onnx": onnx_info,
         "hosts": len(plan.hosts),
@@ -133,6 +134,16 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stopped: bool, started:
         paths.output_data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(paths.checkpoints / "results.csv", paths.output_data_dir / "results.csv")
     print(f"Model saved: {paths.model_dir / 'best.onnx'}", flush=True)
+
+
+def weights_lineage(plan: TrainingPlan) -> dict:
+    """The model card's ``weights`` entry: where training started from."""
+    if not plan.weights:
+        return {"source": "scratch"}
+    from amc_widgets.core.weights import sha256_file
+
+    return {"source": plan.params["weights_source"] or f"file:{Path(plan.weights).name}",
+            "file": Path(plan.weights).name, "sha256": sha256_file(Path(plan.weights))}
 
 
 def _versions() -> dict:
