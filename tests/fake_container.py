@@ -1,5 +1,6 @@
 """A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
 no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
+FAKE_BEST_PT a real checkpoint to save as the model (best.pt is a few bytes without it);
 FAKE_FAIL=1 fails like the real one.  FAKE_CHILD starts a long-lived child, as the real one starts
 torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
 without that link (as torchrun starts its workers, which outlive a torchrun killed hard)."""
@@ -32,7 +33,8 @@ signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
 
 def save_model():
     paths.model_dir.mkdir(parents=True, exist_ok=True)
-    (paths.model_dir / "best.pt").write_bytes(b"weights")
+    best = os.environ.get("FAKE_BEST_PT")  # a real checkpoint to leave as the model, for jobs that start from it
+    (paths.model_dir / "best.pt").write_bytes(Path(best).read_bytes() if best else b"weights")
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "results.csv").write_text("epoch\n1\n")
 

@@ -13,9 +13,10 @@ from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
+from amc_widgets.ui.models.weights import WeightsModel, default_cache
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
-from amc_widgets.ui.views.common import CSS, message
+from amc_widgets.ui.views.common import CSS, guarded, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
@@ -54,7 +55,8 @@ class Dashboard:
 
         self.connection_view = ConnectionView(self.connection)
         self.dataset_view = DatasetView(self.datasets)
-        self.train_view = TrainView(self.params, self.datasets, self.start_job)
+        self.weights = WeightsModel(self.connection.require_backend, default_cache)
+        self.train_view = TrainView(self.params, self.datasets, self.start_job, self.weights)
         self.jobs_view = JobsView(self.board, downloads_folder, self.datasets.validation_image, self.new_job)
         self.compare_view = CompareView(self.board)
         self.help = w.HTML(help_html())
@@ -85,6 +87,7 @@ class Dashboard:
             self.datasets.refresh()
             self.jobs_view.restore()
             self.compare_view.refresh()
+            guarded(self.status)(self.weights.refresh)(str(self.params.value("model")))
 
     def _render_header(self, _change: dict | None = None) -> None:
         summary = self.connection.summary()
