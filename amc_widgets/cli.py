@@ -24,7 +24,7 @@ from amc_widgets.core.errors import is_expected, user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
 from amc_widgets.core.jobs import COMPLETED, JobSpec
 from amc_widgets.core.text import human_bytes, human_duration
-from amc_widgets.core.weights import SCRATCH, WeightsCache, WeightsChoice, coco_asset, default_choice
+from amc_widgets.core.weights import SCRATCH, WeightsChoice, coco_asset, default_choice, workspace_cache
 
 EXIT_OK, EXIT_ERROR = 0, 1
 DEBUG_ENV = "AMC_DEBUG"  # set: errors end with their traceback
@@ -133,11 +133,6 @@ def training_hyperparameters(args) -> dict[str, str]:
     return params.with_changes(**changes).to_sagemaker()
 
 
-def weights_cache(args) -> WeightsCache:
-    """Release assets cached on this machine, under the workspace: ``$AMC_HOME/weights``."""
-    return WeightsCache(Path(args.home or os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser() / "weights")
-
-
 def start_weights(args, backend, hyperparameters: dict[str, str]) -> dict[str, str]:
     """The hyperparameters of ``--weights`` (default: COCO-pretrained if on this machine, else from
     scratch), checked and stored before the job starts; ``--set weights=FILE`` is taken as given."""
@@ -146,7 +141,7 @@ def start_weights(args, backend, hyperparameters: dict[str, str]) -> dict[str, s
 
     if args.weights is None and "weights" in _parse_sets(args.set or []):
         return {}
-    model, cache = decode_hyperparameters(hyperparameters)["model"], weights_cache(args)
+    model, cache = decode_hyperparameters(hyperparameters)["model"], workspace_cache(args.home)
     choice = WeightsChoice.parse(args.weights) if args.weights else default_choice(cache, model)
     if args.weights is None and choice.kind == SCRATCH:
         print(f"COCO-pretrained {coco_asset(model)} is not on this machine: training from scratch "

@@ -98,6 +98,11 @@ def coco_asset(model: str) -> str:
     return f"{model}u.pt"
 
 
+def workspace_cache(home: Path | str | None = None) -> WeightsCache:
+    """The release assets of this machine's workspace: ``$AMC_HOME/weights`` (``~/.amc/weights``)."""
+    return WeightsCache(Path(home or os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser() / "weights")
+
+
 def default_choice(cache: WeightsCache, model: str) -> WeightsChoice:
     """COCO-pretrained when its file is on this machine already, else from scratch."""
     return WeightsChoice(COCO if cache.cached(coco_asset(model)) else SCRATCH)

@@ -3,6 +3,8 @@ and what its classes mean for the dataset's (the same head, or fine-tuning with 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +26,16 @@ class WeightsCheck:
     note: str  # one sentence for the user
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger):
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _names(net) -> list[str]:
     names = getattr(net, "names", None) or {}
     return [str(names[k]) for k in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
@@ -37,6 +49,7 @@ def check_weights(path: Path, model: str, dataset_names: list[str] | None) -> We
 
     prepare_offline_ultralytics()
     from ultralytics.nn.tasks import DetectionModel, guess_model_task, torch_safe_load
+    from ultralytics.utils import LOGGER
     from ultralytics.utils.torch_utils import intersect_dicts
 
     path = Path(path)
@@ -54,7 +67,8 @@ def check_weights(path: Path, model: str, dataset_names: list[str] | None) -> We
     architecture = str(getattr(net, "yaml", {}).get("yaml_file", "unknown"))
     names = _names(net)
     nc = len(dataset_names) if dataset_names else len(names)
-    target = DetectionModel(f"{model}.yaml", nc=nc, verbose=False).state_dict()
+    with _quiet(LOGGER):  # building the model logs its nc override; the note says it better
+        target = DetectionModel(f"{model}.yaml", nc=nc, verbose=False).state_dict()
     transferred = len(intersect_dicts(net.float().state_dict(), target))
     if transferred < MIN_TRANSFERRED * len(target):
         raise WeightsError(f"weights: {path.name} holds a {architecture} model, which does not fit {model} "

@@ -9,11 +9,12 @@ from pathlib import Path
 import ipywidgets as w
 
 from amc_widgets.core.jobs import JobSpec
+from amc_widgets.core.weights import workspace_cache
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
-from amc_widgets.ui.models.weights import WeightsModel, default_cache
+from amc_widgets.ui.models.weights import WeightsModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
 from amc_widgets.ui.views.common import CSS, guarded, message
@@ -55,7 +56,7 @@ class Dashboard:
 
         self.connection_view = ConnectionView(self.connection)
         self.dataset_view = DatasetView(self.datasets)
-        self.weights = WeightsModel(self.connection.require_backend, default_cache)
+        self.weights = WeightsModel(self.connection.require_backend, workspace_cache)
         self.train_view = TrainView(self.params, self.datasets, self.start_job, self.weights)
         self.jobs_view = JobsView(self.board, downloads_folder, self.datasets.validation_image, self.new_job)
         self.compare_view = CompareView(self.board)

@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import traitlets as tl
 
@@ -62,7 +60,3 @@ class WeightsModel(tl.HasTraits):
         self.note = start.note
         return start.hyperparameters
 
-
-def default_cache() -> WeightsCache:
-    """``$AMC_HOME/weights`` (``~/.amc/weights``), as the CLI uses it."""
-    return WeightsCache(Path(os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser() / "weights")
