@@ -190,7 +190,7 @@ class WeightsCache:
             raise WeightsUnavailableError(
                 f"Could not download {asset} from {url} ({reason}). Without internet, download that file "
                 f"on another machine and put it at {self.path(asset)}, "
-                "or train from scratch (--weights scratch).") from None
+                "or train from scratch (--weights scratch; 'From scratch' on the Train tab).") from None
         if total and done != total:
             raise WeightsError(f"The download of {asset} from {url} stopped after {done} of {total} "
                                "bytes. Nothing was kept.")
