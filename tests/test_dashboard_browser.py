@@ -277,6 +277,38 @@ def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
     page.close()
 
 
+def test_start_from_a_previous_jobs_weights_in_browser(pages, tmp_path, stand_in_asset):
+    """The stand-in container leaves a real (untrained, 80-class) checkpoint as each job's best.pt."""
+    dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER), "FAKE_EPOCHS": "3",
+                                           "FAKE_EPOCH_SECONDS": "0.2", "FAKE_BEST_PT": str(stand_in_asset)})
+    try:
+        page = pages(dashboard)
+        set_up_job(page, "3")
+        page.locator(".amc-field-model select").select_option("yolov5n")  # the size the checkpoint has
+        expect(page.locator(".amc-start-from select")).to_have_value(re.compile(".+"))
+        page.locator(".amc-start-from select").select_option(label="From scratch")  # no COCO file here
+        first = start_job(page)
+        wait_until(lambda: card_by_name(page, first).locator(".amc-status").inner_text() == "Completed", 60, "job 1")
+        expect(card_by_name(page, first).locator(".amc-facts")).to_contain_text("Weights from scratch")
+
+        tab(page, "Train")
+        page.locator(".amc-start-from select").select_option(label="A previous job")
+        expect(page.locator(".amc-weights-job select")).to_contain_text(f"{first} (mAP50-95 ")
+        shot(page, "09-start-from-previous-job")
+        second = start_job(page)
+        card = card_by_name(page, second)
+        wait_until(lambda: card.locator(".amc-status").inner_text() == "Completed", 60, "job 2")
+        lineage = re.compile(rf"Weights job {first} \(sha256 [0-9a-f]{{12}}\)")
+        expect(card.locator(".amc-facts")).to_contain_text(lineage)
+        assert re.search(r"fake container, weights: \['.+\.pt'\]", card.locator(".amc-log").inner_text())
+        shot(page, "10-job-started-from-weights")
+        tab(page, "Train")
+        expect(page.locator(".amc-weights-note")).to_contain_text("fine-tuning with a new detection head")
+        page.close()
+    finally:
+        dashboard.stop()
+
+
 @pytest.fixture()
 def real_dashboard(tmp_path):
     dashboard = start_dashboard(tmp_path, {"AMC_MAX_JOBS": "1"})

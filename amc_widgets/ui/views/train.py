@@ -216,6 +216,7 @@ class TrainView:
             self.params.instance_type = change["new"]
 
     def _on_start_from(self, change: dict) -> None:
+        self.weights_note.value = ""  # it described the last start, not this choice
         if change["new"] == JOB:  # the jobs finished since the list was made
             guarded(self.weights_note)(self.weights.refresh)(str(self.params.value("model")))
 
