@@ -28,6 +28,7 @@ from amc_widgets.core.errors import AmcError, is_expected, user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
 from amc_widgets.core.jobs import COMPLETED, JobSpec
 from amc_widgets.core.text import human_bytes, human_duration
+from amc_widgets.core.weights import SCRATCH, WeightsChoice, coco_asset, default_choice, workspace_cache
 
 EXIT_OK, EXIT_ERROR = 0, 1
 DEBUG_ENV = "AMC_DEBUG"  # set: errors end with their traceback
@@ -170,9 +171,29 @@ def training_hyperparameters(args) -> dict[str, str]:
     return params.with_changes(**changes).to_sagemaker()
 
 
+def start_weights(args, backend, hyperparameters: dict[str, str]) -> dict[str, str]:
+    """The hyperparameters of ``--weights`` (default: COCO-pretrained if on this machine, else from
+    scratch), checked and stored before the job starts; ``--set weights=FILE`` is taken as given."""
+    from amc_widgets.backends.start_weights import prepare_weights
+    from amc_widgets.core.hyperparameters import decode_hyperparameters
+
+    if args.weights is None and "weights" in _parse_sets(args.set or []):
+        return {}
+    model, cache = decode_hyperparameters(hyperparameters)["model"], workspace_cache(args.home)
+    choice = WeightsChoice.parse(args.weights) if args.weights else default_choice(cache, model)
+    if args.weights is None and choice.kind == SCRATCH:
+        print(f"COCO-pretrained {coco_asset(model)} is not on this machine: training from scratch "
+              "(--weights coco downloads it once)")
+    start = prepare_weights(backend, choice, model, args.dataset, cache, ProgressBar(coco_asset(model)))
+    print(start.note)
+    return start.hyperparameters
+
+
 def cmd_train(args) -> int:
     backend = _backend(args)
-    spec = JobSpec(dataset=args.dataset, hyperparameters=training_hyperparameters(args),
+    hyperparameters = training_hyperparameters(args)
+    hyperparameters.update(start_weights(args, backend, hyperparameters))
+    spec = JobSpec(dataset=args.dataset, hyperparameters=hyperparameters,
                    instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
                    name=args.name)
     job = backend.start_job(spec)
@@ -479,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int)
     train.add_argument("--optimizer")
     train.add_argument("--device")
+    train.add_argument("--weights", help="start from: coco (COCO-pretrained, downloaded once), scratch, "
+                       "a .pt file, or job:NAME (a previous job's best.pt); default coco when on this machine")
     train.add_argument("--preset", help="scratch-low, scratch-med, scratch-high or no-augmentation")
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other parameter (repeatable)")
     train.add_argument("--instance-type", default="local")

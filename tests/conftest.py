@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
@@ -9,9 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ from amc_widgets.core.demo_dataset import make_demo_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 CONTAINER_TRAIN = REPO / "container" / "train"
+
+ASSET = "yolov5nu.pt"  # the release asset the stand-in plays
 
 # Small and fast: a real model, real training, a few seconds per epoch on 2 CPU cores.
 FAST_TRAINING = {"model": "yolov5n", "imgsz": "96", "batch": "8", "workers": "0", "plots": "false"}
@@ -136,3 +141,39 @@ def trained_run(small_dataset, tmp_path_factory) -> ContainerRun:
     root = make_ml_root(tmp_path_factory.mktemp("trained") / "ml", small_dataset,
                         {**FAST_TRAINING, "epochs": 2, "plots": "true"})
     return run_container(root)
+
+
+@pytest.fixture(scope="session")
+def stand_in_asset(tmp_path_factory) -> Path:
+    """A COCO-shaped (80 classes) yolov5n checkpoint saved by ultralytics, untrained."""
+    from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
+
+    prepare_offline_ultralytics()
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("assets") / ASSET
+    YOLO("yolov5n.yaml").save(str(path))
+    return path
+
+
+@pytest.fixture()
+def asset_server(stand_in_asset):
+    """Serves the stand-in asset on 127.0.0.1; counts requests; stopped after the test."""
+    requests: list[str] = []
+
+    class Counting(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             partial(Counting, directory=str(stand_in_asset.parent)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", requests
+    server.shutdown()
+    server.server_close()
+    thread.join()

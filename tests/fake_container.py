@@ -1,5 +1,6 @@
 """A stand-in for container/train in fast tests of the local backend: same /opt/ml contract,
 no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
+FAKE_BEST_PT a real checkpoint to save as the model (best.pt is a few bytes without it);
 FAKE_FAIL=1 fails like the real one; FAKE_RESULTS=1 leaves results (tests/results_fakes.py).
 FAKE_CHILD starts a long-lived child, as the real one starts
 torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
@@ -13,7 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-from amc_widgets.core.container_contract import EXIT_FAILED, EXIT_STOPPED, ML_ROOT_ENV, TRAINING_CHANNEL, MLPaths
+from amc_widgets.core.container_contract import (
+    EXIT_FAILED,
+    EXIT_STOPPED,
+    ML_ROOT_ENV,
+    TRAINING_CHANNEL,
+    WEIGHTS_CHANNEL,
+    MLPaths,
+)
 from amc_widgets.core.metrics import format_metrics_line
 from amc_widgets.core.processes import die_with_parent
 
@@ -26,7 +34,8 @@ signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
 
 def save_model():
     paths.model_dir.mkdir(parents=True, exist_ok=True)
-    (paths.model_dir / "best.pt").write_bytes(b"weights")
+    best = os.environ.get("FAKE_BEST_PT")  # a real checkpoint to leave as the model, for jobs that start from it
+    (paths.model_dir / "best.pt").write_bytes(Path(best).read_bytes() if best else b"weights")
     paths.output_data_dir.mkdir(parents=True, exist_ok=True)
     (paths.output_data_dir / "results.csv").write_text("epoch\n1\n")
     if os.environ.get("FAKE_RESULTS"):  # a tiny ONNX model, a card with validation results, a gallery
@@ -42,6 +51,8 @@ if child_mode:
                              start_new_session=child_mode == "detached")
     print(f"fake container, child {child.pid}", flush=True)
 print(f"fake container, dataset files: {len(list(paths.channel(TRAINING_CHANNEL).rglob('*')))}", flush=True)
+if paths.channel(WEIGHTS_CHANNEL).is_dir():
+    print(f"fake container, weights: {sorted(p.name for p in paths.channel(WEIGHTS_CHANNEL).iterdir())}", flush=True)
 for epoch in range(1, epochs + 1):
     deadline = time.monotonic() + pause
     while time.monotonic() < deadline and not stopped:

@@ -438,12 +438,13 @@ class SageMakerEmulator:
 
     # --- one job ------------------------------------------------------------------------------
     def _download_prefix(self, uri: str, dest: Path) -> int:
-        """Every object under ``uri`` into ``dest``; returns how many there were."""
+        """Every object under ``uri`` into ``dest``; returns how many there were.  A URI that names one
+        object whole puts that file in ``dest`` under its own name, as SageMaker does."""
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
         count = 0
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
-                target = dest / obj["Key"][len(prefix):].lstrip("/")
+                target = dest / (obj["Key"][len(prefix):].lstrip("/") or obj["Key"].rsplit("/", 1)[-1])
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(bucket, obj["Key"], str(target), Config=IN_THIS_THREAD)
                 count += 1

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import free_port
 from tests.label_exports import write_coco
 
 REPO = Path(__file__).resolve().parent.parent
@@ -60,6 +61,19 @@ def test_bad_input_gets_one_clear_line(amc, tmp_path, small_dataset):
     assert "No training job" in _one_clear_line(amc("logs", "nobody", check=False))
     assert "No training job" in _one_clear_line(amc("stop", "nobody", check=False))
     assert "no outputs" in _one_clear_line(amc("download", "nobody", tmp_path / "dl", check=False))
+
+
+def test_weights_that_cannot_be_used_get_one_clear_line(amc, small_dataset, tmp_path):
+    amc("datasets", "upload", small_dataset, "--name", "solder")
+    assert "coco, scratch, job:NAME or the path of a .pt" in _one_clear_line(
+        amc("train", "solder", "--weights", "model.onnx", check=False))
+    assert "No training job named 'nobody'" in _one_clear_line(
+        amc("train", "solder", "--weights", "job:nobody", check=False))
+    assert "does not exist" in _one_clear_line(amc("train", "solder", "--weights", tmp_path / "no.pt", check=False))
+    offline = _one_clear_line(amc("train", "solder", "--model", "yolov5s", "--weights", "coco", check=False,
+                                  extra_env={"AMC_WEIGHTS_URL": f"http://127.0.0.1:{free_port()}/assets"}))
+    assert f"put it at {tmp_path / 'home' / 'weights' / 'yolov5su.pt'}" in offline and "scratch" in offline
+    assert "No training jobs yet" in amc("jobs").stdout  # nothing started
 
 
 class _WebPage(http.server.BaseHTTPRequestHandler):

@@ -323,6 +323,8 @@ def test_results_view_of_a_finished_job(pages, tmp_path):
         shot(page, "10-results-gallery-and-your-image")
     finally:
         dashboard.stop()
+
+
 def test_zipped_cvat_export_shows_format_split_and_labelled_images(pages, fake_dashboard, small_dataset, tmp_path):
     archive = tmp_path / "line3-cvat.zip"
     zip_folder(write_cvat_yolo11(small_dataset, tmp_path / "cvat"), archive).close()
@@ -349,6 +351,36 @@ def test_zipped_cvat_export_shows_format_split_and_labelled_images(pages, fake_d
     page.locator("button.amc-store-dataset").click()
     expect(page.locator(".amc-dataset-check")).to_contain_text("Stored 'line3'", timeout=60_000)
     assert (fake_dashboard.dataset_path("line3") / "labels" / "val").is_dir()
+def test_start_from_a_previous_jobs_weights_in_browser(pages, tmp_path, stand_in_asset):
+    """The stand-in container leaves a real (untrained, 80-class) checkpoint as each job's best.pt."""
+    dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER), "FAKE_EPOCHS": "3",
+                                           "FAKE_EPOCH_SECONDS": "0.2", "FAKE_BEST_PT": str(stand_in_asset)})
+    try:
+        page = pages(dashboard)
+        set_up_job(page, "3")
+        page.locator(".amc-field-model select").select_option("yolov5n")  # the size the checkpoint has
+        expect(page.locator(".amc-start-from select")).to_have_value(re.compile(".+"))
+        page.locator(".amc-start-from select").select_option(label="From scratch")  # no COCO file here
+        first = start_job(page)
+        wait_until(lambda: card_by_name(page, first).locator(".amc-status").inner_text() == "Completed", 60, "job 1")
+        expect(card_by_name(page, first).locator(".amc-facts")).to_contain_text("Weights from scratch")
+
+        tab(page, "Train")
+        page.locator(".amc-start-from select").select_option(label="A previous job")
+        expect(page.locator(".amc-weights-job select")).to_contain_text(f"{first} (mAP50-95 ")
+        shot(page, "14-start-from-previous-job")
+        second = start_job(page)
+        card = card_by_name(page, second)
+        wait_until(lambda: card.locator(".amc-status").inner_text() == "Completed", 60, "job 2")
+        lineage = re.compile(rf"Weights job {first} \(sha256 [0-9a-f]{{12}}\)")
+        expect(card.locator(".amc-facts")).to_contain_text(lineage)
+        assert re.search(r"fake container, weights: \['.+\.pt'\]", card.locator(".amc-log").inner_text())
+        shot(page, "15-job-started-from-weights")
+        tab(page, "Train")
+        expect(page.locator(".amc-weights-note")).to_contain_text("fine-tuning with a new detection head")
+        page.close()
+    finally:
+        dashboard.stop()
 
 
 @pytest.fixture()
@@ -689,7 +721,7 @@ def test_deploy_a_jobs_model_try_an_image_and_delete_in_browser(pages, deployabl
     drawn = endpoint_card.locator("img.amc-try-image")
     expect(drawn).to_be_visible()
     assert drawn.evaluate("img => img.naturalWidth") == 256  # the image sent, boxes drawn on it
-    shot(page, "09-endpoint-tried")
+    shot(page, "16-endpoint-tried")
 
     endpoint_card.locator("button.amc-delete-endpoint").click()
     confirm = endpoint_card.locator("button.amc-confirm-delete")
@@ -697,4 +729,4 @@ def test_deploy_a_jobs_model_try_an_image_and_delete_in_browser(pages, deployabl
     confirm.click()
     expect(page.locator(".amc-endpoints .amc-card")).to_have_count(0, timeout=30_000)
     assert backend.list_endpoints() == []
-    shot(page, "10-endpoint-deleted")
+    shot(page, "17-endpoint-deleted")

@@ -173,8 +173,8 @@ def world(admin) -> World:
 
 def run_flow(person: Person, emulator: SageMakerEmulator, hosting: HostingEmulator, world: World, dataset: Path,
              work: Path) -> list[Call]:
-    """Connect, upload a folder and a zip, train, follow logs and metrics, stop, download, deploy with
-    autoscaling, invoke, undeploy, delete."""
+    """Connect, upload a folder and a zip and weights, train, follow logs and metrics, stop, download,
+    deploy with autoscaling, invoke, undeploy, delete."""
     recorder = Recorder()
     def record_quota(operation, params):
         recorder.record("service-quotas", operation, params)
@@ -202,8 +202,12 @@ def run_flow(person: Person, emulator: SageMakerEmulator, hosting: HostingEmulat
     zip_folder(dataset, archive).close()
     backend.store_dataset(archive)
 
-    done = backend.start_job(JobSpec(dataset="folder", hyperparameters=FAST, instance_type="ml.m5.large",
-                                     name=f"amc-{person.label}-done"))
+    weights = work / "start.pt"
+    weights.write_bytes(b"weights")  # the check before upload is not what this test is about
+    stored = backend.store_weights(weights, "0" * 64)
+    assert backend.store_weights(weights, "0" * 64) == stored  # once: listed, not sent again
+    done = backend.start_job(JobSpec(dataset="folder", hyperparameters={**FAST, "weights": stored},
+                                     instance_type="ml.m5.large", name=f"amc-{person.label}-done"))
     wait_until(lambda: backend.describe_job(done.name).is_terminal, timeout=120, what="the job")
     assert backend.describe_job(done.name).status == COMPLETED
     assert backend.read_logs(done.name).lines and len(backend.read_metrics(done.name)) == 3

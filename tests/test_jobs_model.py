@@ -245,6 +245,11 @@ def test_card_header_describes_the_job(board, fake):
     assert header["Instance"] == "2 x ml.g4dn.12xlarge (spot)"
     assert header["Duration"] == "1:02:05"  # wall clock 1000, created 3725 s before
     assert header["Status"] == IN_PROGRESS and header["Billable"] == "-" and header["Epoch"] == "-"
+    assert header["Weights"] == "from scratch"
+    fake.jobs["remote"].hyperparameters = {"weights": "best-0123456789ab.pt",
+                                           "weights_source": f"job:amc-earlier sha256:{'0123456789ab' * 5}abcd"}
+    card.description = fake.describe_job("remote")
+    assert card.header()["Weights"] == "job amc-earlier (sha256 0123456789ab)"
 
 
 def test_download_error_stays_on_the_card(board, fake, tmp_path):

@@ -137,10 +137,13 @@ def test_cost_is_none_locally_and_lower_with_spot():
 # --- the Train panel on the model -------------------------------------------------------------
 
 def train_form(tmp_path) -> TrainView:
+    from amc_widgets.core.weights import WeightsCache
+    from amc_widgets.ui.models.weights import WeightsModel
     from amc_widgets.ui.views.train import TrainView
 
     datasets = DatasetModel(ConnectionModel(local_factory=lambda: None), upload_dir=tmp_path)
-    return TrainView(ParametersModel(local=True), datasets, on_start=lambda spec: None)
+    weights = WeightsModel(lambda: None, lambda: WeightsCache(tmp_path / "weights"))
+    return TrainView(ParametersModel(local=True), datasets, on_start=lambda spec: None, weights=weights)
 
 
 def test_the_form_shows_the_model_and_takes_only_what_the_user_changes(tmp_path):

@@ -25,10 +25,12 @@ from amc_widgets.backends.aws_session import (
     user_name_from_arn,
 )
 from amc_widgets.backends.sagemaker import QuotaError, SageMakerBackend
+from amc_widgets.backends.start_weights import prepare_weights
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_split import SplitSettings
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobNotFoundError, JobSpec
 from amc_widgets.core.metrics import metric_definitions
+from amc_widgets.core.weights import WeightsCache, WeightsChoice, WeightsError, sha256_file
 from tests.conftest import wait_until, zip_folder
 from tests.label_exports import write_label_studio
 from tests.sagemaker_harness import (
@@ -312,6 +314,39 @@ def test_training_job_request_is_complete(backend, role_arn):
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == metric_definitions()
     assert {t["Key"] for t in request["Tags"]} == {"amc_user", "amc_dataset", "amc_app"}
     assert all(isinstance(v, str) for v in request["HyperParameters"].values())
+    assert request["EnableNetworkIsolation"] is True  # the container downloads nothing
+
+
+def test_sagemaker_receives_the_weights_channel_with_network_isolation(backend, emulator, small_dataset,
+                                                                       stand_in_asset, tmp_path):
+    """Weights checked against the dataset's classes (from its manifest), uploaded once to the user's
+    space, and given to the job as its 'weights' channel; the request as sent carries the isolation."""
+    backend.store_dataset(small_dataset, name="wire-weights", overwrite=True)
+    assert backend.dataset_class_names("wire-weights") == ["good", "insufficient", "bridge"]
+    cache = WeightsCache(tmp_path / "cache", base_url="http://127.0.0.1:9", pins={})
+    puts, multipart = _count_calls(backend.s3, "PutObject"), _count_calls(backend.s3, "CreateMultipartUpload")
+    start = prepare_weights(backend, WeightsChoice.parse(str(stand_in_asset)), "yolov5n", "wire-weights", cache)
+    again = prepare_weights(backend, WeightsChoice.parse(str(stand_in_asset)), "yolov5n", "wire-weights", cache)
+    stored = start.hyperparameters["weights"]
+    assert again == start and "the dataset has 3" in start.note
+    key = f"users/{backend.user}/weights/{stored}"
+    fake = backend_with_image(backend, FAKE_IMAGE)
+    with pytest.raises(WeightsError, match="'other.pt' is not stored"):  # refused before anything is billed
+        fake.start_job(JobSpec(dataset="wire-weights", hyperparameters={**FAST, "weights": "other.pt"},
+                               instance_type="ml.m5.large", name="amc-no-weights"))
+    assert "amc-no-weights" not in emulator.requests
+    job = fake.start_job(JobSpec(dataset="wire-weights", hyperparameters={**FAST, **start.hyperparameters},
+                                 instance_type="ml.m5.large", name="amc-weights"))
+    sent = emulator.requests["amc-weights"]
+    assert sent["EnableNetworkIsolation"] is True
+    assert [c["ChannelName"] for c in sent["InputDataConfig"]] == ["training", "weights"]
+    assert sent["InputDataConfig"][1]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{backend.bucket}/{key}"
+    lineage = f"file:{stand_in_asset.name} sha256:{sha256_file(stand_in_asset)}"
+    assert sent["HyperParameters"]["weights_source"] == lineage
+    done = wait_until(lambda: (d := fake.describe_job(job.name)).is_terminal and d, timeout=60, what="the job")
+    assert done.status == COMPLETED, done.failure_reason
+    assert f"fake container, weights: ['{stored}']" in fake.read_logs(job.name).lines
+    assert [k for k in puts + multipart if "/weights/" in k] == [key]  # stored once
 
 
 def test_sagemaker_receives_the_users_role_image_and_dataset(backend, emulator, role_arn, small_dataset):
@@ -628,13 +663,16 @@ def test_spot_interruption_resumes_from_checkpoints(backend, emulator, small_dat
 
 
 @pytest.mark.slow
-def test_a_failing_job_reports_the_containers_reason(backend, emulator, small_dataset):
+def test_a_failing_job_reports_the_containers_reason(backend, emulator, small_dataset, tmp_path):
     backend.store_dataset(small_dataset, name="failing", overwrite=True)
-    backend.start_job(JobSpec(dataset="failing", hyperparameters={**FAST, "epochs": "1", "weights": "start.pt"},
+    junk = tmp_path / "start.pt"
+    junk.write_bytes(b"this is not a checkpoint")  # stored unchecked, as only a changed client would
+    stored = backend.store_weights(junk, sha256_file(junk))
+    backend.start_job(JobSpec(dataset="failing", hyperparameters={**FAST, "epochs": "1", "weights": stored},
                               instance_type="ml.m5.large", name="amc-failing"))
     done = wait_until(lambda: (d := backend.describe_job("amc-failing")).is_terminal and d, timeout=120, what="failure")
     assert done.status == FAILED
-    assert "weights: 'start.pt'" in done.failure_reason and "no 'weights' channel" in done.failure_reason
+    assert stored in done.failure_reason and "checkpoint" in done.failure_reason
 
 
 def test_a_gpu_instance_whose_gpus_cuda_cannot_use_fails_at_once(backend, emulator, small_dataset):

@@ -171,6 +171,12 @@ def test_channels_and_weights(small_dataset, tmp_path):
         build_plan(paths, gpus(0))
     (paths.channel("weights") / "start.pt").write_bytes(b"w")
     assert build_plan(paths, gpus(0)).weights == str(paths.channel("weights") / "start.pt")
+    for elsewhere in ("https://github.com/ultralytics/assets/releases/download/v8.3.0/yolov5nu.pt", "/tmp/start.pt"):
+        paths.hyperparameters.write_text(json.dumps({**HP, "weights": elsewhere}))
+        with pytest.raises(ContractError, match="must name a file in the 'weights' channel; the training "
+                                                "container downloads nothing"):
+            build_plan(paths, gpus(0))
+    paths.hyperparameters.write_text(json.dumps({**HP, "weights": "start.pt"}))
     paths.inputdataconfig.write_text(json.dumps({"data": {}}))
     with pytest.raises(ContractError, match="The job has no 'training' input channel \\(it has: data\\)"):
         build_plan(paths, gpus(0))

@@ -138,6 +138,10 @@ class Backend(Protocol):
 
     def download_outputs(self, name: str, dest: Path, progress: ProgressCallback | None = None) -> DownloadResult: ...
 
+    def dataset_class_names(self, name: str) -> list[str] | None: ...
+
+    def store_weights(self, source: Path, sha256: str) -> str: ...
+
 
 # --- capabilities -----------------------------------------------------------------------------
 

@@ -132,7 +132,7 @@ def user_policy(bucket: str, partition: str = "aws", region: str = "*", account:
 
 def execution_role_policy(bucket: str, partition: str = "aws", region: str = "*", account: str = "*",
                           repository: str = DEFAULT_REPOSITORY) -> dict[str, Any]:
-    """What a user's jobs need, and no more: read that user's datasets, write their outputs and
+    """What a user's jobs need, and no more: read that user's datasets and weights, write their outputs and
     checkpoints, pull the image, write logs and metrics.  The same for every user's role: the
     role's ``amc_user`` tag (:func:`execution_role_tags`) names whose space it reaches.  (The tests
     play SageMaker's S3 and log requests; the ECR pulls and metrics are SageMaker's own, as its
@@ -145,8 +145,8 @@ def execution_role_policy(bucket: str, partition: str = "aws", region: str = "*"
             {"Sid": "ListOwnSpace", "Effect": "Allow", "Action": "s3:ListBucket",
              "Resource": f"arn:{partition}:s3:::{bucket}",
              "Condition": {"StringLike": {"s3:prefix": f"{prefix}*"}}},
-            {"Sid": "ReadDatasets", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": f"{objects}custom-uploads/*"},
+            {"Sid": "ReadDatasetsAndWeights", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": [f"{objects}custom-uploads/*", f"{objects}weights/*"]},
             {"Sid": "OutputsAndCheckpoints", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
              "Resource": f"{objects}training-jobs/*"},

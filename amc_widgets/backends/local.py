@@ -6,6 +6,7 @@ entry point, laid out like the S3 bucket the SageMaker backend uses.
     users/<user>/custom-uploads/<dataset>/...                     stored datasets
     users/<user>/training-jobs/<job>/output/model.tar.gz          SageMaker's output layout
     users/<user>/training-jobs/<job>/output/output.tar.gz
+    users/<user>/weights/<name>-<sha256[:12]>.pt                   weights jobs start from, stored once
     jobs/<job>/                                                   job state, log and emulated /opt/ml
     endpoints/<endpoint>/                                         a deployed model's server (local_endpoints.py)
     slots/slot-<n>.lock                                           the concurrent-job "quota"
@@ -40,7 +41,7 @@ from amc_widgets.backends.base import (
 from amc_widgets.backends.local_endpoints import LocalEndpoints
 from amc_widgets.backends.local_jobs import JobFiles
 from amc_widgets.core.container_contract import MODEL_ARCHIVE
-from amc_widgets.core.dataset_check import DatasetError
+from amc_widgets.core.dataset_check import DatasetError, resolve_dataset
 from amc_widgets.core.dataset_import import ready_to_store
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
@@ -67,6 +68,7 @@ from amc_widgets.core.storage import (
     publish_folder,
     tree_size,
 )
+from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 DEFAULT_MAX_CONCURRENT_JOBS = 2
 
@@ -97,6 +99,10 @@ class LocalBackend:
     @property
     def training_jobs(self) -> Path:
         return self.home / "users" / self.user / "training-jobs"
+
+    @property
+    def weights_folder(self) -> Path:
+        return self.home / "users" / self.user / "weights"
 
     @property
     def jobs_folder(self) -> Path:
@@ -135,7 +141,7 @@ class LocalBackend:
         self.uploads.mkdir(parents=True, exist_ok=True)
         staging = self.uploads / f".partial-{name}-{secrets.token_hex(3)}"
         try:
-            with ready_to_store(source, split) as ready:
+            with ready_to_store(source, split) as (ready, _report):
                 if ready.is_dir():
                     self._copy_folder(ready, staging, progress)
                 else:
@@ -176,6 +182,28 @@ class LocalBackend:
                         if progress:
                             progress(done, total)
 
+    def dataset_class_names(self, name: str) -> list[str] | None:
+        return resolve_dataset(self.dataset_folder(name)).names
+
+    # --- weights ------------------------------------------------------------------------------
+    def store_weights(self, source: Path, sha256: str) -> str:
+        """Keep a checked ``.pt`` in the user's weights folder (once: the name carries its hash)."""
+        name = stored_weights_name(source, sha256)
+        dest = self.weights_folder / name
+        if not dest.exists():
+            partial = dest.with_name(f".partial-{name}-{secrets.token_hex(3)}")
+            copy_file(Path(source), partial)
+            os.replace(partial, dest)
+        return name
+
+    def _stored_weights(self, name: str) -> Path | None:
+        if not name:
+            return None
+        path = self.weights_folder / Path(name).name
+        if not path.is_file():
+            raise WeightsError(f"weights: '{name}' is not stored in {self.weights_folder}")
+        return path
+
     def delete_dataset(self, name: str) -> None:
         folder = self.dataset_folder(name)
         retired = folder.with_name(f".deleting-{name}-{secrets.token_hex(3)}")
@@ -188,6 +216,7 @@ class LocalBackend:
         params = decode_hyperparameters(spec.hyperparameters)
         dataset_folder = self.dataset_folder(spec.dataset)
         validate_instance_count(THIS_MACHINE, spec.instance_count)
+        weights = self._stored_weights(params["weights"])
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
         job = JobFiles(self.jobs_folder / name, clock=self.clock)
         if job.folder.exists():
@@ -195,6 +224,7 @@ class LocalBackend:
         settings = {
             "user": self.user,
             "dataset_folder": str(dataset_folder),
+            "weights_file": str(weights) if weights else None,
             "outputs_folder": str(self.training_jobs / name / "output"),
             "slots_dir": str(self.home / "slots"),
             "max_concurrent_jobs": self.max_concurrent_jobs,

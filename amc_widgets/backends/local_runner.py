@@ -24,6 +24,7 @@ from amc_widgets.core.container_contract import (
     FAILURE_LIMIT,
     ML_ROOT_ENV,
     TRAINING_CHANNEL,
+    WEIGHTS_CHANNEL,
     MLPaths,
 )
 from amc_widgets.core.jobs import (
@@ -37,7 +38,7 @@ from amc_widgets.core.jobs import (
     UPLOADING,
 )
 from amc_widgets.core.processes import die_with_parent
-from amc_widgets.core.storage import link_or_copy_tree, pack_tar_gz
+from amc_widgets.core.storage import link_or_copy, link_or_copy_tree, pack_tar_gz
 
 SLOT_POLL_SECONDS = 0.5
 
@@ -84,15 +85,22 @@ def acquire_slot(job: JobFiles, slots_dir: Path, slots: int, stop: threading.Eve
     return None
 
 
-def prepare_ml_root(job: JobFiles, dataset_folder: Path, hyperparameters: dict[str, str]) -> None:
+def prepare_ml_root(job: JobFiles, dataset_folder: Path, hyperparameters: dict[str, str],
+                    weights_file: Path | None = None) -> None:
+    """The emulated /opt/ml: configuration, the dataset channel and, given a file, the weights channel."""
     paths = MLPaths(job.ml_root)
     paths.config_dir.mkdir(parents=True, exist_ok=True)
     paths.hyperparameters.write_text(json.dumps(hyperparameters), encoding="utf-8")
     paths.resourceconfig.write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}), encoding="utf-8")
-    paths.inputdataconfig.write_text(json.dumps({TRAINING_CHANNEL: {"TrainingInputMode": "File"}}), encoding="utf-8")
+    channels = [TRAINING_CHANNEL] + ([WEIGHTS_CHANNEL] if weights_file else [])
+    paths.inputdataconfig.write_text(json.dumps({c: {"TrainingInputMode": "File"} for c in channels}),
+                                     encoding="utf-8")
     channel = paths.channel(TRAINING_CHANNEL)
     if not channel.exists():
         link_or_copy_tree(dataset_folder, channel)
+    if weights_file and not (paths.channel(WEIGHTS_CHANNEL) / weights_file.name).exists():
+        paths.channel(WEIGHTS_CHANNEL).mkdir(parents=True, exist_ok=True)
+        link_or_copy(weights_file, paths.channel(WEIGHTS_CHANNEL) / weights_file.name)
 
 
 def run_job(job: JobFiles) -> None:
@@ -116,7 +124,9 @@ def run_job(job: JobFiles) -> None:
         return finish(job, STOPPED, "Stopped while waiting for a training slot")
 
     job.transition(DOWNLOADING, "Preparing the training input")
-    prepare_ml_root(job, Path(settings["dataset_folder"]), spec.hyperparameters)
+    weights_file = settings.get("weights_file")
+    prepare_ml_root(job, Path(settings["dataset_folder"]), spec.hyperparameters,
+                    Path(weights_file) if weights_file else None)
     description = job.transition(TRAINING, "Training on this machine")
     description.started = job.clock()
     job.save(description)

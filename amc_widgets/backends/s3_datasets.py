@@ -130,8 +130,9 @@ class S3DatasetStore:
         ]
 
     def upload(self, name: str, items: list[UploadItem], source: str, overwrite: bool,
-               progress: ProgressCallback | None = None) -> DatasetInfo:
-        """Store ``items`` as dataset ``name``; unchanged objects are skipped, stale ones removed."""
+               progress: ProgressCallback | None = None, classes: list[str] | None = None) -> DatasetInfo:
+        """Store ``items`` as dataset ``name``; unchanged objects are skipped, stale ones removed;
+        the manifest records the dataset's ``classes``."""
         prefix = self.dataset_prefix(name)
         existing = {obj["Key"]: obj for obj in self._objects(prefix)}
         if prefix + MANIFEST in existing:
@@ -160,7 +161,8 @@ class S3DatasetStore:
         self._send(pending, prefix, advance)
         wanted = {prefix + item.relative_key for item in items}
         self._delete_keys([key for key in existing if key not in wanted and not key.endswith(MANIFEST)])
-        manifest = {"name": name, "files": len(items), "bytes": total, "source": source, "stored": self.clock()}
+        manifest = {"name": name, "files": len(items), "bytes": total, "source": source, "stored": self.clock(),
+                    "classes": classes or []}
         self.s3.put_object(Bucket=self.bucket, Key=prefix + MANIFEST, Body=json.dumps(manifest).encode())
         return DatasetInfo(name, len(items), total, f"s3://{self.bucket}/{prefix}", self.clock(), True)
 

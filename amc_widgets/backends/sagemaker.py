@@ -8,6 +8,9 @@ UserId), so the generated IAM policy and this layout name the same space::
     users/<key>/training-jobs/<job>/.amc-job.json              written before the job is created: the user's job list
     users/<key>/training-jobs/<job>/output/model.tar.gz        SageMaker's OutputDataConfig
     users/<key>/training-jobs/<job>/checkpoints/               spot checkpoints
+    users/<key>/weights/<name>-<sha256[:12]>.pt                weights jobs start from (the 'weights' channel)
+
+Jobs run with network isolation (the container never downloads: weights come as a channel).
 
 Each job is tagged ``amc_user=<key>``; the IAM policies (iam_policy.py) let only its owner see or
 stop it, and its execution role reach only the owner's space.
@@ -51,7 +54,13 @@ from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail, streams
 from amc_widgets.backends.iam_policy import OWNER_TAG
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.backends.sagemaker_endpoints import SageMakerEndpoints
-from amc_widgets.core.container_contract import DEFAULT_ML_ROOT, TRAINING_CHANNEL, TRAINING_LOG_GROUP, MLPaths
+from amc_widgets.core.container_contract import (
+    DEFAULT_ML_ROOT,
+    TRAINING_CHANNEL,
+    TRAINING_LOG_GROUP,
+    WEIGHTS_CHANNEL,
+    MLPaths,
+)
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_import import ready_to_store
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
@@ -69,6 +78,7 @@ from amc_widgets.core.jobs import (
 )
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
 from amc_widgets.core.storage import check_dataset_name, dataset_source
+from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 DEFAULT_IMAGE_ENV = "AMC_TRAINING_IMAGE"
 VOLUME_GB = 50
@@ -94,8 +104,10 @@ class SageMakerBackend:
     name = "sagemaker"
 
     def __init__(self, client: ClientFactory, info: ConnectionInfo, role_arn: str, image_uri: str | None = None,
-                 clock: Callable[[], float] = time.time, min_poll_seconds: float = MIN_POLL_SECONDS):
+                 clock: Callable[[], float] = time.time, min_poll_seconds: float = MIN_POLL_SECONDS,
+                 network_isolation: bool = True):
         self._client = client
+        self.network_isolation = network_isolation  # the container needs no internet
         self.info, self.role_arn = info, role_arn
         if not info.user_key:
             raise AwsConnectionError("AWS did not say who you are (no user id): cannot find your space")
@@ -140,6 +152,10 @@ class SageMakerBackend:
     def outputs_prefix(self) -> str:
         return f"users/{self.user}/training-jobs/"
 
+    @property
+    def weights_prefix(self) -> str:
+        return f"users/{self.user}/weights/"
+
     # --- datasets -----------------------------------------------------------------------------
     def list_datasets(self) -> list[DatasetInfo]:
         return self.datasets.list()
@@ -150,13 +166,15 @@ class SageMakerBackend:
         export that needs converting is converted into a temporary folder first."""
         source, name = dataset_source(source, name)
         try:
-            with ready_to_store(source, split) as ready:
+            with ready_to_store(source, split) as (ready, report):
                 if ready.is_dir():
-                    return self.datasets.upload(name, folder_items(ready), source.name, overwrite, progress)
+                    return self.datasets.upload(name, folder_items(ready), source.name, overwrite, progress,
+                                                report.names)
                 from amc_widgets.core.archive import open_safe_zip
 
                 with open_safe_zip(ready) as archive:
-                    return self.datasets.upload(name, zip_items(archive), source.name, overwrite, progress)
+                    return self.datasets.upload(name, zip_items(archive), source.name, overwrite, progress,
+                                                report.names)
         except AWS_ERRORS as exc:
             raise AwsConnectionError(explain_client_error(exc, f"upload '{name}' (run the upload again to "
                                                                "resume; what arrived is kept)")) from None
@@ -166,6 +184,28 @@ class SageMakerBackend:
             self.datasets.delete(check_dataset_name(name))
         except LookupError as exc:
             raise DatasetError(str(exc)) from None
+
+    def dataset_class_names(self, name: str) -> list[str] | None:
+        """From the dataset's manifest (None for datasets stored before manifests named them)."""
+        manifest = self.datasets.manifest(check_dataset_name(name))
+        if manifest is None:
+            raise DatasetError(f"No complete dataset named '{name}' in s3://{self.bucket}/{self.datasets.prefix}")
+        return manifest.get("classes") or None
+
+    # --- weights ------------------------------------------------------------------------------
+    def _has_object(self, key: str) -> bool:
+        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1).get("Contents", [])
+        return any(obj["Key"] == key for obj in listed)
+
+    def store_weights(self, source: Path, sha256: str) -> str:
+        """Upload a checked ``.pt`` to the user's weights space once (the name carries its hash)."""
+        name = stored_weights_name(source, sha256)
+        try:
+            if not self._has_object(self.weights_prefix + name):
+                self.s3.upload_file(str(source), self.bucket, self.weights_prefix + name, Config=self.datasets.config)
+        except AWS_ERRORS as exc:
+            raise AwsConnectionError(explain_client_error(exc, f"upload the weights {name}")) from None
+        return name
 
     # --- jobs ---------------------------------------------------------------------------------
     def check_quota(self, instance_type: str, count: int, spot: bool) -> None:
@@ -210,7 +250,12 @@ class SageMakerBackend:
             "StoppingCondition": {"MaxRuntimeInSeconds": int(min(spec.max_runtime_hours * 3600, MAX_RUNTIME_SECONDS))},
             "Tags": [{"Key": OWNER_TAG, "Value": self.user}, {"Key": f"{APP_TAG}_dataset", "Value": spec.dataset},
                      {"Key": f"{APP_TAG}_app", "Value": "amc"}],
+            "EnableNetworkIsolation": self.network_isolation,
         }
+        if spec.hyperparameters.get("weights"):
+            request["InputDataConfig"].append({"ChannelName": WEIGHTS_CHANNEL, "InputMode": "File", "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                                 "S3Uri": f"s3://{self.bucket}/{self.weights_prefix}{spec.hyperparameters['weights']}"}}})
         if spec.spot:
             runtime = request["StoppingCondition"]["MaxRuntimeInSeconds"]
             request["EnableManagedSpotTraining"] = True
@@ -231,6 +276,8 @@ class SageMakerBackend:
             raise AwsConnectionError(f"Your AWS user id '{self.user}' cannot be a SageMaker tag value (letters, digits "
                                      "and _ . : / = + - @ only; a role session name with a comma?): start a session "
                                      "whose name has none")
+        if params["weights"] and not self._has_object(self.weights_prefix + params["weights"]):
+            raise WeightsError(f"weights: '{params['weights']}' is not stored in s3://{self.bucket}/{self.weights_prefix}")
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
         marker = f"{self.outputs_prefix}{name}/{JOB_MARKER}"
         if self._job_folder_exists(name):

@@ -105,15 +105,15 @@ def check_export(source: Path, split: SplitSettings = DEFAULT_SPLIT) -> DatasetR
 
 
 @contextmanager
-def ready_to_store(source: Path, split: SplitSettings = DEFAULT_SPLIT) -> Iterator[Path]:
-    """The folder or zip to store for ``source``, once it passed the check (converted copies are
-    removed on exit); DatasetError saying why the dataset is not ready otherwise."""
+def ready_to_store(source: Path, split: SplitSettings = DEFAULT_SPLIT) -> Iterator[tuple[Path, DatasetReport]]:
+    """The folder or zip to store for ``source``, and its check's report, once it passed the check
+    (converted copies are removed on exit); DatasetError saying why the dataset is not ready otherwise."""
     try:
         with prepare_dataset(source, split) as prepared:
             report = check_dataset(prepared.path)
             if not report.ok:
                 raise DatasetError("\n".join(report.errors))
-            yield prepared.path
+            yield prepared.path, report
     except DatasetError as exc:
         raise DatasetError(f"{Path(source).name} is not ready for training:\n{exc}") from None
 

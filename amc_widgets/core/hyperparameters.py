@@ -134,6 +134,7 @@ _SPECS = [
     # --- run: the seed app's main form ---
     _p("model", "choice", "yolov5s", "run", "YOLOv5 size, n (fastest) to x (most accurate)", choices=MODEL_NAMES),
     _p("weights", "str", "", "run", "file in the 'weights' channel to start from; empty = from scratch"),
+    _p("weights_source", "str", "", "run", "where the weights came from, for the model card (set by amc)"),
     _p("imgsz", "int", 640, "run", "training image size in pixels", low=32, high=4096, multiple_of=32),
     _p("epochs", "int", 100, "run", "passes over the training images", low=1, high=10000),
     _p("patience", "int", 100, "run", "stop after this many epochs without improvement (0 = never)", low=0, high=10000),

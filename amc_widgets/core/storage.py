@@ -65,15 +65,17 @@ def copy_file(source: Path, dest: Path, progress: Callable[[int], None] | None =
                 progress(len(chunk))
 
 
+def link_or_copy(source: Path | str, dest: Path | str) -> None:
+    """A hard link where the file system allows, a copy elsewhere."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
 def link_or_copy_tree(source: Path, dest: Path) -> None:
     """Mirror a folder cheaply: hard links where the file system allows, copies elsewhere."""
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, dest, copy_function=link, symlinks=False)
+    shutil.copytree(source, dest, copy_function=link_or_copy, symlinks=False)
 
 
 def publish_folder(staging: Path, final: Path, overwrite: bool) -> None:

@@ -125,6 +125,9 @@ def _find_weights(paths: MLPaths, name: str) -> str | None:
     channel = paths.channel(WEIGHTS_CHANNEL)
     if not name:
         return None
+    if "/" in name or "\\" in name or ":" in name:  # a URL or a path elsewhere: this container never downloads
+        raise ContractError(f"weights: '{name}' must name a file in the '{WEIGHTS_CHANNEL}' channel; the "
+                            "training container downloads nothing (SageMaker runs it without network access)")
     if not channel.is_dir():
         raise ContractError(f"weights: '{name}' was asked for, but the job has no '{WEIGHTS_CHANNEL}' channel")
     matches = [p for p in channel.rglob("*") if p.name == Path(name).name and p.is_file()]

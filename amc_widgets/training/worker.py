@@ -23,7 +23,7 @@ from amc_widgets.training.plan import TrainingPlan
 from amc_widgets.training.sagemaker_env import write_failure
 from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
 
-_NOT_FOR_ULTRALYTICS = {"model", "weights", "device", "cache"}
+_NOT_FOR_ULTRALYTICS = {"model", "weights", "weights_source", "device", "cache"}
 
 
 def install_clean_streams() -> None:
@@ -120,6 +120,7 @@ def finalize(plan: TrainingPlan, run_dir: Path, trainer, stop, started: float) -
         "stopped_by_request": stop.is_set(),
         "final_metrics": _final_metrics(trainer),
         "parameters": plan.params,
+        "weights": weights_lineage(plan),
         "dataset": plan.dataset_counts,
         "onnx": None,  # until best.onnx is in place
         "hosts": len(plan.hosts),
@@ -169,6 +170,14 @@ def _evaluate(plan: TrainingPlan, best_pt: Path) -> dict:
     report = validation_report(validator, plan.class_names)
     write_gallery(validator, plan.paths.output_data_dir / GALLERY_FOLDER)
     return report
+def weights_lineage(plan: TrainingPlan) -> dict:
+    """The model card's ``weights`` entry: where training started from."""
+    if not plan.weights:
+        return {"source": "scratch"}
+    from amc_widgets.core.weights import sha256_file
+
+    return {"source": plan.params["weights_source"] or f"file:{Path(plan.weights).name}",
+            "file": Path(plan.weights).name, "sha256": sha256_file(Path(plan.weights))}
 
 
 def _versions() -> dict:

@@ -11,15 +11,17 @@ import ipywidgets as w
 
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.jobs import JobSpec
+from amc_widgets.core.weights import workspace_cache
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
 from amc_widgets.ui.models.endpoints import EndpointsModel
 from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
+from amc_widgets.ui.models.weights import WeightsModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
-from amc_widgets.ui.views.common import CSS, in_background, load_chart_classes, message
+from amc_widgets.ui.views.common import CSS, guarded, in_background, load_chart_classes, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
 from amc_widgets.ui.views.endpoints import EndpointsView
@@ -61,7 +63,8 @@ class Dashboard:
 
         self.connection_view = ConnectionView(self.connection)
         self.dataset_view = DatasetView(self.datasets)
-        self.train_view = TrainView(self.params, self.datasets, self.start_job)
+        self.weights = WeightsModel(self.connection.require_backend, workspace_cache)
+        self.train_view = TrainView(self.params, self.datasets, self.start_job, self.weights)
         self.jobs_view = JobsView(self.board, self.finished_jobs, downloads_folder, self.datasets.validation_image,
                                   self.new_job, self.deploy)
         self.endpoints_view = EndpointsView(self.endpoints, lambda: getattr(self.connection.backend, "region", ""))
@@ -97,6 +100,7 @@ class Dashboard:
             self.datasets.refresh()
             self.jobs_view.restore()
             self.compare_view.refresh()
+            guarded(self.status)(self.weights.refresh)(str(self.params.value("model")))
 
     def _render_header(self, _change: dict | None = None) -> None:
         summary = self.connection.summary()

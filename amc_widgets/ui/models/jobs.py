@@ -19,6 +19,7 @@ from amc_widgets.core.instances import THIS_MACHINE
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPED, JobDescription, JobSpec
 from amc_widgets.core.metrics import append_metrics, parse_metrics
 from amc_widgets.core.text import clean_log_line, human_duration
+from amc_widgets.core.weights import describe_source
 from amc_widgets.ui.models import Transfer
 from amc_widgets.ui.models.results import ResultsModel
 
@@ -119,6 +120,7 @@ class JobCard:
         return {
             "Instance": instance + (" (spot)" if job.spot else ""),
             "Dataset": job.dataset,
+            "Weights": describe_source(job.hyperparameters),
             "Status": job.status,
             "Step": job.secondary_status,
             "Duration": human_duration(job.duration(self.wall_clock())),

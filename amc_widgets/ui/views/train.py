@@ -17,6 +17,7 @@ from amc_widgets.ui.models.parameters import (
     ParametersModel,
     editor_keys,
 )
+from amc_widgets.ui.models.weights import FILE, JOB, KIND_LABELS, KINDS, WeightsModel
 from amc_widgets.ui.views.common import Field, button, guarded, message, panel
 
 GROUP_TITLES = {"learning": "Learning rate and optimizer", "loss": "Loss gains", "augmentation": "Augmentation"}
@@ -37,9 +38,11 @@ def _input_for(key: str) -> w.Widget:
 
 
 class TrainView:
-    def __init__(self, params: ParametersModel, datasets: DatasetModel, on_start: Callable[[JobSpec], None]):
+    def __init__(self, params: ParametersModel, datasets: DatasetModel, on_start: Callable[[JobSpec], None],
+                 weights: WeightsModel):
         self.params = params
         self.datasets = datasets
+        self.weights = weights
         self.on_start = on_start
         self.fields: dict[str, Field] = {}
 
@@ -52,6 +55,19 @@ class TrainView:
         self.batch_auto.add_class("amc-batch-auto")
         self.fields["batch"].box.children = (w.HBox([self.fields["batch"].input, self.batch_auto]),
                                              *self.fields["batch"].box.children[1:])
+
+        self.start_from = w.Dropdown(options=[(KIND_LABELS[k], k) for k in KINDS], description="Start from",
+                                     layout=w.Layout(width="420px"))
+        self.weights_path = w.Text(description=".pt file", placeholder="/path/to/best.pt",
+                                   layout=w.Layout(width="600px", display="none"))
+        self.weights_job = w.Dropdown(description="Job", layout=w.Layout(width="600px", display="none"))
+        self.weights_progress = w.FloatProgress(min=0, max=1, description="Download",
+                                                layout=w.Layout(width="420px", display="none"))
+        self.weights_note = w.HTML()
+        for widget, css in ((self.start_from, "amc-start-from"), (self.weights_path, "amc-weights-path"),
+                            (self.weights_job, "amc-weights-job"), (self.weights_note, "amc-weights-note")):
+            widget.style.description_width = "130px"
+            widget.add_class(css)
 
         self.preset = w.Dropdown(options=params.presets(), description="Preset")
         self.preset.style.description_width = "130px"
@@ -94,6 +110,8 @@ class TrainView:
         self.widget = w.VBox([
             panel("Dataset and run", self.dataset, w.GridBox(
                 [f.box for f in run_fields], layout=w.Layout(grid_template_columns="repeat(2, 480px)"))),
+            panel("Start from", self.start_from, self.weights_path, self.weights_job, self.weights_progress,
+                  self.weights_note),
             panel("Hyperparameters", w.HBox([self.preset, self.reset_button]), self.editor,
                   w.HBox([self.preset_path, self.preset_overwrite]), w.HBox([self.save_button, self.load_button]),
                   self.preset_status),
@@ -112,6 +130,15 @@ class TrainView:
             w.link((params, "max_hours"), (self.hours, "value")),
             w.dlink((params, "local"), (self.spot, "disabled")),
             w.dlink((params, "local"), (self.hours, "disabled")),
+            w.link((weights, "kind"), (self.start_from, "value")),
+            w.link((weights, "path"), (self.weights_path, "value")),
+            w.dlink((weights, "jobs"), (self.weights_job, "options")),
+            w.link((weights, "job"), (self.weights_job, "value")),
+            w.dlink((weights.download, "fraction"), (self.weights_progress, "value")),
+            w.dlink((weights.download, "running"), (self.weights_progress.layout, "display"),
+                    lambda running: "" if running else "none"),
+            w.dlink((weights, "kind"), (self.weights_path.layout, "display"), lambda k: "" if k == FILE else "none"),
+            w.dlink((weights, "kind"), (self.weights_job.layout, "display"), lambda k: "" if k == JOB else "none"),
         ]
         for key, field in self.fields.items():
             self.links.append(w.dlink((params, "raw"), (field.input, "value"),
@@ -127,6 +154,7 @@ class TrainView:
         self.load_button.on_click(guarded(self.preset_status)(self._on_load))
         self.start_button.on_click(guarded(self.start_status)(self._on_start))
         datasets.observe(self._show_datasets, "datasets")
+        weights.observe(self._on_start_from, "kind")
         self._show_errors()
         self._show_instance_choices()
         self.show_cost()
@@ -187,6 +215,11 @@ class TrainView:
         if change["new"] is not None and change["new"] != self.params.instance_type:  # None: being refilled
             self.params.instance_type = change["new"]
 
+    def _on_start_from(self, change: dict) -> None:
+        self.weights_note.value = ""  # it described the last start, not this choice
+        if change["new"] == JOB:  # the jobs finished since the list was made
+            guarded(self.weights_note)(self.weights.refresh)(str(self.params.value("model")))
+
     def _on_save(self, _button: w.Button) -> None:
         path = self.params.save(self.preset_path.value, overwrite=self.preset_overwrite.value)
         self.preset_status.value = message("ok", f"Saved {path}")
@@ -201,6 +234,9 @@ class TrainView:
         except HyperparameterError as exc:
             self.start_status.value = message("error", "Fix the marked fields: " + user_message(exc))
             return
+        self.start_status.value = message("info", "Checking the weights to start from...")
+        spec.hyperparameters.update(self.weights.prepare(spec.hyperparameters["model"], spec.dataset))
+        self.weights_note.value = message("info", self.weights.note)
         self.start_status.value = message("info", "Starting...")
         self.on_start(spec)
         self.start_status.value = ""
