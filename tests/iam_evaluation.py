@@ -134,6 +134,15 @@ def _job_action(action: str) -> Callable[[dict, World], list[Authorization]]:
     return authorize
 
 
+def _search(p: dict, w: World) -> list[Authorization]:
+    """Search supports no resource type ("*" only); what limits it is a visibility condition per
+    ``VisibilityConditions`` entry, ``sagemaker:SearchVisibilityCondition/Tags.<key>/EqualsIfExists``
+    as SageMaker's documented example policy names it (a tag that exists must equal the value)."""
+    return [Authorization("sagemaker:Search", "*", {
+        f"sagemaker:SearchVisibilityCondition/{c['Key']}/EqualsIfExists": c["Value"]
+        for c in p.get("VisibilityConditions", [])})]
+
+
 def _stream_action(action: str) -> Callable[[dict, World], list[Authorization]]:
     return lambda p, w: [Authorization(action, w.log_stream(p["logGroupName"], p["logStreamName"]))]
 
@@ -157,6 +166,7 @@ REQUESTS: dict[tuple[str, str], Callable[[dict, World], list[Authorization]]] = 
     ("sagemaker", "CreateTrainingJob"): _create_training_job,
     ("sagemaker", "DescribeTrainingJob"): _job_action("sagemaker:DescribeTrainingJob"),
     ("sagemaker", "StopTrainingJob"): _job_action("sagemaker:StopTrainingJob"),
+    ("sagemaker", "Search"): _search,
     # CloudWatch Logs
     ("logs", "DescribeLogStreams"): lambda p, w: [Authorization("logs:DescribeLogStreams",
                                                                 w.log_group(p["logGroupName"]))],
@@ -168,7 +178,13 @@ REQUESTS: dict[tuple[str, str], Callable[[dict, World], list[Authorization]]] = 
     # IAM and Service Quotas
     ("iam", "ListRoles"): lambda p, w: [Authorization("iam:ListRoles", "*")],
     ("iam", "ListRoleTags"): lambda p, w: [Authorization("iam:ListRoleTags", w.role(p["RoleName"]))],
+    # ListServiceQuotas supports Resource "*" only; GetServiceQuota names the quota
     ("service-quotas", "ListServiceQuotas"): lambda p, w: [Authorization("servicequotas:ListServiceQuotas", "*")],
+    # the Price List supports Resource "*" only
+    ("pricing", "GetProducts"): lambda p, w: [Authorization("pricing:GetProducts", "*")],
+    ("service-quotas", "GetServiceQuota"): lambda p, w: [Authorization(
+        "servicequotas:GetServiceQuota",
+        f"arn:{w.partition}:servicequotas:{w.region}:{w.account}:{p['ServiceCode']}/{p['QuotaCode']}")],
 }
 
 
@@ -212,7 +228,8 @@ class Recorder:
         client.meta.events.register("after-call", answered)
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
-        """A request answered by a test double instead of botocore (Service Quotas, which moto lacks)."""
+        """A request answered by a test double instead of botocore (Service Quotas and the Price List,
+        which moto lacks)."""
         with self._lock:
             self.calls.append(Call(service, operation, dict(params), 200, self._actor()))
 

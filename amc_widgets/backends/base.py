@@ -13,6 +13,7 @@ import pandas as pd
 
 from amc_widgets.core.jobs import JobDescription, JobSpec
 from amc_widgets.core.onnx_model import OnnxDetector
+from amc_widgets.core.prices import Price
 from amc_widgets.core.storage import extract_tar_gz
 
 # progress(done, total) in bytes; total may be 0 when unknown
@@ -134,3 +135,10 @@ class ChecksQuotas(Protocol):
     """The account's limits can be checked before a launch they would refuse."""
 
     def check_quota(self, instance_type: str, count: int, spot: bool) -> None: ...
+
+
+@runtime_checkable
+class PricesInstances(Protocol):
+    """Instance prices of the region the backend trains in (labelled when only an estimate)."""
+
+    def instance_price(self, instance_type: str) -> Price: ...
