@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
-from amc_widgets.backends.base import TailsLogs
+from amc_widgets.backends.base import PricesInstances, TailsLogs
 from amc_widgets.core.dataset_check import check_dataset
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.errors import is_expected, user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
+from amc_widgets.core.instances import estimate_cost
 from amc_widgets.core.jobs import COMPLETED, JobSpec
 from amc_widgets.core.text import human_bytes, human_duration
 
@@ -136,9 +137,13 @@ def cmd_train(args) -> int:
     backend = _backend(args)
     spec = JobSpec(dataset=args.dataset, hyperparameters=training_hyperparameters(args),
                    instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
-                   name=args.name)
+                   max_runtime_hours=args.max_hours, max_wait_hours=args.max_wait_hours, name=args.name)
     job = backend.start_job(spec)
     print(f"Started training job {job.name}")
+    if isinstance(backend, PricesInstances):
+        cost = estimate_cost(spec.instance_type, spec.instance_count, spec.max_runtime_hours, spot=spec.spot,
+                             price=backend.instance_price(spec.instance_type))
+        print(f"Cost at most: {cost.describe()}")
     if not args.wait:
         print(f"Follow it with: amc logs {job.name} --follow")
         return EXIT_OK
@@ -330,6 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--instance-type", default="local")
     train.add_argument("--instance-count", type=int, default=1)
     train.add_argument("--spot", action="store_true")
+    train.add_argument("--max-hours", type=float, default=48.0,
+                       help="stop the job after this many hours of running (default 48, at most 672)")
+    train.add_argument("--max-wait-hours", type=float,
+                       help="with --spot: hours the job may take in all, waiting for capacity and restarts "
+                            "included (default twice --max-hours, at most 672)")
     train.add_argument("--name", help="job name (default: generated, unique)")
     train.add_argument("--wait", action="store_true", help="stream the log; exit with the job's outcome")
     train.set_defaults(run=cmd_train)

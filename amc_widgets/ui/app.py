@@ -8,6 +8,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from amc_widgets.backends.base import PricesInstances
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.ui.models.connection import ConnectionModel
 from amc_widgets.ui.models.dataset import DatasetModel
@@ -81,6 +82,8 @@ class Dashboard:
         """Connected, closed or replaced: the cards of the old backend go, the new one's come."""
         self.jobs_view.clear()
         if self.connection.connected:
+            backend = self.connection.require_backend()
+            self.params.price_of = backend.instance_price if isinstance(backend, PricesInstances) else None
             self.params.set_local(self.connection.is_local)
             self.datasets.refresh()
             self.jobs_view.restore()
