@@ -99,3 +99,10 @@ def test_the_price_list_is_asked_in_its_own_region():
     assert client("sagemaker").meta.region_name == "eu-central-1"
     china = AwsCredentials(access_key_id="a", secret_access_key="b", region="cn-north-1").client_factory()
     assert china("pricing").meta.region_name == "cn-northwest-1"
+
+
+def test_a_home_that_cannot_be_written_still_gets_the_price(pricing, tmp_path, clock):
+    (tmp_path / "home").write_text("a file where the folder would be")
+    price = RegionPrices(pricing, "eu-central-1", PriceCache(tmp_path / "home" / "prices.json", clock=clock)).price(
+        "ml.g4dn.xlarge")
+    assert (price.per_hour, price.is_estimate) == (0.9, False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from amc_widgets.backends.aws_session import AWS_ERRORS
-from amc_widgets.core.prices import Price, PriceCache, built_in_price, on_demand_hourly_usd
+from amc_widgets.core.prices import PRICE_LIST, Price, PriceCache, built_in_price, on_demand_hourly_usd
 
 SERVICE_CODE = "AmazonSageMaker"
 MAX_PAGES = 5  # one instance type in one region is a product or two
@@ -29,7 +29,10 @@ class RegionPrices:
             return stored
         usd = None if self._unreachable or instance_type in self._not_listed else self._read(instance_type)
         if usd is not None:
-            return self.cache.put(self.region, instance_type, usd)
+            try:
+                return self.cache.put(self.region, instance_type, usd)
+            except OSError:  # a read-only or full home: the price holds for now, unkept
+                return Price(instance_type, usd, self.region, PRICE_LIST, self.cache.clock())
         if not self._unreachable:
             self._not_listed.add(instance_type)
         return stored or built_in_price(instance_type, self.region)
