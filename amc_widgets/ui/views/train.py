@@ -72,7 +72,7 @@ class TrainView:
         self.load_button = button("Load preset", icon="folder-open", css="amc-load-preset")
         self.preset_status = w.HTML()
 
-        self.instance = w.Dropdown(description="Instance", layout=w.Layout(width="600px"))
+        self.instance = w.Dropdown(description="Instance", layout=w.Layout(width="800px"))
         self.instance.style.description_width = "130px"
         self.instance.add_class("amc-instance")
         self.count = w.BoundedIntText(value=1, min=1, max=64, description="Instances", layout=w.Layout(width="220px"))
