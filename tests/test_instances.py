@@ -82,13 +82,15 @@ def test_cost_on_demand_and_spot():
     assert cost.on_demand == pytest.approx(4.89 * 2 * 5)
     assert cost.spot == pytest.approx(4.89 * 2 * 5 * 0.3)
     assert cost.describe() == ("about $48.90 on-demand for 5.0 h on 2 x ml.g4dn.12xlarge "
-                               "($14.67 with spot, up to 70% less)")
+                               "($14.67 with spot, up to 70% less); price: built-in us-east-1 list price of 2024, "
+                               "an estimate")
 
 
 def test_cost_without_spot_and_with_another_discount():
     plain = estimate_cost("ml.g4dn.xlarge", 1, 24)
     assert plain.spot is None
-    assert plain.describe() == "about $17.66 on-demand for 24.0 h on 1 x ml.g4dn.xlarge"
+    assert plain.describe() == ("about $17.66 on-demand for 24.0 h on 1 x ml.g4dn.xlarge; "
+                                "price: built-in us-east-1 list price of 2024, an estimate")
     assert estimate_cost("ml.g4dn.xlarge", 1, 24, spot=True, spot_discount=0.5).spot == pytest.approx(0.736 * 12)
 
 
