@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
-from amc_widgets.backends.base import DeploysModels, TailsLogs, download_or_reuse
+from amc_widgets.backends.base import DeploysModels, PricesInstances, TailsLogs, download_or_reuse
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_import import check_prepared, failed_report, prepare_dataset
 from amc_widgets.core.dataset_preview import PER_CLASS, DatasetPictures
@@ -26,6 +26,7 @@ from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.endpoints import FAILED, EndpointSpec, wait_until_settled
 from amc_widgets.core.errors import AmcError, is_expected, user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
+from amc_widgets.core.instances import estimate_cost
 from amc_widgets.core.jobs import COMPLETED, JobSpec
 from amc_widgets.core.text import human_bytes, human_duration
 from amc_widgets.core.weights import SCRATCH, WeightsChoice, coco_asset, default_choice, workspace_cache
@@ -195,9 +196,13 @@ def cmd_train(args) -> int:
     hyperparameters.update(start_weights(args, backend, hyperparameters))
     spec = JobSpec(dataset=args.dataset, hyperparameters=hyperparameters,
                    instance_type=args.instance_type, instance_count=args.instance_count, spot=args.spot,
-                   name=args.name)
+                   max_runtime_hours=args.max_hours, max_wait_hours=args.max_wait_hours, name=args.name)
     job = backend.start_job(spec)
     print(f"Started training job {job.name}")
+    if isinstance(backend, PricesInstances):
+        cost = estimate_cost(spec.instance_type, spec.instance_count, spec.max_runtime_hours, spot=spec.spot,
+                             price=backend.instance_price(spec.instance_type))
+        print(f"Cost at most: {cost.describe()}")
     if not args.wait:
         print(f"Follow it with: amc logs {job.name} --follow")
         return EXIT_OK
@@ -507,6 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--instance-type", default="local")
     train.add_argument("--instance-count", type=int, default=1)
     train.add_argument("--spot", action="store_true")
+    train.add_argument("--max-hours", type=float, default=48.0,
+                       help="stop the job after this many hours of running (default 48, at most 672)")
+    train.add_argument("--max-wait-hours", type=float,
+                       help="with --spot: hours the job may take in all, waiting for capacity and restarts "
+                            "included (default twice --max-hours, at most 672)")
     train.add_argument("--name", help="job name (default: generated, unique)")
     train.add_argument("--wait", action="store_true", help="stream the log; exit with the job's outcome")
     train.set_defaults(run=cmd_train)

@@ -224,6 +224,13 @@ def _alarms(actions: tuple[str, ...]):
         alarm = f"arn:{w.partition}:cloudwatch:{w.region}:{w.account}:alarm:TargetTracking-{p['ResourceId']}-AlarmHigh"
         return [Authorization(f"cloudwatch:{action}", alarm) for action in actions]
     return extra
+def _search(p: dict, w: World) -> list[Authorization]:
+    """Search supports no resource type ("*" only); what limits it is a visibility condition per
+    ``VisibilityConditions`` entry, ``sagemaker:SearchVisibilityCondition/Tags.<key>/EqualsIfExists``
+    as SageMaker's documented example policy names it (a tag that exists must equal the value)."""
+    return [Authorization("sagemaker:Search", "*", {
+        f"sagemaker:SearchVisibilityCondition/{c['Key']}/EqualsIfExists": c["Value"]
+        for c in p.get("VisibilityConditions", [])})]
 
 
 def _stream_action(action: str) -> Callable[[dict, World], list[Authorization]]:
@@ -265,6 +272,7 @@ REQUESTS: dict[tuple[str, str], Callable[[dict, World], list[Authorization]]] = 
         "PutScalingPolicy", _alarms(("PutMetricAlarm", "DescribeAlarms"))),
     ("application-autoscaling", "DeregisterScalableTarget"): _scaling(
         "DeregisterScalableTarget", _alarms(("DeleteAlarms",))),
+    ("sagemaker", "Search"): _search,
     # CloudWatch Logs
     ("logs", "DescribeLogStreams"): lambda p, w: [Authorization("logs:DescribeLogStreams",
                                                                 w.log_group(p["logGroupName"]))],
@@ -276,7 +284,13 @@ REQUESTS: dict[tuple[str, str], Callable[[dict, World], list[Authorization]]] = 
     # IAM and Service Quotas
     ("iam", "ListRoles"): lambda p, w: [Authorization("iam:ListRoles", "*")],
     ("iam", "ListRoleTags"): lambda p, w: [Authorization("iam:ListRoleTags", w.role(p["RoleName"]))],
+    # ListServiceQuotas supports Resource "*" only; GetServiceQuota names the quota
     ("service-quotas", "ListServiceQuotas"): lambda p, w: [Authorization("servicequotas:ListServiceQuotas", "*")],
+    # the Price List supports Resource "*" only
+    ("pricing", "GetProducts"): lambda p, w: [Authorization("pricing:GetProducts", "*")],
+    ("service-quotas", "GetServiceQuota"): lambda p, w: [Authorization(
+        "servicequotas:GetServiceQuota",
+        f"arn:{w.partition}:servicequotas:{w.region}:{w.account}:{p['ServiceCode']}/{p['QuotaCode']}")],
 }
 
 
@@ -320,7 +334,8 @@ class Recorder:
         client.meta.events.register("after-call", answered)
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
-        """A request answered by a test double instead of botocore (Service Quotas, which moto lacks)."""
+        """A request answered by a test double instead of botocore (Service Quotas and the Price List,
+        which moto lacks)."""
         with self._lock:
             self.calls.append(Call(service, operation, dict(params), 200, self._actor()))
 

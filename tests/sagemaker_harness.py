@@ -21,10 +21,19 @@ SageMaker, an image that is not registered (as an image missing from ECR), and v
 API's documented limits; a channel whose S3 prefix holds no object fails the job.  It also
 reports what the product did rather than what it decided itself: every CreateTrainingJob request
 as it went over the wire (``requests``), the container's exit code per attempt (``exit_codes``).
+
+Account scale: :meth:`SageMakerEmulator.add_history` fills the account with many finished or running
+jobs of several users (straight into moto's state, not run), and the emulator plays SageMaker Search
+(moto's ignores MaxResults, NextToken, VisibilityConditions and most operators) as the service model
+documents it: at most 100 results a page, an opaque NextToken, tag and nested-property filters,
+``In`` over comma-separated values, unknown properties refused.  :class:`FakeServiceQuotas` pages
+ListServiceQuotas and answers GetServiceQuota by quota code; :class:`FakePricing` answers Price List
+GetProducts in AWS's shape (each PriceList entry a JSON string).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -271,12 +280,62 @@ JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # CreateTrainingJob's documented limits (SageMaker API reference)
 MAX_HYPERPARAMETERS, MAX_HYPERPARAMETER_KEY, MAX_HYPERPARAMETER_VALUE = 100, 256, 2500
 MAX_TAGS, MAX_INSTANCE_COUNT = 50, 20
+MAX_RUNTIME_SECONDS = 28 * 24 * 3600
 
 
 def validation_error(message: str) -> ClientError:
     """The error SageMaker answers a request it refuses with."""
     return ClientError({"Error": {"Code": "ValidationException", "Message": message},
                         "ResponseMetadata": {"HTTPStatusCode": 400}}, "CreateTrainingJob")
+
+
+def search_error(message: str) -> ClientError:
+    return ClientError({"Error": {"Code": "ValidationException", "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": 400}}, "Search")
+
+
+TRAINING_JOB_PROPERTIES = {"TrainingJobName", "TrainingJobArn", "TrainingJobStatus", "SecondaryStatus",
+                           "CreationTime", "LastModifiedTime", "TrainingStartTime", "TrainingEndTime",
+                           "ResourceConfig", "EnableManagedSpotTraining", "RoleArn", "OutputDataConfig",
+                           "AlgorithmSpecification", "HyperParameters", "StoppingCondition", "FailureReason"}
+
+
+def _property(job: dict, name: str):
+    """The value a Search filter names: ``Tags.<key>``, a top-level property or a nested one."""
+    if name.startswith("Tags."):
+        return next((t["Value"] for t in job.get("Tags", []) if t["Key"] == name[5:]), None)
+    head, *rest = name.split(".")
+    if head not in TRAINING_JOB_PROPERTIES:
+        raise search_error(f"Unknown property name: {name}")
+    value = job.get(head)
+    for part in rest:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _matches(job: dict, condition: dict) -> bool:
+    value, wanted = _property(job, condition["Name"]), condition.get("Value")
+    operator = condition.get("Operator", "Equals")
+    text = str(value).lower() if isinstance(value, bool) else (None if value is None else str(value))
+    if operator == "Equals":
+        return text == wanted
+    if operator == "NotEquals":
+        return text != wanted
+    if operator == "In":
+        return text in wanted.split(",")
+    if operator == "Exists":
+        return value is not None
+    if operator == "NotExists":
+        return value is None
+    if operator == "Contains":
+        return text is not None and wanted in text
+    raise search_error(f"The harness does not play the {operator} operator")
+
+
+def _visible(job: dict, condition: dict) -> bool:
+    """VisibilityConditions: a job carrying the tag must have that value; one without it is kept."""
+    value = _property(job, condition["Key"])
+    return value is None or value == condition["Value"]
 
 
 class SageMakerEmulator:
@@ -302,6 +361,8 @@ class SageMakerEmulator:
         self.host_delay = 1.0
         self.host_delays: dict[str, float | None] = {}
         self.container_env: dict[str, dict[str, str]] = {}  # job -> extra environment of its containers
+        self.fail_before_start: dict[str, str] = {}  # job -> reason it fails while Starting (no capacity, ...)
+        self.history: set[str] = set()  # seeded jobs: in moto's state, never run
         self.threads: dict[str, threading.Thread] = {}
         self._claimed: set[str] = set()
         self._pending: set[str] = set()
@@ -310,6 +371,7 @@ class SageMakerEmulator:
         self._watcher = threading.Thread(target=self._watch, daemon=True)
         self._thread_job = threading.local()
         self.logs_dropped = 0
+        self.search_requests: list[dict] = []  # every Search the product made, as sent
 
     # --- plumbing -----------------------------------------------------------------------------
     def start(self) -> SageMakerEmulator:
@@ -345,6 +407,9 @@ class SageMakerEmulator:
             return ok_response()
 
         sagemaker_client.meta.events.register("before-call.sagemaker.StopTrainingJob", stop)
+        sagemaker_client.meta.events.register("before-call.sagemaker.Search",
+                                              lambda params, **_: (ok_response()[0], self.search(
+                                                  json.loads(params["body"]))))
 
     def _receive(self, params, **_) -> None:
         """before-call: ``params['body']`` is the request exactly as it goes over the wire."""
@@ -375,6 +440,17 @@ class SageMakerEmulator:
             raise validation_error(f"At most {MAX_TAGS} tags")
         if not 1 <= body["ResourceConfig"]["InstanceCount"] <= MAX_INSTANCE_COUNT:
             raise validation_error(f"InstanceCount must be 1..{MAX_INSTANCE_COUNT}")
+        stopping = body.get("StoppingCondition", {})
+        runtime, wait = stopping.get("MaxRuntimeInSeconds", 86400), stopping.get("MaxWaitTimeInSeconds")
+        if not 1 <= runtime <= MAX_RUNTIME_SECONDS:
+            raise validation_error(f"MaxRuntimeInSeconds must be 1..{MAX_RUNTIME_SECONDS} (28 days)")
+        if wait is not None and (not body.get("EnableManagedSpotTraining") or wait < runtime):
+            raise validation_error("MaxWaitTimeInSeconds is for managed spot training, and must be equal to or "
+                                   "greater than MaxRuntimeInSeconds")
+        if body.get("EnableManagedSpotTraining") and wait is None:
+            raise validation_error("Managed spot training needs MaxWaitTimeInSeconds")
+        if body["ResourceConfig"].get("VolumeSizeInGB", 1) < 1:
+            raise validation_error("VolumeSizeInGB must be at least 1")
         for channel in body.get("InputDataConfig", []):
             if not channel["DataSource"]["S3DataSource"]["S3Uri"].startswith("s3://"):
                 raise validation_error("S3Uri must start with s3://")
@@ -404,7 +480,8 @@ class SageMakerEmulator:
 
     def _claim(self, name: str) -> None:
         with self._lock:
-            if name in self.threads or name not in sagemaker_backends[ACCOUNT][REGION].training_jobs:
+            if name in self.threads or name in self.history or (
+                    name not in sagemaker_backends[ACCOUNT][REGION].training_jobs):
                 return
             self._set(name, "InProgress", "Starting", "Preparing the instances for training")
             thread = threading.Thread(target=self._run, args=(name,), daemon=True)
@@ -513,9 +590,8 @@ class SageMakerEmulator:
         self._thread_job.name = name
         try:
             self._run_attempts(name)
-        except ChannelError as exc:
-            self._set(name, "Failed", "Failed", "Training job failed", failure_reason=str(exc),
-                      training_end_time=_now())
+        except ChannelError as exc:  # before training: SageMaker gives no TrainingStartTime or TrainingEndTime
+            self._set(name, "Failed", "Failed", "Training job failed", failure_reason=str(exc))
         except Exception as exc:  # a harness fault must end the job, not hang the test
             self._set(name, "Failed", "Failed", "Harness error", failure_reason=f"harness: {exc!r}")
             raise
@@ -525,6 +601,8 @@ class SageMakerEmulator:
         hosts = [f"algo-{i}" for i in range(1, job["ResourceConfig"]["InstanceCount"] + 1)]
         started = time.time()
         attempt = 0
+        if name in self.fail_before_start:
+            raise ChannelError(self.fail_before_start[name])
         while True:
             attempt += 1
             self._set(name, "InProgress", "Downloading", "Downloading input data")
@@ -621,31 +699,167 @@ class SageMakerEmulator:
         self._job(name).secondary_status_transitions[-1]["EndTime"] = _now()
 
 
+    # --- account scale ------------------------------------------------------------------------
+    def add_history(self, name: str, owner: str, output_path: str, status: str = "Completed",
+                    instance_type: str = "ml.m5.large", count: int = 1, spot: bool = False,
+                    created: datetime | None = None) -> None:
+        """One job of an account's history, straight into moto's state (fast; never run): tagged with
+        ``owner`` as AMC tags jobs, in any status (``Stopping`` included)."""
+        created = created or _now()
+        job = sagemaker_backends[ACCOUNT][REGION].create_training_job(
+            training_job_name=name, hyper_parameters={}, role_arn=f"arn:aws:iam::{ACCOUNT}:role/amc/history",
+            algorithm_specification={"TrainingImage": "history", "TrainingInputMode": "File"},
+            input_data_config=[{"ChannelName": "training", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"{output_path}history/"}}}],
+            output_data_config={"S3OutputPath": output_path},
+            resource_config={"InstanceType": instance_type, "InstanceCount": count, "VolumeSizeInGB": 50},
+            vpc_config=None, stopping_condition={"MaxRuntimeInSeconds": 3600},
+            tags=[{"Key": "amc_user", "Value": owner}], enable_network_isolation=False,
+            enable_inter_container_traffic_encryption=False, enable_managed_spot_training=spot,
+            checkpoint_config=None, debug_hook_config=None, debug_rule_configurations=None,
+            tensor_board_output_config=None, experiment_config=None)
+        self.history.add(name)
+        job.creation_time = job.last_modified_time = job.training_start_time = created
+        job.training_job_status = job.secondary_status = status
+        job.training_end_time = created if status in ("Completed", "Failed", "Stopped") else None
+
+    def search(self, body: dict) -> dict:
+        """SageMaker Search over moto's training jobs, as the service model documents it (strict where
+        moto is lenient: MaxResults 1-100, default 10; NextToken; VisibilityConditions; ``In``)."""
+        if body.get("Resource") != "TrainingJob":
+            raise search_error(f"Resource {body.get('Resource')!r}: this harness plays TrainingJob only")
+        page = body.get("MaxResults", 10)
+        if not 1 <= page <= 100:
+            raise search_error(f"Value '{page}' at 'maxResults' failed to satisfy constraint: "
+                               "Member must have value less than or equal to 100")
+        filters = body.get("SearchExpression", {}).get("Filters", [])
+        if not filters and not body.get("SearchExpression", {}).get("SubExpressions"):
+            raise search_error("A SearchExpression needs at least one filter")
+        jobs = [job.response_object for job in sagemaker_backends[ACCOUNT][REGION].training_jobs.values()]
+        jobs = [job for job in jobs if all(_matches(job, f) for f in filters)
+                and all(_visible(job, c) for c in body.get("VisibilityConditions", []))]
+        sort_by = body.get("SortBy", "LastModifiedTime")
+        if sort_by not in ("LastModifiedTime", "CreationTime", "TrainingJobName", "TrainingJobStatus"):
+            raise search_error(f"Cannot sort by {sort_by!r}")
+        jobs.sort(key=lambda job: (job.get(sort_by) is None, job.get(sort_by)),
+                  reverse=body.get("SortOrder", "Descending") == "Descending")
+        start = 0
+        if body.get("NextToken"):
+            try:
+                start = int(body["NextToken"].removeprefix("search-offset-"))
+            except ValueError:
+                raise search_error("Invalid NextToken") from None
+        self.search_requests.append(body)
+        found = jobs[start:start + page]
+        answer: dict = {"Results": [{"TrainingJob": job} for job in found]}
+        if start + page < len(jobs):
+            answer["NextToken"] = f"search-offset-{start + page}"
+        return answer
+
+
 class ChannelError(RuntimeError):
     """An input channel SageMaker could not download: the job fails with this reason."""
 
 
 class FakeServiceQuotas:
-    """Service Quotas for SageMaker, which moto lacks: set values per quota name.  ``on_request``
-    (operation, parameters) hears each request, as botocore's event hooks would."""
+    """Service Quotas for SageMaker, which moto lacks: set values per quota name (each gets a stable
+    code, ``L-...``, as AWS gives every quota one).  ListServiceQuotas pages as AWS does (MaxResults
+    1-100, NextToken; ``other_quotas`` more quotas around ours, as a real account has hundreds);
+    GetServiceQuota answers by code.  ``on_request`` (operation, parameters) hears each request, as
+    botocore's event hooks would; ``calls`` counts them by operation."""
 
-    def __init__(self, values: dict[str, float], on_request=None):
+    def __init__(self, values: dict[str, float], on_request=None, other_quotas: int = 250):
         self.values, self.on_request = values, on_request
+        self.other_quotas = other_quotas
+        self.calls: dict[str, int] = {}
 
-    def get_paginator(self, operation: str):
-        assert operation == "list_service_quotas"
-        quotas = [{"QuotaName": name, "Value": value} for name, value in self.values.items()]
+    @staticmethod
+    def code(name: str) -> str:
+        return "L-" + hashlib.sha256(name.encode()).hexdigest()[:8].upper()
 
-        def paginate(_self, **params):
-            if self.on_request:
-                self.on_request("ListServiceQuotas", params)
-            return iter([{"Quotas": quotas}])
+    def _heard(self, operation: str, params: dict) -> None:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        if self.on_request:
+            self.on_request(operation, params)
 
-        return type("Paginator", (), {"paginate": paginate})()
+    def _quota(self, name: str, value: float) -> dict:
+        return {"ServiceCode": "sagemaker", "QuotaName": name, "QuotaCode": self.code(name), "Value": value}
+
+    def list_service_quotas(self, **params) -> dict:
+        self._heard("ListServiceQuotas", params)
+        page = params.get("MaxResults", 100)
+        if params.get("ServiceCode") != "sagemaker" or not 1 <= page <= 100:
+            raise _quota_error("ValidationException", "ServiceCode sagemaker, MaxResults 1-100")
+        quotas = [self._quota(f"ml.other{i}.xlarge for endpoint usage", 2) for i in range(self.other_quotas)]
+        quotas[len(quotas) // 2:len(quotas) // 2] = [self._quota(n, v) for n, v in self.values.items()]
+        start = int(params.get("NextToken") or 0)
+        answer = {"Quotas": quotas[start:start + page]}
+        if start + page < len(quotas):
+            answer["NextToken"] = str(start + page)
+        return answer
+
+    def get_service_quota(self, **params) -> dict:
+        self._heard("GetServiceQuota", params)
+        for name, value in self.values.items():
+            if params.get("ServiceCode") == "sagemaker" and params.get("QuotaCode") == self.code(name):
+                return {"Quota": self._quota(name, value)}
+        raise _quota_error("NoSuchResourceException", f"No quota {params.get('QuotaCode')}")
 
 
-def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None, runtime_endpoint: str | None = None):
-    """Clients on the moto endpoint; Service Quotas from the fake; sagemaker-runtime on
+def _quota_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}},
+                       "ServiceQuotas")
+
+
+class FakePricing:
+    """The AWS Price List API (GetProducts) for SageMaker, which moto lacks: ``prices`` maps (region code,
+    instance type) to the on-demand training USD per hour.  Each product is answered in AWS's shape, one
+    JSON string per PriceList entry, beside decoys the filters must keep out (the same instance for
+    hosting, and a spot usage type).  Filters are TERM_MATCH on product attributes, MaxResults 1-100;
+    ``reachable=False`` plays a machine without network; ``on_request`` hears each request."""
+
+    def __init__(self, prices: dict[tuple[str, str], float], on_request=None):
+        self.prices, self.on_request = prices, on_request
+        self.requests: list[dict] = []
+        self.reachable = True
+
+    @staticmethod
+    def product(region: str, instance: str, component: str, usd: float, usage: str = "Train") -> str:
+        sku = f"{region}-{instance}-{component}-{usage}".upper().replace(".", "")
+        return json.dumps({
+            "product": {"productFamily": "ML Instance", "sku": sku, "attributes": {
+                "servicecode": "AmazonSageMaker", "regionCode": region, "instanceType": instance,
+                "component": component, "usagetype": f"{region.upper()[:4]}-{usage}:{instance}"}},
+            "serviceCode": "AmazonSageMaker",
+            "terms": {"OnDemand": {f"{sku}.JRTCKXETXF": {"sku": sku, "priceDimensions": {
+                f"{sku}.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": f"{usd:.10f}"},
+                                                 "description": f"${usd} per {component} hour"}}}}},
+            "publicationDate": "2026-11-01T00:00:00Z"})
+
+    def get_products(self, **params) -> dict:
+        if self.on_request:
+            self.on_request("GetProducts", params)
+        self.requests.append(params)
+        if not self.reachable:
+            from botocore.exceptions import EndpointConnectionError
+
+            raise EndpointConnectionError(endpoint_url="https://api.pricing.us-east-1.amazonaws.com")
+        if params.get("ServiceCode") != "AmazonSageMaker" or not 1 <= params.get("MaxResults", 100) <= 100:
+            raise _quota_error("ValidationException", "ServiceCode AmazonSageMaker, MaxResults 1-100")
+        products = []
+        for (region, instance), usd in self.prices.items():
+            products += [self.product(region, instance, "Training", usd),
+                         self.product(region, instance, "Hosting", usd * 1.5, "Host"),
+                         self.product(region, instance, "Training", usd * 0.3, "Spot-Train")]
+        terms = {f["Field"]: f["Value"] for f in params.get("Filters", []) if f.get("Type") == "TERM_MATCH"}
+        found = [p for p in products if all(json.loads(p)["product"]["attributes"].get(field) == value
+                                            for field, value in terms.items())]
+        return {"FormatVersion": "aws_v1", "PriceList": found}
+
+
+def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None, pricing: FakePricing | None = None,
+                        runtime_endpoint: str | None = None):
+    """Clients on the moto endpoint; Service Quotas and the Price List from the fakes; sagemaker-runtime on
     ``runtime_endpoint`` where given (the hosting emulator's router)."""
     from amc_widgets.backends.aws_session import AwsCredentials
 
@@ -661,6 +875,8 @@ def moto_client_factory(endpoint: str, quotas: FakeServiceQuotas | None = None, 
             return quotas
         if service == "sagemaker-runtime" and runtime_endpoint and service not in cache:
             cache[service] = factory(runtime_endpoint)(service)
+        if service == "pricing":  # moto has no Price List: never ask the real one from a test
+            return pricing or FakePricing({})
         if service not in cache:
             cache[service] = real(service)
         return cache[service]

@@ -504,6 +504,19 @@ def test_aws_connection_upload_and_instance_form_in_browser(pages, aws_dashboard
     count.press("Tab")
     expect(page.locator(".amc-field-batch input[type=text]")).to_have_value("128")  # 16 x 4 GPUs x 2 instances
     expect(page.locator(".amc-cost")).to_contain_text("$")
+    expect(page.locator(".amc-cost")).to_contain_text("900 GB NVMe instance storage for the 0.0 GB dataset")
+    # moto has no Price List: the built-in table's price, labelled as such
+    expect(page.locator(".amc-cost")).to_contain_text("built-in us-east-1 list price of 2024, an estimate")
+    max_wait = page.locator(".amc-max-wait input")
+    expect(max_wait).to_be_disabled()  # only spot jobs wait
+    page.get_by_text("spot (cheaper").click()
+    max_wait.fill("1")
+    max_wait.press("Tab")
+    expect(page.locator(".amc-train")).to_contain_text("max wait hours: must be at least max hours (2)")
+    shot(page, "11-aws-spot-max-wait")
+    max_wait.fill("")
+    max_wait.press("Tab")
+    expect(page.locator(".amc-train")).not_to_contain_text("max wait hours")
     shot(page, "10-aws-train-form")
     assert SECRET not in page.content()
     assert SECRET not in (dashboard.home.parent / "voila.log").read_text()

@@ -35,6 +35,7 @@ from tests.onnx_fakes import tiny_detector
 from tests.sagemaker_harness import (
     ACCOUNT,
     REGION,
+    FakePricing,
     FakeServiceQuotas,
     MotoServer,
     SageMakerEmulator,
@@ -47,10 +48,11 @@ from tests.test_serving_invocation import image_bytes
 
 BUCKET = f"sagemaker-{REGION}-{ACCOUNT}"
 FAST = {"model": "yolov5n", "imgsz": "96", "batch": "8", "workers": "0", "epochs": "3"}
-# What any AMC user may do whoever owns the thing: who am I, which roles and quotas exist, and the
+# What any AMC user may do whoever owns the thing: who am I, which roles, quotas and prices exist, and the
 # job logs (SageMaker writes every training job's log to one log group; see the README's threat model)
 SHARED = {"sts:GetCallerIdentity", "iam:ListRoles", "iam:ListRoleTags", "servicequotas:ListServiceQuotas",
-          "logs:DescribeLogStreams", "logs:GetLogEvents", "logs:StartLiveTail",
+          "servicequotas:GetServiceQuota", "pricing:GetProducts", "logs:DescribeLogStreams", "logs:GetLogEvents",
+          "logs:StartLiveTail",
           # autoscaling's alarms are named after the endpoint, and its service-linked role is the account's
           "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
           "iam:CreateServiceLinkedRole"}
@@ -62,7 +64,8 @@ EVERY_REQUEST = {  # the flow below makes each of these (and the table maps each
     ("s3", "DeleteObject"), ("s3", "DeleteObjects"), ("sagemaker", "CreateTrainingJob"),
     ("sagemaker", "DescribeTrainingJob"), ("sagemaker", "StopTrainingJob"), ("logs", "DescribeLogStreams"),
     ("logs", "GetLogEvents"), ("logs", "StartLiveTail"), ("iam", "ListRoles"), ("iam", "ListRoleTags"),
-    ("service-quotas", "ListServiceQuotas"),
+    ("service-quotas", "ListServiceQuotas"), ("service-quotas", "GetServiceQuota"), ("sagemaker", "Search"),
+    ("pricing", "GetProducts"),
     ("sagemaker", "CreateModel"), ("sagemaker", "CreateEndpointConfig"), ("sagemaker", "CreateEndpoint"),
     ("sagemaker", "DescribeEndpoint"), ("sagemaker", "DeleteEndpoint"), ("sagemaker", "DeleteEndpointConfig"),
     ("sagemaker", "DeleteModel"), ("sagemaker-runtime", "InvokeEndpoint"),
@@ -179,18 +182,24 @@ def run_flow(person: Person, emulator: SageMakerEmulator, hosting: HostingEmulat
     def record_quota(operation, params):
         recorder.record("service-quotas", operation, params)
 
+    def record_price(operation, params):
+        recorder.record("pricing", operation, params)
+
     quotas = FakeServiceQuotas({"ml.m5.large for training job usage": 20}, on_request=record_quota)
+    pricing = FakePricing({(REGION, "ml.m5.large"): 0.125}, on_request=record_price)
     factory = person.credentials.client_factory()
     runtime = AwsCredentials(person.credentials.access_key_id, person.credentials.secret_access_key,
                              person.credentials.session_token, region=REGION,
                              endpoint_url=hosting.runtime_url).client_factory()
-    client = recorder.client_factory(lambda service: quotas if service == "service-quotas" else (
+    doubles = {"service-quotas": quotas, "pricing": pricing}
+    client = recorder.client_factory(lambda service: doubles.get(service) or (
         runtime if service == "sagemaker-runtime" else factory)(service))
 
     info = describe_connection(client, REGION)
     assert (info.user_key, info.user_name, info.bucket_exists) == (person.identity.user_id, person.name, True)
     assert info.roles[0] == person.role_arn  # their own execution role first
-    backend = SageMakerBackend(client, info, info.roles[0], image_uri=FAKE_IMAGE, min_poll_seconds=0)
+    backend = SageMakerBackend(client, info, info.roles[0], image_uri=FAKE_IMAGE, min_poll_seconds=0, home=work)
+    assert backend.instance_price("ml.m5.large").per_hour == 0.125
     emulator.attach(backend.sm)
     backend.datasets.config = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20)
     folder = work / "folder"
@@ -313,7 +322,8 @@ def test_the_same_requests_by_another_user_are_denied(flows, world, policies):
             "sagemaker:AddTags", "iam:PassRole", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
             "sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint",
             "sagemaker:InvokeEndpoint", "sagemaker:DeleteEndpoint", "sagemaker:DeleteModel",
-            "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy"} <= denied
+            "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
+            "sagemaker:Search"} <= denied
 
 
 def test_each_execution_role_reaches_its_users_space_only(flows, emulator, role_calls, world, policies):

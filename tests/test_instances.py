@@ -6,8 +6,10 @@ from amc_widgets.core.instances import (
     CATALOG,
     CostEstimate,
     auto_batch,
+    check_storage,
     estimate_cost,
     get_instance,
+    training_volume_gb,
     validate_instance_count,
 )
 
@@ -80,13 +82,15 @@ def test_cost_on_demand_and_spot():
     assert cost.on_demand == pytest.approx(4.89 * 2 * 5)
     assert cost.spot == pytest.approx(4.89 * 2 * 5 * 0.3)
     assert cost.describe() == ("about $48.90 on-demand for 5.0 h on 2 x ml.g4dn.12xlarge "
-                               "($14.67 with spot, up to 70% less)")
+                               "($14.67 with spot, up to 70% less); price: built-in us-east-1 list price of 2024, "
+                               "an estimate")
 
 
 def test_cost_without_spot_and_with_another_discount():
     plain = estimate_cost("ml.g4dn.xlarge", 1, 24)
     assert plain.spot is None
-    assert plain.describe() == "about $17.66 on-demand for 24.0 h on 1 x ml.g4dn.xlarge"
+    assert plain.describe() == ("about $17.66 on-demand for 24.0 h on 1 x ml.g4dn.xlarge; "
+                                "price: built-in us-east-1 list price of 2024, an estimate")
     assert estimate_cost("ml.g4dn.xlarge", 1, 24, spot=True, spot_discount=0.5).spot == pytest.approx(0.736 * 12)
 
 
@@ -97,3 +101,18 @@ def test_cost_refuses_bad_input():
         estimate_cost("ml.g5.xlarge", 1, 0)
     with pytest.raises(ValueError, match="spot discount"):
         estimate_cost("ml.g5.xlarge", 1, 1.0, spot=True, spot_discount=1.0)
+
+
+def test_the_volume_holds_the_dataset_with_room_for_outputs():
+    assert training_volume_gb(0) == training_volume_gb(10 * 10**9) == 50  # the floor
+    assert training_volume_gb(100 * 10**9) == 130  # 100 GB x 1.2 + 10 GB for checkpoints and outputs
+    assert "130 GB volume for the 100.0 GB dataset" == check_storage("ml.p3.2xlarge", 100 * 10**9)
+
+
+def test_nvme_types_ignore_the_volume_and_must_hold_the_dataset():
+    assert CATALOG["ml.g4dn.xlarge"].nvme_gb == 125 and CATALOG["ml.m5.large"].nvme_gb == 0
+    assert "125 GB NVMe instance storage" in check_storage("ml.g4dn.xlarge", 50 * 10**9)
+    assert "does not apply" in check_storage("ml.g4dn.xlarge", 50 * 10**9)
+    with pytest.raises(ValueError, match="needs about 250 GB, more than the 125 GB of NVMe storage of ml.g4dn.xlarge"):
+        check_storage("ml.g4dn.xlarge", 200 * 10**9)
+    check_storage("ml.g5.12xlarge", 200 * 10**9)  # 3.8 TB

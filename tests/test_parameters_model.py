@@ -94,6 +94,34 @@ def test_job_spec_carries_the_form(tmp_path):
     assert decoded["epochs"] == 12 and decoded["batch"] == 16 * 4 * 2
 
 
+def test_spot_max_wait_is_a_checked_field():
+    params = ParametersModel(local=False)
+    params.set_instance("ml.g4dn.xlarge", 1, True, max_hours=2)
+    assert params.job_spec("solder").max_wait_hours is None  # empty: twice max hours, when the job is made
+    params.max_wait_text = "1"
+    assert params.errors[INSTANCE_ERROR_KEY].startswith("max wait hours: must be at least max hours (2)")
+    params.max_wait_text = "soon"
+    assert params.errors[INSTANCE_ERROR_KEY] == "max wait hours: must be a number of hours (got 'soon')"
+    with pytest.raises(ValueError, match="max wait hours"):
+        params.job_spec("solder")
+    params.max_wait_text = "6"
+    assert INSTANCE_ERROR_KEY not in params.errors and params.job_spec("solder").max_wait_hours == 6
+    params.spot = False  # only spot jobs wait: the field is left out
+    assert INSTANCE_ERROR_KEY not in params.errors and params.job_spec("solder").max_wait_hours is None
+    params.max_hours = 700
+    assert params.errors[INSTANCE_ERROR_KEY].startswith("max hours: must be more than 0 and at most 672")
+
+
+def test_the_form_says_where_the_dataset_goes():
+    params = ParametersModel(local=False)
+    params.set_instance("ml.g4dn.xlarge", 1, False)
+    assert params.storage_note(10**9) == ("Storage: 125 GB NVMe instance storage for the 1.0 GB dataset "
+                                          "(the volume size does not apply)")
+    assert "more than the 125 GB of NVMe storage" in params.storage_note(200 * 10**9)
+    params.set_instance("ml.m5.large", 1, False)
+    assert params.storage_note(200 * 10**9) == "Storage: 250 GB volume for the 200.0 GB dataset"
+
+
 def test_save_refuses_to_overwrite_and_load_round_trips(tmp_path):
     params = ParametersModel()
     params.set_value("epochs", "7")

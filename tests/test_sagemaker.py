@@ -64,9 +64,13 @@ def role_arn(moto):
     return iam.create_role(RoleName="AmcExecution", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
+# the quotas the tests change (a session learns the codes of the account's quotas once, as AWS lists them)
+GENEROUS_QUOTAS = {"ml.g4dn.xlarge for spot training job usage": 100, "ml.g4dn.xlarge for training job usage": 100}
+
+
 @pytest.fixture(scope="module")
 def quotas():
-    return FakeServiceQuotas({})
+    return FakeServiceQuotas(dict(GENEROUS_QUOTAS))
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +410,7 @@ def test_quota_counts_the_jobs_already_running(backend, emulator, quotas, small_
         with pytest.raises(QuotaError, match="0 are in use, so 3 more"):
             long.check_quota("ml.g4dn.xlarge", 3, spot=False)
     finally:
-        quotas.values.clear()
+        quotas.values.update(GENEROUS_QUOTAS)
         for job in running:
             long.stop_job(job.name)
     for job in running:
@@ -423,7 +427,7 @@ def test_quota_refuses_before_launch(backend, quotas, small_dataset):
             backend.start_job(JobSpec(dataset="quota-set", hyperparameters=FAST, instance_type="ml.g4dn.xlarge",
                                       spot=True))
     finally:
-        quotas.values.clear()
+        quotas.values.update(GENEROUS_QUOTAS)
     with pytest.raises(ValueError, match="no GPU"):
         backend.start_job(JobSpec(dataset="quota-set", hyperparameters=FAST, instance_type="ml.m5.large",
                                   instance_count=2))
@@ -617,6 +621,10 @@ def test_cli_works_against_the_sagemaker_backend(moto, role_arn, small_dataset, 
     assert bad.returncode == 1 and "no GPU" in bad.stderr and "Traceback" not in bad.stderr
     unknown = amc("train", "from-cli", "--instance-type", "ml.g4dn.xlarg")
     assert "did you mean" in unknown.stderr.lower() or "ml.g4dn.xlarge" in unknown.stderr
+    no_wait = amc("train", "from-cli", "--instance-type", "ml.m5.large", "--spot", "--max-hours", "2",
+                  "--max-wait-hours", "1")
+    assert no_wait.returncode == 1 and no_wait.stderr.startswith(
+        "amc: error: max wait hours: must be at least max hours (2)") and "Traceback" not in no_wait.stderr
 
 
 def test_iam_policy_is_scoped_to_the_users_prefix(tmp_path):

@@ -26,6 +26,8 @@ AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60,
                       max_pool_connections=32)  # as many as s3transfer runs at once
 
+PRICING_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10)
+
 ClientFactory = Callable[[str], Any]
 
 
@@ -67,10 +69,13 @@ class AwsCredentials:
 
         def client(service: str):
             endpoint = (self.s3_endpoint_url or self.endpoint_url) if service == "s3" else self.endpoint_url
-            config = RETRY_CONFIG
+            config, region = RETRY_CONFIG, self.region
             if service == "s3" and endpoint:  # S3-compatible stores and emulators want path-style URLs
                 config = config.merge(Config(s3={"addressing_style": "path"}))
-            return session.client(service, region_name=self.region, endpoint_url=endpoint, config=config)
+            if service == "pricing":  # answers in one region per partition; a price is not worth a long wait
+                region = "cn-northwest-1" if self.region.startswith("cn-") else "us-east-1"
+                config = config.merge(PRICING_CONFIG)
+            return session.client(service, region_name=region, endpoint_url=endpoint, config=config)
 
         return client
 

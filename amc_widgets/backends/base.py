@@ -15,6 +15,7 @@ from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.jobs import JobDescription, JobSpec
 from amc_widgets.core.onnx_model import OnnxDetector
+from amc_widgets.core.prices import Price
 from amc_widgets.core.storage import extract_tar_gz
 
 # progress(done, total) in bytes; total may be 0 when unknown
@@ -185,3 +186,10 @@ class DeploysModels(Protocol):
                         custom_attributes: str = "") -> Prediction: ...
 
     def delete_endpoint(self, name: str) -> None: ...
+
+
+@runtime_checkable
+class PricesInstances(Protocol):
+    """Instance prices of the region the backend trains in (labelled when only an estimate)."""
+
+    def instance_price(self, instance_type: str) -> Price: ...

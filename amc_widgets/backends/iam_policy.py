@@ -16,6 +16,10 @@ Why these keys (AWS IAM User Guide and Service Authorization Reference):
 - Jobs carry the tag ``amc_user=<key>``: CreateTrainingJob (and the AddTags SageMaker authorizes
   for tags given at creation, ``sagemaker:TaggingAction``) only with ``aws:RequestTag`` equal to the
   caller's key; Describe / Stop only with ``aws:ResourceTag`` equal to it.
+- Listing jobs is SageMaker Search, which supports no resource type ("*"): it is allowed only with the
+  visibility condition ``Tags.amc_user`` equal to the caller's key
+  (``sagemaker:SearchVisibilityCondition/Tags.amc_user/EqualsIfExists``, SageMaker's documented form),
+  so other users' AMC jobs stay out of the results (jobs without the tag, not AMC's, may show).
 - ``iam:PassRole`` only for a role under ``/amc/`` tagged ``amc_user=<key>`` (``aws:ResourceTag``),
   only to SageMaker (``iam:PassedToService``).
 - Endpoints: model, endpoint config and endpoint are created only tagged with the caller's key (a
@@ -115,10 +119,17 @@ def user_policy(bucket: str, partition: str = "aws", region: str = "*", account:
             {"Sid": "ScalingServiceRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
              "Resource": f"arn:{partition}:iam::{account}:role/{SCALING_ROLE}",
              "Condition": {"StringEquals": {"iam:AWSServiceName": SCALING_SERVICE}}},
+            {"Sid": "SearchOwnJobs", "Effect": "Allow", "Action": "sagemaker:Search", "Resource": "*",
+             "Condition": {"StringEquals": {
+                 f"sagemaker:SearchVisibilityCondition/Tags.{OWNER_TAG}/EqualsIfExists": USER_KEY_VARIABLE}}},
             {"Sid": "JobLogs", "Effect": "Allow",
              "Action": ["logs:DescribeLogStreams", "logs:GetLogEvents", "logs:StartLiveTail"],
              "Resource": _log_group_arns(partition, region, account)},
-            {"Sid": "Quotas", "Effect": "Allow", "Action": "servicequotas:ListServiceQuotas", "Resource": "*"},
+            # quota values are the account's, readable by every user; parliament's action data knows
+            # GetServiceQuota with Resource "*" only (the Service Authorization Reference: optionally a quota)
+            {"Sid": "Quotas", "Effect": "Allow",
+             "Action": ["servicequotas:ListServiceQuotas", "servicequotas:GetServiceQuota"], "Resource": "*"},
+            {"Sid": "Prices", "Effect": "Allow", "Action": "pricing:GetProducts", "Resource": "*"},
             {"Sid": "FindRoles", "Effect": "Allow", "Action": "iam:ListRoles", "Resource": "*"},
             {"Sid": "FindOwnExecutionRole", "Effect": "Allow", "Action": "iam:ListRoleTags",
              "Resource": f"arn:{partition}:iam::{account}:role{ROLE_PATH}*"},

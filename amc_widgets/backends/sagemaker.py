@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from amc_widgets.backends.aws_prices import RegionPrices
 from amc_widgets.backends.aws_session import (
     AWS_ERRORS,
     AwsConnectionError,
@@ -66,28 +67,33 @@ from amc_widgets.core.dataset_import import ready_to_store
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
-from amc_widgets.core.instances import get_instance, validate_instance_count
+from amc_widgets.core.instances import check_storage, get_instance, training_volume_gb, validate_instance_count
 from amc_widgets.core.jobs import (
-    IN_PROGRESS,
+    TERMINAL_STATUSES,
     JobDescription,
     JobNotFoundError,
     JobSpec,
     StatusTransition,
     check_job_name,
     make_job_name,
+    stopping_condition,
 )
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
+from amc_widgets.core.prices import Price, PriceCache
 from amc_widgets.core.storage import check_dataset_name, dataset_source
 from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 DEFAULT_IMAGE_ENV = "AMC_TRAINING_IMAGE"
-VOLUME_GB = 50
-MAX_RUNTIME_SECONDS = 48 * 3600
+PRICES_FILE = "prices.json"  # under $AMC_HOME: the Price List's answers, with the time each was read
 MIN_POLL_SECONDS = 10.0  # DescribeTrainingJob at most this often per running job
 APP_TAG = "amc"
 JOB_MARKER = ".amc-job.json"
 # SageMaker tag values: letters, digits, spaces and _ . : / = + - @ (the API's Tag pattern)
 TAG_VALUE_PATTERN = re.compile(r"^[\w\s.:/=+\-@]*$")
+SEARCH_PAGE = 100  # Search's MaxResults limit
+MAX_SEARCH_PAGES = 20  # a listing reads at most 2,000 jobs, the newest first
+QUOTA_PAGE, MAX_QUOTA_PAGES = 100, 50  # ListServiceQuotas, once a session, to learn the quota codes
+HOLDING_INSTANCES = "InProgress,Stopping"  # a Stopping job still holds its instances
 
 
 class QuotaError(AwsError):
@@ -105,7 +111,7 @@ class SageMakerBackend:
 
     def __init__(self, client: ClientFactory, info: ConnectionInfo, role_arn: str, image_uri: str | None = None,
                  clock: Callable[[], float] = time.time, min_poll_seconds: float = MIN_POLL_SECONDS,
-                 network_isolation: bool = True):
+                 network_isolation: bool = True, home: Path | None = None):
         self._client = client
         self.network_isolation = network_isolation  # the container needs no internet
         self.info, self.role_arn = info, role_arn
@@ -121,6 +127,9 @@ class SageMakerBackend:
         self._described: dict[str, tuple[float, JobDescription]] = {}
         self.endpoints = SageMakerEndpoints(client, self.sm, self.s3, self.user, self.bucket, role_arn, self.image_uri,
                                             self._model_data, clock)
+        self._quota_codes: dict[str, str] | None = None  # quota name -> code, learnt once a session
+        home = Path(home or os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser()
+        self.prices = RegionPrices(client("pricing"), self.region, PriceCache(home / PRICES_FILE, clock=clock))
 
     # --- connection ---------------------------------------------------------------------------
     @staticmethod
@@ -208,33 +217,73 @@ class SageMakerBackend:
         return name
 
     # --- jobs ---------------------------------------------------------------------------------
+    def instance_price(self, instance_type: str) -> Price:
+        """The training price of ``instance_type`` in this region (Price List, cached for a week)."""
+        return self.prices.price(instance_type)
+
     def check_quota(self, instance_type: str, count: int, spot: bool) -> None:
         """Refuse a launch the account's quota would reject (instead of ResourceLimitExceeded)."""
         quota_name = f"{instance_type} for {'spot ' if spot else ''}training job usage"
-        limit = None
         try:
-            pages = self._client("service-quotas").get_paginator("list_service_quotas").paginate(
-                ServiceCode="sagemaker")
-            for page in pages:
-                for quota in page.get("Quotas", []):
-                    if quota.get("QuotaName") == quota_name:
-                        limit = quota.get("Value")
+            quotas = self._client("service-quotas")
+            code = self._quota_code(quotas, quota_name)
+            if code is None:
+                return
+            limit = quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode=code)["Quota"].get("Value")
         except AWS_ERRORS:
             return  # no servicequotas permission: SageMaker itself will say no if it must
         if limit is None:
             return
-        # Only this user's running jobs can be seen (others' are theirs alone); SageMaker refuses what
-        # theirs leave no room for with ResourceLimitExceeded, reported the same way by start_job.
-        in_use = sum(job.instance_count for job in self.list_jobs()
-                     if job.status == IN_PROGRESS and job.instance_type == instance_type and job.spot == spot)
+        # Only this user's jobs can be seen (others' are theirs alone); SageMaker refuses what theirs
+        # leave no room for with ResourceLimitExceeded, reported the same way by start_job.
+        holding = self._search_jobs({"Name": "TrainingJobStatus", "Operator": "In", "Value": HOLDING_INSTANCES},
+                                    {"Name": "ResourceConfig.InstanceType", "Operator": "Equals",
+                                     "Value": instance_type})
+        in_use = sum(job.get("ResourceConfig", {}).get("InstanceCount", 1) for job in holding
+                     if bool(job.get("EnableManagedSpotTraining")) == spot)
         if in_use + count > limit:
             raise QuotaError(
                 f"Your account may run {int(limit)} x {instance_type}{' (spot)' if spot else ''} at once and "
                 f"{in_use} {'is' if in_use == 1 else 'are'} in use, so {count} more cannot start. Wait for a job "
                 f"to finish, or ask for more in Service Quotas (quota '{quota_name}', region {self.region}).")
 
-    def training_job_request(self, spec: JobSpec, name: str) -> dict[str, Any]:
-        """The CreateTrainingJob request for ``spec``."""
+    def _quota_code(self, quotas: Any, name: str) -> str | None:
+        """The code of SageMaker's quota ``name`` (codes are fixed; values are read by code)."""
+        if self._quota_codes is None:
+            codes: dict[str, str] = {}
+            request: dict[str, Any] = {"ServiceCode": "sagemaker", "MaxResults": QUOTA_PAGE}
+            for _ in range(MAX_QUOTA_PAGES):
+                page = quotas.list_service_quotas(**request)
+                codes.update({q["QuotaName"]: q["QuotaCode"] for q in page.get("Quotas", [])})
+                if not page.get("NextToken"):
+                    break
+                request["NextToken"] = page["NextToken"]
+            self._quota_codes = codes
+        return self._quota_codes.get(name)
+
+    def _search_jobs(self, *filters: dict[str, str]) -> list[dict[str, Any]]:
+        """This user's training jobs (newest first) through SageMaker Search: filtered by the owner tag,
+        which the user policy also demands as a visibility condition; at most MAX_SEARCH_PAGES pages."""
+        owner = {"Name": f"Tags.{OWNER_TAG}", "Operator": "Equals", "Value": self.user}
+        request: dict[str, Any] = {
+            "Resource": "TrainingJob", "SearchExpression": {"Filters": [owner, *filters]},
+            "VisibilityConditions": [{"Key": f"Tags.{OWNER_TAG}", "Value": self.user}],
+            "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": SEARCH_PAGE}
+        found: list[dict[str, Any]] = []
+        try:
+            for _ in range(MAX_SEARCH_PAGES):
+                page = self.sm.search(**request)
+                found += [r["TrainingJob"] for r in page.get("Results", []) if "TrainingJob" in r]
+                if not page.get("NextToken"):
+                    break
+                request["NextToken"] = page["NextToken"]
+        except ClientError as exc:
+            raise AwsConnectionError(explain_client_error(exc, "list your training jobs")) from None
+        own_output = f"s3://{self.bucket}/{self.outputs_prefix}"
+        return [job for job in found if job.get("OutputDataConfig", {}).get("S3OutputPath") == own_output]
+
+    def training_job_request(self, spec: JobSpec, name: str, dataset_bytes: int = 0) -> dict[str, Any]:
+        """The CreateTrainingJob request for ``spec`` (the volume sized for ``dataset_bytes``)."""
         dataset_uri = f"s3://{self.bucket}/{self.datasets.dataset_prefix(spec.dataset)}"
         request: dict[str, Any] = {
             "TrainingJobName": name,
@@ -246,8 +295,8 @@ class SageMakerBackend:
                 "S3DataType": "S3Prefix", "S3Uri": dataset_uri, "S3DataDistributionType": "FullyReplicated"}}}],
             "OutputDataConfig": {"S3OutputPath": f"s3://{self.bucket}/{self.outputs_prefix}"},
             "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
-                               "VolumeSizeInGB": VOLUME_GB},
-            "StoppingCondition": {"MaxRuntimeInSeconds": int(min(spec.max_runtime_hours * 3600, MAX_RUNTIME_SECONDS))},
+                               "VolumeSizeInGB": training_volume_gb(dataset_bytes)},
+            "StoppingCondition": stopping_condition(spec),
             "Tags": [{"Key": OWNER_TAG, "Value": self.user}, {"Key": f"{APP_TAG}_dataset", "Value": spec.dataset},
                      {"Key": f"{APP_TAG}_app", "Value": "amc"}],
             "EnableNetworkIsolation": self.network_isolation,
@@ -257,9 +306,7 @@ class SageMakerBackend:
                 "S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
                                  "S3Uri": f"s3://{self.bucket}/{self.weights_prefix}{spec.hyperparameters['weights']}"}}})
         if spec.spot:
-            runtime = request["StoppingCondition"]["MaxRuntimeInSeconds"]
             request["EnableManagedSpotTraining"] = True
-            request["StoppingCondition"]["MaxWaitTimeInSeconds"] = max(runtime, MAX_RUNTIME_SECONDS)
             request["CheckpointConfig"] = {"S3Uri": f"s3://{self.bucket}/{self.outputs_prefix}{name}/checkpoints/",
                                            "LocalPath": str(MLPaths(Path(DEFAULT_ML_ROOT)).checkpoints)}
         return request
@@ -268,10 +315,13 @@ class SageMakerBackend:
         params = decode_hyperparameters(spec.hyperparameters)
         instance = get_instance(spec.instance_type)
         validate_instance_count(instance, spec.instance_count)
+        stopping_condition(spec)
         manifest = self.datasets.manifest(check_dataset_name(spec.dataset))
         if manifest is None:
             raise DatasetError(f"No complete dataset named '{spec.dataset}' in s3://{self.bucket}/"
                                f"{self.datasets.prefix} (an unfinished upload resumes when run again)")
+        dataset_bytes = int(manifest.get("bytes", 0))
+        check_storage(instance, dataset_bytes)
         if not TAG_VALUE_PATTERN.match(self.user):
             raise AwsConnectionError(f"Your AWS user id '{self.user}' cannot be a SageMaker tag value (letters, digits "
                                      "and _ . : / = + - @ only; a role session name with a comma?): start a session "
@@ -287,7 +337,7 @@ class SageMakerBackend:
         self.s3.put_object(Bucket=self.bucket, Key=marker, Body=json.dumps(
             {"name": name, "dataset": spec.dataset, "created": self.clock()}).encode())
         try:
-            self.sm.create_training_job(**self.training_job_request(spec, name))
+            self.sm.create_training_job(**self.training_job_request(spec, name, dataset_bytes))
         except ClientError as exc:
             self.s3.delete_object(Bucket=self.bucket, Key=marker)
             code = exc.response.get("Error", {}).get("Code", "")
@@ -302,13 +352,6 @@ class SageMakerBackend:
         """Whether this user has a job of that name (another user's is found by SageMaker's refusal)."""
         prefix = f"{self.outputs_prefix}{name}/"
         return bool(self.s3.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=1).get("Contents"))
-
-    def _own_job_names(self) -> list[str]:
-        names = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.outputs_prefix,
-                                                                      Delimiter="/"):
-            names += [p["Prefix"][len(self.outputs_prefix):].rstrip("/") for p in page.get("CommonPrefixes", [])]
-        return names
 
     def describe_job(self, name: str) -> JobDescription:
         """DescribeTrainingJob, at most every ``min_poll_seconds`` for a running job, never again once ended."""
@@ -346,8 +389,9 @@ class SageMakerBackend:
             dataset=uri.rstrip("/").rsplit("/", 1)[-1], instance_type=resources.get("InstanceType", ""),
             instance_count=resources.get("InstanceCount", 1), hyperparameters=raw.get("HyperParameters", {}),
             created=_ts(raw.get("CreationTime")) or 0.0, started=_ts(raw.get("TrainingStartTime")),
-            ended=_ts(raw.get("TrainingEndTime")) if raw["TrainingJobStatus"] in ("Completed", "Failed", "Stopped")
-            else None,
+            # a job that failed before training has no TrainingEndTime: it ended when it last changed
+            ended=(_ts(raw.get("TrainingEndTime")) or _ts(raw.get("LastModifiedTime")))
+            if raw["TrainingJobStatus"] in TERMINAL_STATUSES else None,
             failure_reason=raw.get("FailureReason", ""), transitions=transitions,
             spot=bool(raw.get("EnableManagedSpotTraining")), billable_seconds=billable,
             final_metrics=({m["MetricName"]: float(m["Value"]) for m in raw.get("FinalMetricDataList", [])}
@@ -356,15 +400,15 @@ class SageMakerBackend:
         )
 
     def list_jobs(self) -> list[JobDescription]:
-        """This user's jobs: the job folders of their space (SageMaker's ListTrainingJobs would name
-        every user's jobs, which this user may not describe)."""
-        jobs = []
-        for name in self._own_job_names():
-            try:
-                jobs.append(self.describe_job(name))
-            except JobNotFoundError:
-                continue  # a folder whose job was never created (or not this user's)
-        return sorted(jobs, key=lambda j: j.created, reverse=True)
+        """This user's jobs: one Search by their owner tag (a page per 100 jobs), not a request per job."""
+        now, jobs = self.clock(), {}
+        for raw in self._search_jobs():
+            description = self._description(raw)
+            jobs[description.name] = description
+            self._described[description.name] = (now, description)
+        for name in set(self._described) - set(jobs):  # Search's index trails a job just created by seconds
+            jobs[name] = self.describe_job(name)
+        return sorted(jobs.values(), key=lambda j: j.created, reverse=True)
 
     def stop_job(self, name: str) -> JobDescription:
         description = self.describe_job(name)

@@ -24,6 +24,10 @@ STARTING, DOWNLOADING, TRAINING, UPLOADING = "Starting", "Downloading", "Trainin
 
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 JOB_NAME_MAX = 63
+# StoppingCondition: MaxRuntimeInSeconds is at most 28 days; MaxWaitTimeInSeconds (spot: waiting for
+# capacity plus running) at least MaxRuntimeInSeconds, and held to 28 days too (a job lives 30 at most)
+MAX_RUNTIME_HOURS = 28 * 24
+SPOT_WAIT_FACTOR = 2  # by default a spot job may spend as long again waiting for capacity and restarts
 
 
 class JobNotFoundError(AmcError, LookupError):
@@ -41,6 +45,30 @@ class JobSpec:
     spot: bool = False
     max_runtime_hours: float = 48.0
     name: str | None = None
+    max_wait_hours: float | None = None  # spot only; None: SPOT_WAIT_FACTOR x max_runtime_hours, capped
+
+
+def default_max_wait_hours(max_runtime_hours: float) -> float:
+    """How long a spot job may take in all, waits included, unless the user says: twice its run time,
+    within the API's limit."""
+    return max(max_runtime_hours, min(SPOT_WAIT_FACTOR * max_runtime_hours, MAX_RUNTIME_HOURS))
+
+
+def stopping_condition(spec: JobSpec) -> dict[str, int]:
+    """SageMaker's StoppingCondition for ``spec``; ValueError naming the field when a limit is broken."""
+    runtime = spec.max_runtime_hours
+    if not 0 < runtime <= MAX_RUNTIME_HOURS:
+        raise ValueError(f"max hours: must be more than 0 and at most {MAX_RUNTIME_HOURS} (28 days) (got {runtime:g})")
+    condition = {"MaxRuntimeInSeconds": max(1, round(runtime * 3600))}
+    if spec.spot:
+        wait = default_max_wait_hours(runtime) if spec.max_wait_hours is None else spec.max_wait_hours
+        if not runtime <= wait <= MAX_RUNTIME_HOURS:
+            raise ValueError(f"max wait hours: must be at least max hours ({runtime:g}) and at most "
+                             f"{MAX_RUNTIME_HOURS} (28 days) (got {wait:g})")
+        condition["MaxWaitTimeInSeconds"] = max(condition["MaxRuntimeInSeconds"], round(wait * 3600))
+    elif spec.max_wait_hours is not None:
+        raise ValueError("max wait hours: only spot jobs wait for capacity (tick spot, or leave it empty)")
+    return condition
 
 
 @dataclass
@@ -81,8 +109,13 @@ class JobDescription:
         return self.status in TERMINAL_STATUSES
 
     def duration(self, now: float | None = None) -> float:
-        """Seconds from creation to the end (or to ``now`` while running)."""
-        end = self.ended if self.ended is not None else (time.time() if now is None else now)
+        """Seconds from creation to the end (or to ``now`` while running).  An ended job without an end
+        time (one that failed before it started training) ends at its last status change."""
+        end = self.ended
+        if end is None and self.is_terminal:
+            end = max((t.end or t.start for t in self.transitions), default=self.created)
+        if end is None:
+            end = time.time() if now is None else now
         return max(0.0, end - self.created)
 
     @property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
+from amc_widgets.backends.base import PricesInstances
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.core.weights import workspace_cache
@@ -96,6 +97,8 @@ class Dashboard:
         self.jobs_view.clear()
         self.endpoints.clear()
         if self.connection.connected:
+            backend = self.connection.require_backend()
+            self.params.price_of = backend.instance_price if isinstance(backend, PricesInstances) else None
             self.params.set_local(self.connection.is_local)
             self.datasets.refresh()
             self.jobs_view.restore()

@@ -15,11 +15,12 @@ from amc_widgets.core.instances import (
     CostEstimate,
     InstanceType,
     auto_batch,
+    check_storage,
     estimate_cost,
     get_instance,
     validate_instance_count,
 )
-from amc_widgets.core.jobs import JobSpec
+from amc_widgets.core.jobs import JobSpec, stopping_condition
 from amc_widgets.core.parameters import TrainingParameters, preset_names, preset_values
 
 RUN_KEYS = ("model", "imgsz", "epochs", "patience", "batch", "workers", "optimizer", "device")
@@ -36,9 +37,12 @@ def editor_keys(group: str) -> list[str]:
 
 
 def instance_label(spec: InstanceType) -> str:
-    """``ml.g4dn.xlarge - 4 vCPU, 1 x T4 (16 GiB), 16 GiB RAM, $0.74/h``."""
+    """``ml.g4dn.xlarge - 4 vCPU, 1 x T4 (16 GiB), 16 GiB RAM, 125 GB NVMe, $0.74/h in us-east-1``
+    (the built-in list price; the cost line below the picker gives the connected region's)."""
     gpu = f"{spec.gpus} x {spec.gpu_name} ({spec.gpu_memory_gib} GiB)" if spec.gpus else "no GPU"
-    return f"{spec.name} - {spec.vcpus} vCPU, {gpu}, {spec.memory_gib} GiB RAM, ${spec.price_per_hour:.2f}/h"
+    nvme = f", {spec.nvme_gb} GB NVMe" if spec.nvme_gb else ""
+    return (f"{spec.name} - {spec.vcpus} vCPU, {gpu}, {spec.memory_gib} GiB RAM{nvme}, "
+            f"${spec.price_per_hour:.2f}/h in us-east-1")
 
 
 def _decode(spec: ParamSpec, raw: Any) -> Any:
@@ -58,6 +62,8 @@ class ParametersModel(tl.HasTraits):
     instance_count = tl.Int(1)
     spot = tl.Bool(False)
     max_hours = tl.Float(2.0)
+    price_of = tl.Any(None, allow_none=True, help="instance type -> Price in the connected region (None: built-in)")
+    max_wait_text = tl.Unicode("", help="spot: most hours the job may take, waits included (empty: 2 x max_hours)")
 
     def __init__(self, local: bool = True):
         super().__init__()
@@ -140,9 +146,19 @@ class ParametersModel(tl.HasTraits):
         self._check_instance()  # also when nothing changed, or when called with notifications held
         return self.errors.get(INSTANCE_ERROR_KEY)
 
-    @tl.observe("instance_type", "instance_count", "max_hours")
+    @tl.observe("instance_type", "instance_count", "max_hours", "spot", "max_wait_text")
     def _instance_changed(self, change: tl.Bunch) -> None:
         self._check_instance()
+
+    def max_wait_hours(self) -> float | None:
+        """The max wait field as hours (None: empty, or not spot); ValueError naming the field."""
+        text = self.max_wait_text.strip()
+        if not self.spot or not text:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"max wait hours: must be a number of hours (got {text!r})") from None
 
     def _check_instance(self) -> None:
         """Keep the problem with the instance choice in ``errors``; a valid one sets the auto batch."""
@@ -150,6 +166,9 @@ class ParametersModel(tl.HasTraits):
             validate_instance_count(self.instance_type, self.instance_count)
             if self.max_hours <= 0:
                 raise ValueError("The maximum run time must be more than 0 hours")
+            if self.instance_type != LOCAL_INSTANCE:  # SageMaker's limits on run and wait times
+                stopping_condition(JobSpec("", {}, spot=self.spot, max_runtime_hours=self.max_hours,
+                                           max_wait_hours=self.max_wait_hours()))
         except ValueError as exc:
             self._set_error(INSTANCE_ERROR_KEY, str(exc))
         else:
@@ -169,7 +188,15 @@ class ParametersModel(tl.HasTraits):
         """The on-demand (and spot) cost of running for ``max_hours``; None locally or when invalid."""
         if self.instance_type == LOCAL_INSTANCE or INSTANCE_ERROR_KEY in self.errors:
             return None
-        return estimate_cost(self.instance_type, self.instance_count, self.max_hours, spot=self.spot)
+        price = self.price_of(self.instance_type) if self.price_of else None
+        return estimate_cost(self.instance_type, self.instance_count, self.max_hours, spot=self.spot, price=price)
+
+    def storage_note(self, dataset_bytes: int) -> str:
+        """Where a dataset of ``dataset_bytes`` goes on the chosen SageMaker instance, or why it does not fit."""
+        try:
+            return "Storage: " + check_storage(self.instance_type, dataset_bytes)
+        except ValueError as exc:
+            return str(exc)
 
     # --- the whole form -----------------------------------------------------------------------
     def parameters(self) -> TrainingParameters:
@@ -192,7 +219,7 @@ class ParametersModel(tl.HasTraits):
             raise HyperparameterError(field_errors)
         return JobSpec(dataset=dataset, hyperparameters=self.parameters().to_sagemaker(),
                        instance_type=self.instance_type, instance_count=self.instance_count,
-                       spot=self.spot, max_runtime_hours=self.max_hours)
+                       spot=self.spot, max_runtime_hours=self.max_hours, max_wait_hours=self.max_wait_hours())
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write every parameter to a preset YAML; an existing file is kept unless ``overwrite``."""

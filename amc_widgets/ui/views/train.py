@@ -88,7 +88,7 @@ class TrainView:
         self.load_button = button("Load preset", icon="folder-open", css="amc-load-preset")
         self.preset_status = w.HTML()
 
-        self.instance = w.Dropdown(description="Instance", layout=w.Layout(width="600px"))
+        self.instance = w.Dropdown(description="Instance", layout=w.Layout(width="800px"))
         self.instance.style.description_width = "130px"
         self.instance.add_class("amc-instance")
         self.count = w.BoundedIntText(value=1, min=1, max=64, description="Instances", layout=w.Layout(width="220px"))
@@ -98,6 +98,11 @@ class TrainView:
         self.hours = w.BoundedFloatText(min=0.1, max=120, step=0.5,
                                         description="Max hours", layout=w.Layout(width="220px"))
         self.hours.style.description_width = "130px"
+        self.max_wait = w.Text(description="Max wait hours", placeholder="2 x max hours",
+                               tooltip="spot: the most hours the job may take, waiting for capacity and restarts "
+                                       "included (at least max hours; at most 672)", layout=w.Layout(width="260px"))
+        self.max_wait.style.description_width = "110px"
+        self.max_wait.add_class("amc-max-wait")
         self.instance_error = w.HTML()
         self.cost = w.HTML()
         self.cost.add_class("amc-cost")
@@ -115,8 +120,8 @@ class TrainView:
             panel("Hyperparameters", w.HBox([self.preset, self.reset_button]), self.editor,
                   w.HBox([self.preset_path, self.preset_overwrite]), w.HBox([self.save_button, self.load_button]),
                   self.preset_status),
-            panel("Instance", self.instance, w.HBox([self.count, self.hours]), self.spot, self.instance_error,
-                  self.cost),
+            panel("Instance", self.instance, w.HBox([self.count, self.hours, self.max_wait]), self.spot,
+                  self.instance_error, self.cost),
             w.HBox([self.start_button, self.start_status], layout=w.Layout(margin="8px 0")),
         ])
         self.widget.add_class("amc-train")
@@ -139,6 +144,8 @@ class TrainView:
                     lambda running: "" if running else "none"),
             w.dlink((weights, "kind"), (self.weights_path.layout, "display"), lambda k: "" if k == FILE else "none"),
             w.dlink((weights, "kind"), (self.weights_job.layout, "display"), lambda k: "" if k == JOB else "none"),
+            w.link((params, "max_wait_text"), (self.max_wait, "value")),
+            w.dlink((params, "spot"), (self.max_wait, "disabled"), lambda spot: not spot),
         ]
         for key, field in self.fields.items():
             self.links.append(w.dlink((params, "raw"), (field.input, "value"),
@@ -147,8 +154,10 @@ class TrainView:
         params.observe(self._show_errors, "errors")
         params.observe(self._show_instance_choices, "local")
         params.observe(self._show_instance, "instance_type")
-        params.observe(self.show_cost, ["local", "instance_type", "instance_count", "spot", "max_hours", "errors"])
+        params.observe(self.show_cost, ["local", "instance_type", "instance_count", "spot", "max_hours", "errors",
+                                        "price_of"])
         self.instance.observe(self._on_instance, "value")
+        self.dataset.observe(self.show_cost, "value")
         self.reset_button.on_click(lambda _b: self.params.apply_preset(self.preset.value))
         self.save_button.on_click(guarded(self.preset_status)(self._on_save))
         self.load_button.on_click(guarded(self.preset_status)(self._on_load))
@@ -202,9 +211,16 @@ class TrainView:
         if self.params.local:
             self.cost.value = message("info", "Trains on this machine: no cost. The batch is 16 images unless set.")
         elif estimate is not None:
-            self.cost.value = message("info", "Cost estimate: " + estimate.describe())
+            self.cost.value = message("info", "Cost estimate: " + estimate.describe() + self._storage())
         else:
             self.cost.value = ""
+
+    def _storage(self) -> str:
+        """Where the chosen dataset goes on the chosen instance (a volume sized for it, or NVMe storage)."""
+        info = next((d for d in self.datasets.datasets if d.name == self.dataset.value), None)
+        if info is None:
+            return ""
+        return ". " + self.params.storage_note(info.bytes)
 
     # --- widgets -> model ---------------------------------------------------------------------
     def _on_field(self, key: str, value: object) -> None:
