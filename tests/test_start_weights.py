@@ -3,7 +3,6 @@ job starts, handed to the container as its 'weights' channel."""
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -52,8 +51,11 @@ def test_coco_weights_are_stored_once_and_reach_the_job_as_its_channel(backend, 
     assert done.hyperparameters["weights_source"] == start.hyperparameters["weights_source"]
 
     (previous,) = previous_jobs(backend)
-    assert previous.name == job.name and not math.isnan(previous.map50_95)
+    assert previous.name == job.name and previous.map50_95 == backend.read_metrics(job.name)["mAP50-95"].iloc[-1]
     assert previous.label == f"{job.name} (mAP50-95 {previous.map50_95:.3f})"
+    with pytest.MonkeyPatch.context() as patch:  # the picker lists summaries: it reads no job's log
+        patch.setattr(backend, "read_metrics", lambda name: pytest.fail(f"read {name}'s log"))
+        assert previous_jobs(backend) == [previous]
     # the fake container's best.pt is no checkpoint: refused before anything is stored or started
     with pytest.raises(WeightsError, match="best.pt is not an ultralytics checkpoint"):
         prepare_weights(backend, WeightsChoice.parse(f"job:{job.name}"), "yolov5n", "solder", cache)

@@ -28,7 +28,7 @@ class PreviousJob:
     """A finished job whose best.pt can be started from."""
 
     name: str
-    map50_95: float  # best over its epochs; NaN when unknown
+    map50_95: float  # its last epoch's, from the job's summary; NaN when unknown
 
     @property
     def label(self) -> str:
@@ -37,14 +37,14 @@ class PreviousJob:
 
 
 def previous_jobs(backend) -> list[PreviousJob]:
-    """The user's completed or stopped jobs with a model, newest first, with their best mAP50-95."""
+    """The user's completed or stopped jobs with a model, newest first, with their final mAP50-95 (from
+    the summaries a listing gives: no job's log is read)."""
     with_outputs = {output.job_name for output in backend.list_outputs()}
     jobs = []
     for job in backend.list_jobs():
         if job.status in (COMPLETED, STOPPED) and job.name in with_outputs:
-            metrics = backend.read_metrics(job.name)
-            best = float(metrics["mAP50-95"].max()) if "mAP50-95" in metrics and len(metrics) else math.nan
-            jobs.append(PreviousJob(job.name, best))
+            final = job.final_metric("mAP50-95")
+            jobs.append(PreviousJob(job.name, math.nan if final is None else final))
     return jobs
 
 
