@@ -146,11 +146,12 @@ def trained_run(small_dataset, tmp_path_factory) -> ContainerRun:
 @pytest.fixture(scope="session")
 def stand_in_asset(tmp_path_factory) -> Path:
     """A COCO-shaped (80 classes) yolov5n checkpoint saved by ultralytics, untrained."""
-    from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
+    from amc_widgets.training.ultralytics_env import keep_pillow_open, prepare_offline_ultralytics
 
     prepare_offline_ultralytics()
     from ultralytics import YOLO
 
+    keep_pillow_open()  # later tests in this process check bad images
     path = tmp_path_factory.mktemp("assets") / ASSET
     YOLO("yolov5n.yaml").save(str(path))
     return path

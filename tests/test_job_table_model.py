@@ -36,6 +36,10 @@ def test_sorting_by_a_number_puts_jobs_without_one_last():
     assert table.rows[2]["map"] == "-" and table.rows[0]["map"] == "0.600"
     table.descending = False
     assert [r["name"] for r in table.rows] == ["failed", "bad", "good"]
+    many = JobTable(jobs=[job(f"j{i:02d}", i, quality=i / 100) for i in range(40)])
+    many.page = 2
+    many.sort_by = "map"  # a new order shows its top, not the third page of it
+    assert many.page == 0 and many.rows[0]["name"] == "j39"
     table.sort_by = "duration"
     assert [r["name"] for r in table.rows] == ["bad", "failed", "good"]  # same durations: by name
     table.jobs = [job("short", 1, seconds=10), job("long", 2, seconds=5000)]
@@ -52,6 +56,9 @@ def test_filter_matches_name_dataset_model_or_status_and_goes_back_to_page_one()
     assert table.matching == 1
     table.query = "pcb"
     assert table.matching == 20 and table.page_count == 2
+    table.page = 1
+    table.query = "PCB-1"  # pcb-1, pcb-10 ... pcb-19: one page, from the top
+    assert table.page == 0 and table.matching == 11
 
 
 def test_add_replaces_a_row_of_the_same_name():

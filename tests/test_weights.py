@@ -126,3 +126,16 @@ def test_check_refuses_a_model_of_another_task(tmp_path):
     YOLO("yolov8n-cls.yaml").save(str(classifier))
     with pytest.raises(WeightsError, match=r"cls.pt is not a detection model \(classify\)"):
         check_weights(classifier, "yolov5n", ["a"])
+
+
+def test_checking_weights_leaves_pillow_reporting_bad_images_as_bad_images(tmp_path):
+    """ultralytics, once imported, makes Pillow try pi-heif for an unknown image (ModuleNotFoundError
+    offline): the dashboard's process checks weights and then datasets, so Pillow's own open comes back."""
+    from PIL import Image, UnidentifiedImageError
+
+    with pytest.raises(WeightsError):
+        check_weights(tmp_path / "missing.pt", "yolov5n", ["a"])  # imports ultralytics
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(junk)

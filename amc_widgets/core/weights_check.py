@@ -45,12 +45,14 @@ def check_weights(path: Path, model: str, dataset_names: list[str] | None) -> We
     """Load ``path`` as ultralytics' safe loader does (``weights_only`` with its allow-list of model
     classes: no arbitrary pickled code runs) and check it against ``model`` (``yolov5n``...) and the
     dataset's class names (None: unknown). Raises :class:`WeightsError` saying why it cannot be used."""
-    from amc_widgets.training.ultralytics_env import prepare_offline_ultralytics
+    from amc_widgets.training.ultralytics_env import keep_pillow_open, prepare_offline_ultralytics
 
     prepare_offline_ultralytics()
     from ultralytics.nn.tasks import DetectionModel, guess_model_task, torch_safe_load
     from ultralytics.utils import LOGGER
     from ultralytics.utils.torch_utils import intersect_dicts
+
+    keep_pillow_open()  # this runs in the dashboard's and the CLI's process
 
     path = Path(path)
     if not path.is_file():

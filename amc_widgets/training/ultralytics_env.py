@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,3 +50,18 @@ def prepare_offline_ultralytics(config_dir: Path | None = None) -> Path:
         if not (settings_dir / name).exists():
             shutil.copyfile(font, settings_dir / name)
     return config_dir
+
+
+def keep_pillow_open() -> None:
+    """Put Pillow's own ``Image.open`` back, in a process that imported ultralytics but does not train.
+
+    Importing ultralytics replaces ``PIL.Image.open`` with one that, for an image Pillow cannot identify,
+    installs and loads pi-heif; offline (YOLO_AUTOINSTALL=False) that raises ModuleNotFoundError instead
+    of UnidentifiedImageError, so every later image check of the process (dataset check, results, the
+    model preview) would blame a missing module rather than the bad image. AMC reads no HEIF images.
+    """
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is not None:
+        from PIL import Image
+
+        Image.open = patches._image_open

@@ -70,6 +70,7 @@ class JobTable(tl.HasTraits):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        self.observe(self._first_page, ["query", "sort_by", "descending"])  # a new order starts at its top
         self.observe(self._refresh, ["jobs", "query", "sort_by", "descending", "page", "page_size"])
         self._refresh()
 
@@ -82,6 +83,9 @@ class JobTable(tl.HasTraits):
 
     def names(self) -> list[str]:
         return [job.name for job in self.jobs]
+
+    def _first_page(self, _change: dict) -> None:
+        self.page = 0
 
     def _matching(self) -> list[JobDescription]:
         needle = self.query.strip().lower()
