@@ -21,6 +21,7 @@ from amc_widgets.core.instances import (
 )
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.core.parameters import TrainingParameters, preset_names, preset_values
+from amc_widgets.core.time_estimate import Settings, TimeEstimate, estimate
 
 RUN_KEYS = ("model", "imgsz", "epochs", "patience", "batch", "workers", "optimizer", "device")
 EDITOR_GROUPS = ("learning", "loss", "augmentation")
@@ -58,6 +59,7 @@ class ParametersModel(tl.HasTraits):
     instance_count = tl.Int(1)
     spot = tl.Bool(False)
     max_hours = tl.Float(2.0)
+    history = tl.List(help="the backend's jobs (JobDescription), for the local time estimate")
 
     def __init__(self, local: bool = True):
         super().__init__()
@@ -170,6 +172,17 @@ class ParametersModel(tl.HasTraits):
         if self.instance_type == LOCAL_INSTANCE or INSTANCE_ERROR_KEY in self.errors:
             return None
         return estimate_cost(self.instance_type, self.instance_count, self.max_hours, spot=self.spot)
+
+    def time_estimate(self, dataset: str, files_by_dataset: dict[str, int] | None = None) -> TimeEstimate | None:
+        """How long these settings take on this machine, from ``history``; None on SageMaker, with an invalid
+        model, image size or epochs, or without a finished local job to go by."""
+        if not self.local or {"model", "imgsz", "epochs"} & set(self.errors):
+            return None
+        try:
+            settings = Settings(str(self.raw["model"]), int(self.raw["imgsz"]), int(self.raw["epochs"]), dataset)
+        except (TypeError, ValueError):
+            return None
+        return estimate(settings, self.history, files_by_dataset)
 
     # --- the whole form -----------------------------------------------------------------------
     def parameters(self) -> TrainingParameters:
