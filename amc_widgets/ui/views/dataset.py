@@ -61,8 +61,9 @@ def empty_classes_html(names: list[str]) -> str:
     """The classes without a single object, set apart from the chart (escaped)."""
     if not names:
         return ""
-    return (f'<div class="amc-empty-classes amc-msg"><b>{len(names)} class{"es" if len(names) > 1 else ""} '
-            f'without any object:</b> {html.escape(", ".join(names))}</div>')
+    return (f'<div class="amc-empty-classes amc-msg" style="max-height:96px;overflow-y:auto;font-size:12px">'
+            f'<b>{len(names)} class{"es" if len(names) > 1 else ""} without any object:</b> '
+            f'{html.escape(", ".join(names))}</div>')
 
 
 def gallery_item(class_name: str, image_name: str, png: bytes) -> w.VBox:
@@ -91,8 +92,7 @@ class DatasetView:
         self.check_status = w.HTML()
         self.report = w.HTML()
         self.report.add_class("amc-dataset-report")
-        self.histogram_box = w.VBox([], layout=w.Layout(max_height=f"{HISTOGRAM_MAX_PX}px", overflow="hidden auto",
-                                                        flex="1 1 340px", min_width="0"))
+        self.histogram_box = w.VBox([], layout=w.Layout(max_height=f"{HISTOGRAM_MAX_PX}px", overflow="hidden auto"))
         self.histogram_box.add_class("amc-histogram")
         self.empty_classes = w.HTML()
         classes = w.VBox([self.histogram_box, self.empty_classes], layout=w.Layout(flex="1 1 340px", min_width="0"))
