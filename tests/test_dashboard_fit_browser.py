@@ -1,6 +1,6 @@
 """Issue 17 in a real browser (Voila, chromium): charts as wide as their box in a narrow window and
 following it when it widens, 80 classes as sorted horizontal bars with the empty ones apart, emoji in
-the log as words, and the local time estimate. Screenshots: test-artifacts/17-*.png."""
+the log as words, and the local time estimate. Screenshots: test-artifacts/17-*-after.png."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from tests.conftest import wait_until
 from tests.test_dashboard_browser import (
+    ARTIFACTS,
     FAKE_CONTAINER,
     browser,  # noqa: F401 - the fixture
     card_by_name,
@@ -59,7 +60,7 @@ def test_narrow_window_many_classes_plain_log_and_time_estimate(pages, edges_das
     fill(page, "dataset-path", str(coco_like))
     page.locator("button.amc-check-dataset").click()
     page.wait_for_selector(".amc-histogram .js-plotly-plot .bars path")
-    shot(page, "17-many-classes")
+    shot(page, "17-many-classes-after")
     assert page.locator(".amc-histogram .bars path").count() == 3  # the classes with objects, one bar each
     assert "77 classes without any object" in page.locator(".amc-empty-classes").inner_text()
     assert "class_42" not in page.locator(".amc-dataset-report").inner_text()
@@ -75,14 +76,17 @@ def test_narrow_window_many_classes_plain_log_and_time_estimate(pages, edges_das
     log = card.locator(".amc-log").inner_text()
     assert "Fast image access OK (ping" in log and "\u2705" not in log and "\U0001f680" not in log
     narrow = assert_fills_its_box(card)
+    log_box = card.locator(".amc-log-box")
+    log_box.evaluate("box => { box.scrollTop = -box.scrollHeight; }")  # column-reverse: its top, the first lines
+    log_box.screenshot(path=str(ARTIFACTS / "17-log-after.png"))
     legends = card.locator(".legend").count()
     assert legends == 1  # one legend for both plots
-    shot(page, "17-job-card-narrow")
+    shot(page, "17-job-card-narrow-after")
 
     page.set_viewport_size({"width": 1360, "height": 1000})
     wait_until(lambda: card.evaluate(CHART_AND_BOX)[0] > narrow + 300, 20, "the chart to follow the wider window")
     wide = assert_fills_its_box(card)
-    shot(page, "17-job-card-wide")
+    shot(page, "17-job-card-wide-after")
     # the column narrows with no window resize (JupyterLab's sidebar opened, a cell narrowed): it follows too
     page.evaluate("document.querySelector('.amc-app').style.maxWidth = '700px'")
     wait_until(lambda: card.evaluate(CHART_AND_BOX)[0] < wide - 300, 20, "the chart to follow its narrower column")
@@ -97,14 +101,14 @@ def test_narrow_window_many_classes_plain_log_and_time_estimate(pages, edges_das
     fill(page, "epochs", "2000")
     wait_until(lambda: "That is long for this machine" in estimate.inner_text(), 10, "the suggestion")
     page.locator(".amc-time-estimate").scroll_into_view_if_needed()
-    shot(page, "17-time-estimate")
+    shot(page, "17-time-estimate-after")
 
     page.set_viewport_size({"width": 820, "height": 1000})
     tab(page, "Compare")
     page.locator(".amc-compare-jobs select").select_option([name])
     wait_until(lambda: page.locator(".amc-compare .scatterlayer .trace").count() == 1, 30, "the comparison")
     narrow = assert_fills_its_box(page.locator(".amc-compare"))
-    shot(page, "17-compare")
+    shot(page, "17-compare-after")
     # the window widens while the chart is hidden (plotly skips hidden charts): it fits once shown again
     tab(page, "Help")
     page.set_viewport_size({"width": 1360, "height": 1000})
