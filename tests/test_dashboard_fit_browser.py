@@ -49,6 +49,7 @@ def edges_dashboard(tmp_path):
         dashboard.stop()
 
 
+@pytest.mark.slow
 def test_narrow_window_many_classes_plain_log_and_time_estimate(pages, edges_dashboard, tmp_path):  # noqa: F811
     coco_like = tmp_path / "coco-like"
     make_demo_dataset(coco_like, train=24, val=8, size=96, seed=2)
