@@ -51,6 +51,7 @@ if child_mode:
                              start_new_session=child_mode == "detached")
     print(f"fake container, child {child.pid}", flush=True)
 print(f"fake container, dataset files: {len(list(paths.channel(TRAINING_CHANNEL).rglob('*')))}", flush=True)
+print("train: Fast image access \u2705 (ping: 0.0\u00b10.0 ms, read: 90.1\u00b112.3 MB/s) \U0001f680", flush=True)
 if paths.channel(WEIGHTS_CHANNEL).is_dir():
     print(f"fake container, weights: {sorted(p.name for p in paths.channel(WEIGHTS_CHANNEL).iterdir())}", flush=True)
 for epoch in range(1, epochs + 1):

@@ -35,6 +35,20 @@ def test_clean_log_line(raw, shown):
     assert clean_log_line(raw) == shown
 
 
+@pytest.mark.parametrize("raw, shown", [
+    ("train: Fast image access \u2705 (ping: 0.0\u00b10.0 ms)", "train: Fast image access OK (ping: 0.0\u00b10.0 ms)"),
+    ("ONNX: export success \u2705 1.2s, saved as best.onnx", "ONNX: export success OK 1.2s, saved as best.onnx"),
+    ("Ultralytics 8.3.2 \U0001f680 Python-3.11.2 torch-2.5.1 CPU", "Ultralytics 8.3.2 Python-3.11.2 torch-2.5.1 CPU"),
+    ("WARNING \u26a0\ufe0f no labels found", "WARNING no labels found"),
+    ("\U0001f4a1 Learn more at docs", "Tip: Learn more at docs"),
+    ("\u274c\ufe0f export failed", "ERROR export failed"),
+    ("  \u23f1\ufe0f 3s", "  3s"),
+    ("\u2514\u2500\u2500 \u2713 done \u2192 next \u2264 1", "\u2514\u2500\u2500 \u2713 done \u2192 next \u2264 1"),
+])
+def test_clean_log_line_writes_emoji_as_words(raw, shown):
+    assert clean_log_line(raw) == shown
+
+
 def test_log_html_escapes_every_line_in_order():
     page = log_html([clean_log_line("\x1b[31m<script>alert('x')</script>\x1b[0m"), "a & b"])
     assert "<script>" not in page and "&lt;script&gt;" in page and "\x1b" not in page

@@ -174,6 +174,36 @@ def test_the_dataset_panel_shows_the_report_and_the_upload(datasets, small_datas
     assert view.store_status.value == "" and view.store_progress.value == 0.0
 
 
+def many_classes(dataset: Path, count: int = 80) -> list[str]:
+    """The dataset's data.yaml rewritten with ``count`` classes: the first three have objects, no other."""
+    names = ["good", "insufficient", "bridge"] + [f"class_{i:02d}" for i in range(3, count)]
+    (dataset / "data.yaml").write_text("train: train/images\nval: val/images\nnames:\n"
+                                       + "".join(f"- {name}\n" for name in names))
+    return names
+
+
+def test_many_classes_are_bars_by_count_with_the_empty_ones_apart(datasets, dataset_copy):
+    from amc_widgets.ui.views.dataset import BAR_PX, DatasetView
+
+    names = many_classes(dataset_copy)
+    view = DatasetView(datasets)
+    view.path.input.value = str(dataset_copy)
+    view.check_button.click()
+    bars, empty = datasets.class_bars()
+    counts = dict(zip(*datasets.histogram()))
+    assert [name for name, _count in bars] == sorted(names[:3], key=lambda n: -counts[n])
+    assert [count for _name, count in bars] == sorted(counts[n] for n in names[:3])[::-1]
+    assert empty == names[3:]
+    figure = view.histogram_box.children[0]
+    assert figure.data[0].orientation == "h" and list(figure.data[0].y) == [name for name, _c in reversed(bars)]
+    assert figure.layout.height == BAR_PX * 3 + 70 and figure.layout.width is None  # as wide as its box
+    assert "77 classes without any object" in view.empty_classes.value and "class_79" in view.empty_classes.value
+    assert "80 classes (objects per class in the chart)" in view.report.value
+    assert "class_42" not in view.report.value  # not a paragraph of names
+    assert "Classes without a single labelled object [77]: class_03; " in view.report.value
+    assert view.histogram_box.layout.overflow == "hidden auto"  # scrolls when long
+
+
 def test_the_dataset_panel_shows_format_split_gallery_and_an_image_by_name(datasets, small_dataset, tmp_path):
     from amc_widgets.ui.views.dataset import DatasetView
 

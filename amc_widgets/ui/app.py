@@ -22,6 +22,7 @@ from amc_widgets.ui.models.parameters import ParametersModel
 from amc_widgets.ui.models.weights import WeightsModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
+from amc_widgets.ui.views.chart_fit import FitCharts
 from amc_widgets.ui.views.common import CSS, guarded, in_background, load_chart_classes, message
 from amc_widgets.ui.views.connection import ConnectionView
 from amc_widgets.ui.views.dataset import DatasetView
@@ -79,7 +80,7 @@ class Dashboard:
                                     self.jobs_view.widget, self.endpoints_view.widget, self.compare_view.widget,
                                     self.help], titles=TABS)
         self.tabs.add_class("amc-tabs")
-        self.widget = w.VBox([w.HTML(CSS), self.header, self.status, self.tabs])
+        self.widget = w.VBox([w.HTML(CSS), FitCharts(), self.header, self.status, self.tabs])
         self.widget.add_class("amc-app")
         self._charts_loading = False
         self.tabs.observe(self._on_tab, "selected_index")
@@ -100,6 +101,7 @@ class Dashboard:
             backend = self.connection.require_backend()
             self.params.price_of = backend.instance_price if isinstance(backend, PricesInstances) else None
             self.params.set_local(self.connection.is_local)
+            self._refresh_history()
             self.datasets.refresh()
             self.jobs_view.restore()
             self.compare_view.refresh()
@@ -119,8 +121,17 @@ class Dashboard:
         if not self._charts_loading:  # the user is on the move: load plotly now, before a chart is needed
             self._charts_loading = True
             threading.Thread(target=load_chart_classes, name="amc-load-plotly", daemon=True).start()
+        if TABS[change["new"]] == "Train" and self.connection.connected and self.connection.is_local:
+            in_background(self._refresh_history, "amc-job-history")  # jobs finished since: a better estimate
         if TABS[change["new"]] == "Endpoints" and self.connection.connected:
             in_background(self._refresh_endpoints, "amc-endpoints-refresh")
+
+    def _refresh_history(self) -> None:
+        """The local jobs, for the Train tab's time estimate (SageMaker's have none to give)."""
+        try:
+            self.params.history = self.connection.require_backend().list_jobs() if self.connection.is_local else []
+        except Exception as exc:  # noqa: BLE001 - the estimate waits; the status says why
+            self.status.value = message("error", "Could not list the jobs: " + user_message(exc))
 
     def _refresh_endpoints(self) -> None:
         try:

@@ -119,6 +119,12 @@ class DatasetModel(tl.HasTraits):
         names = self.report.names
         return list(names), [int(self.report.class_counts.get(i, 0)) for i in range(len(names))]
 
+    def class_bars(self) -> tuple[list[tuple[str, int]], list[str]]:
+        """The classes with objects, most first (ties by name), and those with none, in class order."""
+        names, counts = self.histogram()
+        bars = sorted(((n, c) for n, c in zip(names, counts) if c), key=lambda bar: (-bar[1], bar[0]))
+        return bars, [n for n, c in zip(names, counts) if not c]
+
     def suggested_name(self) -> str:
         return default_dataset_name(self.checked_path) if self.checked_path else ""
 

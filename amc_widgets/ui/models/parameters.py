@@ -22,6 +22,7 @@ from amc_widgets.core.instances import (
 )
 from amc_widgets.core.jobs import JobSpec, stopping_condition
 from amc_widgets.core.parameters import TrainingParameters, preset_names, preset_values
+from amc_widgets.core.time_estimate import Settings, TimeEstimate, estimate
 
 RUN_KEYS = ("model", "imgsz", "epochs", "patience", "batch", "workers", "optimizer", "device")
 EDITOR_GROUPS = ("learning", "loss", "augmentation")
@@ -64,6 +65,7 @@ class ParametersModel(tl.HasTraits):
     max_hours = tl.Float(2.0)
     price_of = tl.Any(None, allow_none=True, help="instance type -> Price in the connected region (None: built-in)")
     max_wait_text = tl.Unicode("", help="spot: most hours the job may take, waits included (empty: 2 x max_hours)")
+    history = tl.List(help="the backend's jobs (JobDescription), for the local time estimate")
 
     def __init__(self, local: bool = True):
         super().__init__()
@@ -197,6 +199,17 @@ class ParametersModel(tl.HasTraits):
             return "Storage: " + check_storage(self.instance_type, dataset_bytes)
         except ValueError as exc:
             return str(exc)
+
+    def time_estimate(self, dataset: str, files_by_dataset: dict[str, int] | None = None) -> TimeEstimate | None:
+        """How long these settings take on this machine, from ``history``; None on SageMaker, with an invalid
+        model, image size or epochs, or without a finished local job to go by."""
+        if not self.local or {"model", "imgsz", "epochs"} & set(self.errors):
+            return None
+        try:
+            settings = Settings(str(self.raw["model"]), int(self.raw["imgsz"]), int(self.raw["epochs"]), dataset)
+        except (TypeError, ValueError):
+            return None
+        return estimate(settings, self.history, files_by_dataset)
 
     # --- the whole form -----------------------------------------------------------------------
     def parameters(self) -> TrainingParameters:

@@ -64,8 +64,10 @@ CSS = """
 """
 
 
-# Plotly's toolbar without the logo, the lasso tools and "Share chart...", which uploads to Plotly Cloud.
-CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"]}
+# Plotly's toolbar without the logo, the lasso tools and "Share chart...", which uploads to Plotly Cloud;
+# responsive: redrawn at the width of its box when the window resizes (chart_fit.FitCharts: when the box does).
+CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToCloud", "lasso2d", "select2d"],
+                "responsive": True}
 
 
 @functools.cache
@@ -91,8 +93,10 @@ def load_chart_classes() -> type:
 
 
 def chart(figure: go.Figure | None = None, **layout: Any) -> go.FigureWidget:
-    """A live plotly chart (FigureWidget) with AMC's toolbar settings; nothing leaves the machine."""
+    """A live plotly chart (FigureWidget) with AMC's toolbar settings, as wide as its box (give no width);
+    nothing leaves the machine."""
     widget = load_chart_classes()(figure, layout=layout or None)
+    widget.layout.autosize = True
     widget._config = CHART_CONFIG  # FigureWidget has no public setter for plotly.js' config
     widget._open_deferred = False
     widget.open()

@@ -14,6 +14,10 @@ from amc_widgets.core.text import human_bytes
 from amc_widgets.ui.models.dataset import UPLOAD_LIMIT_BYTES, DatasetModel
 from amc_widgets.ui.views.common import Field, button, chart, guarded, in_background, message, panel
 
+FEW_CLASSES = 12  # more are not listed in the report, only in the chart
+BAR_PX = 22  # height of one class in the chart; it scrolls past HISTOGRAM_MAX_PX
+HISTOGRAM_MAX_PX = 420
+
 
 def report_html(report: DatasetReport) -> str:
     """Counts per split, then problems and warnings, every text escaped."""
@@ -24,7 +28,9 @@ def report_html(report: DatasetReport) -> str:
         f"<td>{c.instances}</td></tr>" for split, c in report.splits.items())
     table = ('<table class="amc-kv amc-report-counts"><tr><td></td><td>images</td><td>labelled</td>'
              f'<td>without objects</td><td>objects</td></tr>{rows}</table>') if rows else ""
-    classes = (f"<div>{len(report.names)} classes: {html.escape(', '.join(report.names))}</div>"
+    many = len(report.names) > FEW_CLASSES  # then the chart beside lists them, by count
+    classes = (f"<div>{len(report.names)} classes" + (" (objects per class in the chart)" if many else
+                                                       f": {html.escape(', '.join(report.names))}") + "</div>"
                if report.names else "")
     if report.source_format:
         classes = f'<div class="amc-dataset-format">Format: {html.escape(report.source_format)}</div>' + classes
@@ -40,12 +46,24 @@ def report_html(report: DatasetReport) -> str:
                f'style="color:#92400e">{warnings}</ul>' if warnings else ""))
 
 
-def histogram_figure(names: list[str], counts: list[int]) -> w.DOMWidget:
-    """Labelled objects per class, as bars."""
-    figure = chart(title="Objects per class", width=520, height=260, template="plotly_white",
-                   margin=dict(l=40, r=10, t=40, b=40))
-    figure.add_bar(x=names, y=counts, marker_color="#0f3d5e", text=counts, textposition="auto")
+def histogram_figure(bars: list[tuple[str, int]]) -> w.DOMWidget:
+    """Labelled objects per class, as horizontal bars, most at the top; one bar height a class."""
+    names, counts = [n for n, _c in reversed(bars)], [c for _n, c in reversed(bars)]  # plotly draws bottom-up
+    figure = chart(title=dict(text="Objects per class", x=0, xanchor="left"), height=BAR_PX * len(bars) + 70,
+                   template="plotly_white", margin=dict(l=10, r=30, t=36, b=30), bargap=0.25,
+                   yaxis=dict(automargin=True, tickfont=dict(size=11), dtick=1), xaxis=dict(side="top"))
+    figure.add_bar(x=counts, y=names, orientation="h", marker_color="#0f3d5e", text=counts, textposition="outside",
+                   cliponaxis=False)
     return figure
+
+
+def empty_classes_html(names: list[str]) -> str:
+    """The classes without a single object, set apart from the chart (escaped)."""
+    if not names:
+        return ""
+    return (f'<div class="amc-empty-classes amc-msg" style="max-height:96px;overflow-y:auto;font-size:12px">'
+            f'<b>{len(names)} class{"es" if len(names) > 1 else ""} without any object:</b> '
+            f'{html.escape(", ".join(names))}</div>')
 
 
 def gallery_item(class_name: str, image_name: str, png: bytes) -> w.VBox:
@@ -74,8 +92,10 @@ class DatasetView:
         self.check_status = w.HTML()
         self.report = w.HTML()
         self.report.add_class("amc-dataset-report")
-        self.histogram_box = w.Box([], layout=w.Layout(width="520px"))
+        self.histogram_box = w.VBox([], layout=w.Layout(max_height=f"{HISTOGRAM_MAX_PX}px", overflow="hidden auto"))
         self.histogram_box.add_class("amc-histogram")
+        self.empty_classes = w.HTML()
+        classes = w.VBox([self.histogram_box, self.empty_classes], layout=w.Layout(flex="1 1 340px", min_width="0"))
 
         self.store_name = Field("store-name", w.Text(description="Store as", layout=w.Layout(width="360px")))
         self.overwrite = w.Checkbox(description="replace a stored dataset of that name", indent=False)
@@ -111,7 +131,8 @@ class DatasetView:
 
         self.widget = w.VBox([
             panel("1. Check a dataset", w.HBox([self.path.box, self.check_button]), self.split_row, self.file_upload,
-                  self.check_status, w.HBox([self.report, self.histogram_box]), self.store_box,
+                  self.check_status, w.HBox([self.report, classes], layout=w.Layout(flex_flow="row wrap")),
+                  self.store_box,
                   css="amc-dataset-check"),
             self.preview_box,
             panel("Stored datasets", self.stored, w.HBox([self.refresh_button, self.delete_button]),
@@ -168,8 +189,9 @@ class DatasetView:
         if report is None:
             return
         self.report.value = report_html(report)
-        names, counts = self.model.histogram()
-        self.histogram_box.children = [histogram_figure(names, counts)] if names else []
+        bars, empty = self.model.class_bars()
+        self.histogram_box.children = [histogram_figure(bars)] if bars else []
+        self.empty_classes.value = empty_classes_html(empty)
         self.store_box.layout.display = "flex" if report.ok else "none"
 
     # --- preview ------------------------------------------------------------------------------

@@ -43,8 +43,9 @@ def metrics_figure(frame: pd.DataFrame | None = None) -> w.DOMWidget:
     for name, colour in zip(QUALITY_NAMES, QUALITY_COLOURS):
         figure.add_scatter(x=epochs, y=values(name), name=name, mode="lines+markers", row=1, col=2,
                            line=dict(color=colour))
-    figure.update_layout(width=1100, height=280, margin=dict(l=40, r=10, t=30, b=35), template="plotly_white",
-                         legend=dict(font=dict(size=11)))
+    # one legend under both plots, in rows: the plots keep the width of a narrow cell
+    figure.update_layout(height=350, margin=dict(l=40, r=10, t=30, b=35), template="plotly_white",
+                         legend=dict(font=dict(size=11), orientation="h", x=0, y=-0.3, yanchor="top"))
     figure.update_xaxes(title_text="epoch", title_font=dict(size=11))
     figure.update_yaxes(range=[0, 1], row=1, col=2)
     return chart(figure)
@@ -299,7 +300,7 @@ class CompareView:
         self.refresh_button = button("Refresh", icon="refresh")
         self.status = w.HTML(message("info", "Choose jobs to compare (Ctrl or Shift + click for several)."))
         self.chart = None
-        self.chart_box = w.Box([])
+        self.chart_box = w.VBox([])
         self.widget = w.VBox([w.HBox([self.jobs, w.VBox([self.metric, self.refresh_button])]), self.status,
                               self.chart_box])
         self.widget.add_class("amc-compare")
@@ -327,8 +328,9 @@ class CompareView:
             return
         self.status.value = ""
         if self.chart is None:
-            self.chart = chart(height=360, width=1100, template="plotly_white", xaxis_title="epoch",
-                               margin=dict(l=50, r=10, t=30, b=40))
+            self.chart = chart(height=360, template="plotly_white", xaxis_title="epoch",
+                               margin=dict(l=50, r=10, t=30, b=40),
+                               legend=dict(orientation="h", x=0, y=-0.25, yanchor="top"))
             self.chart_box.children = [self.chart]
         series = compare_series(metrics, self.metric.value)
         self.chart.data = []

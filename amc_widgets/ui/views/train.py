@@ -106,6 +106,8 @@ class TrainView:
         self.instance_error = w.HTML()
         self.cost = w.HTML()
         self.cost.add_class("amc-cost")
+        self.time_estimate = w.HTML()
+        self.time_estimate.add_class("amc-time-estimate")
 
         self.start_button = button("Start training", "success", icon="play", css="amc-start-training")
         self.start_button.layout.min_width = "200px"
@@ -121,7 +123,7 @@ class TrainView:
                   w.HBox([self.preset_path, self.preset_overwrite]), w.HBox([self.save_button, self.load_button]),
                   self.preset_status),
             panel("Instance", self.instance, w.HBox([self.count, self.hours, self.max_wait]), self.spot,
-                  self.instance_error, self.cost),
+                  self.instance_error, self.cost, self.time_estimate),
             w.HBox([self.start_button, self.start_status], layout=w.Layout(margin="8px 0")),
         ])
         self.widget.add_class("amc-train")
@@ -156,6 +158,8 @@ class TrainView:
         params.observe(self._show_instance, "instance_type")
         params.observe(self.show_cost, ["local", "instance_type", "instance_count", "spot", "max_hours", "errors",
                                         "price_of"])
+        params.observe(self.show_time, ["local", "raw", "errors", "history"])
+        self.dataset.observe(self.show_time, "value")
         self.instance.observe(self._on_instance, "value")
         self.dataset.observe(self.show_cost, "value")
         self.reset_button.on_click(lambda _b: self.params.apply_preset(self.preset.value))
@@ -167,6 +171,7 @@ class TrainView:
         self._show_errors()
         self._show_instance_choices()
         self.show_cost()
+        self.show_time()
 
     def _field(self, key: str, help_text: str = "") -> Field:
         field = Field(key, _input_for(key), help_text,
@@ -221,6 +226,19 @@ class TrainView:
         if info is None:
             return ""
         return ". " + self.params.storage_note(info.bytes)
+    def show_time(self, _change: dict | None = None) -> None:
+        """The local time estimate beside the cost line, with smaller settings when it is long."""
+        if not self.params.local:
+            self.time_estimate.value = ""
+            return
+        files = {info.name: info.files for info in self.datasets.datasets}
+        found = self.params.time_estimate(self.dataset.value or "", files)
+        if found is None:
+            self.time_estimate.value = message("info", "Time: estimated once a local job has finished "
+                                                       "(a short one, e.g. 3 epochs at 160 px, is enough).")
+            return
+        self.time_estimate.value = (message("info", "Time: " + found.describe())
+                                    + message("info", found.suggestion()))
 
     # --- widgets -> model ---------------------------------------------------------------------
     def _on_field(self, key: str, value: object) -> None:
