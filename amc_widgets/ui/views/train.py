@@ -226,6 +226,7 @@ class TrainView:
         if info is None:
             return ""
         return ". " + self.params.storage_note(info.bytes)
+
     def show_time(self, _change: dict | None = None) -> None:
         """The local time estimate beside the cost line, with smaller settings when it is long."""
         if not self.params.local:
