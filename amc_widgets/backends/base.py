@@ -188,6 +188,31 @@ class DeploysModels(Protocol):
     def delete_endpoint(self, name: str) -> None: ...
 
 
+class DeploysThroughEndpoints:
+    """DeploysModels for a backend whose ``endpoints`` (its endpoint manager) does the work."""
+
+    endpoints: Any
+
+    def deploy(self, spec: EndpointSpec) -> EndpointDescription:
+        return self.endpoints.deploy(spec)
+
+    def set_scaling(self, name: str) -> None:
+        self.endpoints.set_scaling(name)
+
+    def describe_endpoint(self, name: str) -> EndpointDescription:
+        return self.endpoints.describe(name)
+
+    def list_endpoints(self) -> list[EndpointDescription]:
+        return self.endpoints.list()
+
+    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
+                        custom_attributes: str = "") -> Prediction:
+        return self.endpoints.invoke(name, body, content_type, accept, custom_attributes)
+
+    def delete_endpoint(self, name: str) -> None:
+        self.endpoints.delete(name)
+
+
 @runtime_checkable
 class PricesInstances(Protocol):
     """Instance prices of the region the backend trains in (labelled when only an estimate)."""

@@ -31,10 +31,10 @@ import pandas as pd
 
 from amc_widgets.backends.base import (
     DatasetInfo,
+    DeploysThroughEndpoints,
     DownloadResult,
     LogChunk,
     OutputInfo,
-    Prediction,
     ProgressCallback,
     download_outputs_into,
 )
@@ -44,7 +44,6 @@ from amc_widgets.core.container_contract import MODEL_ARCHIVE
 from amc_widgets.core.dataset_check import DatasetError, resolve_dataset
 from amc_widgets.core.dataset_import import ready_to_store
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
-from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
 from amc_widgets.core.jobs import (
@@ -73,7 +72,7 @@ from amc_widgets.core.weights import WeightsError, stored_weights_name
 DEFAULT_MAX_CONCURRENT_JOBS = 2
 
 
-class LocalBackend:
+class LocalBackend(DeploysThroughEndpoints):
     """Backend protocol implementation on this machine's file system and processes."""
 
     name = "local"
@@ -332,21 +331,3 @@ class LocalBackend:
             raise JobNotFoundError(f"Training job '{job_name}' has no model to deploy (it has not completed)")
         return archive
 
-    def deploy(self, spec: EndpointSpec) -> EndpointDescription:
-        return self.endpoints.deploy(spec)
-
-    def set_scaling(self, name: str) -> None:
-        """One server on this machine: nothing to scale."""
-
-    def describe_endpoint(self, name: str) -> EndpointDescription:
-        return self.endpoints.describe(name)
-
-    def list_endpoints(self) -> list[EndpointDescription]:
-        return self.endpoints.list()
-
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
-                        custom_attributes: str = "") -> Prediction:
-        return self.endpoints.invoke(name, body, content_type, accept, custom_attributes)
-
-    def delete_endpoint(self, name: str) -> None:
-        self.endpoints.delete(name)

@@ -75,6 +75,9 @@ class LocalEndpoints:
     def _processes(self, name: str) -> list[int]:
         return processes_with_environment(f"{ENDPOINT_ENV}={self.folder / name}")
 
+    def set_scaling(self, name: str) -> None:
+        """One server on this machine: nothing to scale."""
+
     def deploy(self, spec: EndpointSpec) -> EndpointDescription:
         """Start the serving program on the job's model; returns at once (Creating)."""
         if spec.instance_type != "local" or spec.instance_count != 1 or spec.serverless_memory_mb or spec.scales:

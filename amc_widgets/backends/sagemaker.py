@@ -44,10 +44,10 @@ from amc_widgets.backends.aws_session import (
 )
 from amc_widgets.backends.base import (
     DatasetInfo,
+    DeploysThroughEndpoints,
     DownloadResult,
     LogChunk,
     OutputInfo,
-    Prediction,
     ProgressCallback,
     download_outputs_into,
 )
@@ -65,7 +65,6 @@ from amc_widgets.core.container_contract import (
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_import import ready_to_store
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
-from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.hyperparameters import decode_hyperparameters
 from amc_widgets.core.instances import check_storage, get_instance, training_volume_gb, validate_instance_count
 from amc_widgets.core.jobs import (
@@ -104,7 +103,7 @@ def _ts(value: Any) -> float | None:
     return value.timestamp() if isinstance(value, datetime) else None
 
 
-class SageMakerBackend:
+class SageMakerBackend(DeploysThroughEndpoints):
     """Backend protocol on S3, SageMaker, CloudWatch Logs, STS and Service Quotas."""
 
     name = "sagemaker"
@@ -475,21 +474,3 @@ class SageMakerBackend:
             raise JobNotFoundError(f"Training job '{job_name}' has no model to deploy (it has not completed)")
         return f"{output.location}/model.tar.gz"
 
-    def deploy(self, spec: EndpointSpec) -> EndpointDescription:
-        return self.endpoints.deploy(spec)
-
-    def set_scaling(self, name: str) -> None:
-        self.endpoints.set_scaling(name)
-
-    def describe_endpoint(self, name: str) -> EndpointDescription:
-        return self.endpoints.describe(name)
-
-    def list_endpoints(self) -> list[EndpointDescription]:
-        return self.endpoints.list()
-
-    def invoke_endpoint(self, name: str, body: bytes, content_type: str, accept: str = "application/json",
-                        custom_attributes: str = "") -> Prediction:
-        return self.endpoints.invoke(name, body, content_type, accept, custom_attributes)
-
-    def delete_endpoint(self, name: str) -> None:
-        self.endpoints.delete(name)
