@@ -378,6 +378,9 @@ def cmd_predict(args) -> int:
 def cmd_undeploy(args) -> int:
     _deploying_backend(args).delete_endpoint(args.endpoint)
     print(f"Deleted endpoint {args.endpoint}")
+    return EXIT_OK
+
+
 def cmd_results(args) -> int:
     """Per-class results of a job's model on the validation split, and its confusion matrix."""
     import tempfile

@@ -224,6 +224,8 @@ def _alarms(actions: tuple[str, ...]):
         alarm = f"arn:{w.partition}:cloudwatch:{w.region}:{w.account}:alarm:TargetTracking-{p['ResourceId']}-AlarmHigh"
         return [Authorization(f"cloudwatch:{action}", alarm) for action in actions]
     return extra
+
+
 def _search(p: dict, w: World) -> list[Authorization]:
     """Search supports no resource type ("*" only); what limits it is a visibility condition per
     ``VisibilityConditions`` entry, ``sagemaker:SearchVisibilityCondition/Tags.<key>/EqualsIfExists``

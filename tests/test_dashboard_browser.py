@@ -351,6 +351,8 @@ def test_zipped_cvat_export_shows_format_split_and_labelled_images(pages, fake_d
     page.locator("button.amc-store-dataset").click()
     expect(page.locator(".amc-dataset-check")).to_contain_text("Stored 'line3'", timeout=60_000)
     assert (fake_dashboard.dataset_path("line3") / "labels" / "val").is_dir()
+
+
 def test_start_from_a_previous_jobs_weights_in_browser(pages, tmp_path, stand_in_asset):
     """The stand-in container leaves a real (untrained, 80-class) checkpoint as each job's best.pt."""
     dashboard = start_dashboard(tmp_path, {"AMC_CONTAINER_COMMAND": json.dumps(FAKE_CONTAINER), "FAKE_EPOCHS": "3",

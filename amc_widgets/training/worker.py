@@ -170,6 +170,8 @@ def _evaluate(plan: TrainingPlan, best_pt: Path) -> dict:
     report = validation_report(validator, plan.class_names)
     write_gallery(validator, plan.paths.output_data_dir / GALLERY_FOLDER)
     return report
+
+
 def weights_lineage(plan: TrainingPlan) -> dict:
     """The model card's ``weights`` entry: where training started from."""
     if not plan.weights:

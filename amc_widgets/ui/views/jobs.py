@@ -144,6 +144,7 @@ class JobCardView:
             link.unlink()
         for widget in close_order(self.widget):
             widget.close()
+
     def toggle_results(self, model: ResultsModel) -> bool:
         """Show the results view (built on first use) or hide it; True when it is shown now."""
         if self.results is None:
