@@ -727,6 +727,7 @@ def test_deploy_a_jobs_model_try_an_image_and_delete_in_browser(pages, deployabl
     tab(page, "Jobs")
     page.locator(".amc-jt-row[data-job='amc-solder-done']").click()  # a finished job: its row opens its card
     card = card_by_name(page, "amc-solder-done")
+    card.wait_for()  # the first card of a page also loads plotly's figure classes: seconds on a busy machine
     expect(card.locator(".amc-status")).to_have_text("Completed")
     card.locator("button.amc-deploy-job").click()
 
