@@ -111,7 +111,7 @@ export default { render };
 """
 
 CSS = """
-.amc-job-table { font-size: 13px; margin: 6px 0; }
+.amc-job-table { font-size: 13px; margin: 6px 0; overflow-x: auto; }  /* a narrow column scrolls the table */
 .amc-jt-bar { display: flex; gap: 14px; align-items: center; margin-bottom: 6px; }
 .amc-jt-filter { width: 340px; padding: 4px 8px; border: 1px solid #cbd5e1; border-radius: 6px; }
 .amc-jt-count { color: #475569; }

@@ -82,7 +82,7 @@ class JobCardView:
                                    tooltip="Close this card; the job stays in the finished jobs' table")
         self.deploy_button = button("Deploy", "success", icon="cloud-upload", css="amc-deploy-job",
                                     tooltip="Serve this job's model on an endpoint (the Endpoints tab)")
-        self.results_button = button("Results", "info", icon="table", css="amc-results-job",
+        self.results_button = button("Results", "info", icon="bar-chart", css="amc-results-job",
                                      tooltip="Per-class results, confusion matrix, PR curve and predictions")
         self.progress = w.FloatProgress(min=0, max=1, description="Download", layout=w.Layout(display="none"))
         self.action_status = w.HTML()
