@@ -562,8 +562,8 @@ class SageMakerEmulator:
                        master: bool = True) -> None:
         """Copy one host's lines into CloudWatch; on the master, sync checkpoints after each epoch."""
         self.logs.create_log_stream(logGroupName=TRAINING_LOG_GROUP, logStreamName=stream)
-        definitions = [(d["Name"], re.compile(d["Regex"]))
-                       for d in job["AlgorithmSpecification"].get("MetricDefinitions", [])]
+        sent = self.requests.get(name, {}).get("AlgorithmSpecification", {})  # moto answers a stand-in of its own
+        definitions = [(d["Name"], re.compile(d["Regex"])) for d in sent.get("MetricDefinitions", [])]
         final = self.final_metrics.setdefault(name, {})
         epochs = 0
         for raw in process.stdout:
