@@ -578,6 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
     undeploy = commands.add_parser("undeploy", help="delete an endpoint (and its server)")
     undeploy.add_argument("endpoint")
     undeploy.set_defaults(run=cmd_undeploy)
+
     results = commands.add_parser("results", help="per-class results of a job's model (validation split)")
     results.add_argument("job")
     results.add_argument("--dest", help="keep the downloaded outputs here (default: a temporary folder)")
