@@ -17,6 +17,7 @@ from amc_widgets.core.jobs import JobDescription, JobSpec
 from amc_widgets.core.onnx_model import OnnxDetector
 from amc_widgets.core.prices import Price
 from amc_widgets.core.storage import extract_tar_gz
+from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
 
 # progress(done, total) in bytes; total may be 0 when unknown
 ProgressCallback = Callable[[int, int], None]
@@ -167,6 +168,22 @@ class ChecksQuotas(Protocol):
     """The account's limits can be checked before a launch they would refuse."""
 
     def check_quota(self, instance_type: str, count: int, spot: bool) -> None: ...
+
+
+@runtime_checkable
+class TunesHyperparameters(Protocol):
+    """Tuning jobs: up to max jobs training jobs, max parallel at a time, searching the ranges for the
+    best objective (SageMaker's tuner on AWS, Optuna here).  Children are ordinary jobs whose
+    ``tuning_job`` names their tuning job; stopping a tuning job stops its children."""
+
+    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription: ...
+
+    def describe_tuning_job(self, name: str) -> TuningJobDescription: ...
+
+    def list_tuning_jobs(self) -> list[TuningJobDescription]:
+        """This user's tuning jobs, newest first (children included)."""
+
+    def stop_tuning_job(self, name: str) -> TuningJobDescription: ...
 
 
 @runtime_checkable

@@ -189,6 +189,35 @@ _SPECS = [
 
 HYPERPARAMETERS: dict[str, ParamSpec] = {spec.name: spec for spec in _SPECS}
 
+# What a tuning job searches when the user names a parameter without a range: (low, high, scaling)
+# for a number, the values for a choice.  Only these parameters are offered for tuning.
+TUNING_DEFAULTS: dict[str, tuple] = {
+    "model": ("yolov5n", "yolov5s", "yolov5m"),
+    "imgsz": ("320", "416", "512", "640"),
+    "optimizer": ("SGD", "AdamW", "Adam"),
+    "lr0": (1e-4, 1e-1, "Logarithmic"),
+    "lrf": (1e-3, 0.5, "Logarithmic"),
+    "momentum": (0.6, 0.98, "Linear"),
+    "weight_decay": (1e-5, 1e-2, "Logarithmic"),
+    "warmup_epochs": (0.0, 5.0, "Linear"),
+    "warmup_momentum": (0.0, 0.95, "Linear"),
+    "box": (1.0, 20.0, "Linear"),
+    "cls": (0.2, 4.0, "Linear"),
+    "dfl": (0.4, 6.0, "Linear"),
+    "hsv_h": (0.0, 0.1, "Linear"),
+    "hsv_s": (0.0, 0.9, "Linear"),
+    "hsv_v": (0.0, 0.9, "Linear"),
+    "degrees": (0.0, 45.0, "Linear"),
+    "translate": (0.0, 0.5, "Linear"),
+    "scale": (0.0, 0.9, "Linear"),
+    "shear": (0.0, 10.0, "Linear"),
+    "flipud": (0.0, 0.5, "Linear"),
+    "fliplr": (0.0, 1.0, "Linear"),
+    "mosaic": (0.0, 1.0, "Linear"),
+    "mixup": (0.0, 0.5, "Linear"),
+    "copy_paste": (0.0, 0.5, "Linear"),
+}
+
 
 def defaults() -> dict[str, Any]:
     """Every parameter at its default value."""

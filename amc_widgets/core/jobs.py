@@ -102,6 +102,7 @@ class JobDescription:
     # the last value of each metric of the metrics line, kept once the job ended (SageMaker's
     # FinalMetricDataList); None: not summarised yet. Listings read it instead of the log.
     final_metrics: dict[str, float] | None = None
+    tuning_job: str = ""  # the tuning job that launched it (SageMaker's TuningJobArn, by name); "" if none
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
