@@ -99,8 +99,9 @@ def test_compare_lists_finished_jobs_and_makes_its_chart_only_when_jobs_are_chos
     assert fake.calls["metrics"] == 2
 
 
-def test_the_page_builds_without_plotly_whatever_the_history(tmp_path):
-    """Plotly's figure classes take seconds to import: a page of finished jobs needs none."""
+def test_the_page_builds_without_plotly_or_pandas_whatever_the_history(tmp_path):
+    """Plotly's figure classes take seconds to import, pandas half a second: a page of finished jobs needs
+    neither."""
     from tests.job_history import make_finished_jobs
 
     make_finished_jobs(tmp_path / "home", "ana", 30)
@@ -108,7 +109,32 @@ def test_the_page_builds_without_plotly_whatever_the_history(tmp_path):
             "assert d.finished_jobs.matching == 30, d.finished_jobs.matching; "
             "loaded = sorted(m for m in sys.modules if m.startswith('plotly')); "
             "assert 'plotly.basewidget' not in loaded and 'plotly.graph_objs' not in loaded, loaded; "
+            "assert 'pandas' not in sys.modules; "
             "d.close()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "AMC_HOME": str(tmp_path / "home"), "AMC_USER": "ana"})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_tabs_are_built_when_first_shown(tmp_path, monkeypatch):
+    """The page opens with the first tab's widgets only; a tab's page is made when it is selected, once."""
+    from ipywidgets.widgets.widget import _instances
+
+    from amc_widgets.ui.app import Dashboard
+
+    monkeypatch.setenv("AMC_HOME", str(tmp_path / "home"))
+    before = len(_instances)
+    dashboard = Dashboard()
+    try:
+        opened_with = len(_instances) - before
+        assert [dashboard.tabs.is_built(t) for t in dashboard.tabs.titles] == [True] + [False] * 6
+        dashboard.tabs.select("Train")
+        assert dashboard.tabs.is_built("Train")
+        train_page = dashboard.tabs.widget.children[dashboard.tabs.titles.index("Train")].children[0]
+        assert train_page is dashboard.train_view.widget
+        assert len(_instances) - before > opened_with + 200  # the Train form is most of the page
+        dashboard.tabs.select("Jobs")
+        dashboard.tabs.select("Train")
+        assert dashboard.tabs.widget.children[dashboard.tabs.titles.index("Train")].children == (train_page,)
+    finally:
+        dashboard.close()

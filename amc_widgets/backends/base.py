@@ -7,9 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
@@ -18,6 +16,9 @@ from amc_widgets.core.onnx_model import OnnxDetector
 from amc_widgets.core.prices import Price
 from amc_widgets.core.storage import extract_tar_gz
 from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
+
+if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+    import pandas as pd
 
 # progress(done, total) in bytes; total may be 0 when unknown
 ProgressCallback = Callable[[int, int], None]

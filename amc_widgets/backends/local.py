@@ -25,9 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from amc_widgets.backends.base import (
     DatasetInfo,
@@ -68,6 +66,9 @@ from amc_widgets.core.storage import (
     tree_size,
 )
 from amc_widgets.core.weights import WeightsError, stored_weights_name
+
+if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+    import pandas as pd
 
 DEFAULT_MAX_CONCURRENT_JOBS = 2
 

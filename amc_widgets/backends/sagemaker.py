@@ -25,9 +25,8 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from botocore.exceptions import ClientError
 
 from amc_widgets.backends.aws_prices import RegionPrices
@@ -81,6 +80,9 @@ from amc_widgets.core.metrics import metric_definitions, parse_metrics
 from amc_widgets.core.prices import Price, PriceCache
 from amc_widgets.core.storage import check_dataset_name, dataset_source
 from amc_widgets.core.weights import WeightsError, stored_weights_name
+
+if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+    import pandas as pd
 
 DEFAULT_IMAGE_ENV = "AMC_TRAINING_IMAGE"
 PRICES_FILE = "prices.json"  # under $AMC_HOME: the Price List's answers, with the time each was read

@@ -14,8 +14,10 @@ import io
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads with the first metrics read, not with the page
+    import pandas as pd
 
 MARKER = "[amc-metrics]"
 
@@ -75,6 +77,8 @@ def parse_metrics(lines: Iterable[str]) -> pd.DataFrame:
     instance resumed and repeated it), the later line wins.  Columns follow :data:`METRIC_NAMES`.
     The numbers are parsed by pandas' C reader: a million lines take about a second.
     """
+    import pandas as pd
+
     payloads = []
     for line in lines:
         start = line.find(MARKER)
@@ -111,6 +115,8 @@ def append_metrics(frame: pd.DataFrame, lines: Iterable[str]) -> pd.DataFrame:
     """``frame`` (from :func:`parse_metrics`) with the epochs of new ``lines`` added, a repeated epoch
     replaced (``frame`` itself when they hold none): a log read piece by piece gives what
     :func:`parse_metrics` gives for the whole."""
+    import pandas as pd
+
     new = parse_metrics(lines)
     if new.empty:
         return frame

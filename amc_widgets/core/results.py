@@ -9,14 +9,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageDraw
 
 from amc_widgets.core.errors import AmcError
 from amc_widgets.core.metrics import LOSS_NAMES
 from amc_widgets.core.onnx_model import PALETTE, Detection, draw_detections
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 QUALITY = ("precision", "recall", "mAP50", "mAP50-95")
 TABLE_COLUMNS = ("class", "images", "instances", *QUALITY)
@@ -50,6 +53,8 @@ def validation_of(card: dict) -> dict:
 def per_class_table(card: dict) -> pd.DataFrame:
     """One row per class (and 'all' first): images, instances, precision, recall, mAP50, mAP50-95;
     NaN where the validation split has no instance of a class."""
+    import pandas as pd
+
     validation = validation_of(card)
     overall = {"class": "all", "images": validation["images"], "instances": validation["instances"],
                **validation["overall"]}

@@ -1,11 +1,14 @@
-"""The dashboard: header, tabs (Connection, Dataset, Train, Jobs, Endpoints, Compare, Help) and the one poller."""
+"""The dashboard: header, tabs (Connection, Dataset, Train, Jobs, Endpoints, Compare, Help), each built when
+first shown, and the one poller."""
 
 from __future__ import annotations
 
 import html
 import os
 import threading
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
@@ -24,14 +27,16 @@ from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
 from amc_widgets.ui.views.chart_fit import FitCharts
 from amc_widgets.ui.views.common import CSS, guarded, in_background, load_chart_classes, message
-from amc_widgets.ui.views.connection import ConnectionView
-from amc_widgets.ui.views.dataset import DatasetView
-from amc_widgets.ui.views.endpoints import EndpointsView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
-from amc_widgets.ui.views.train import TrainView
+from amc_widgets.ui.views.lazy_tabs import LazyTabs
+
+if TYPE_CHECKING:
+    from amc_widgets.ui.views.connection import ConnectionView
+    from amc_widgets.ui.views.dataset import DatasetView
+    from amc_widgets.ui.views.endpoints import EndpointsView
+    from amc_widgets.ui.views.train import TrainView
 
 README = project_file("README.md")
-TABS = ("Connection", "Dataset", "Train", "Jobs", "Endpoints", "Compare", "Help")
 
 
 def downloads_folder() -> Path:
@@ -62,28 +67,28 @@ class Dashboard:
         self.board = JobBoard(self.connection.require_backend)
         self.finished_jobs = JobTable()
         self.endpoints = EndpointsModel(self.connection.require_backend)
-
-        self.connection_view = ConnectionView(self.connection)
-        self.dataset_view = DatasetView(self.datasets)
         self.weights = WeightsModel(self.connection.require_backend, workspace_cache)
-        self.train_view = TrainView(self.params, self.datasets, self.start_job, self.weights)
+        # the job cards follow the poller whichever tab shows: the Jobs view is made now, shown later
         self.jobs_view = JobsView(self.board, self.finished_jobs, downloads_folder, self.datasets.validation_image,
                                   self.new_job, self.deploy)
-        self.endpoints_view = EndpointsView(self.endpoints, lambda: getattr(self.connection.backend, "region", ""))
-        self.compare_view = CompareView(self.board, self.finished_jobs)
-        self.help = w.HTML(help_html())
 
         self.header = w.HTML()
         self.status = w.HTML()
         self.status.add_class("amc-app-status")
-        self.tabs = w.Tab(children=[self.connection_view.widget, self.dataset_view.widget, self.train_view.widget,
-                                    self.jobs_view.widget, self.endpoints_view.widget, self.compare_view.widget,
-                                    self.help], titles=TABS)
-        self.tabs.add_class("amc-tabs")
-        self.widget = w.VBox([w.HTML(CSS), FitCharts(), self.header, self.status, self.tabs])
+        self.tabs = LazyTabs({
+            "Connection": lambda: self.connection_view.widget,
+            "Dataset": lambda: self.dataset_view.widget,
+            "Train": lambda: self.train_view.widget,
+            "Jobs": lambda: self.jobs_view.widget,
+            "Endpoints": lambda: self.endpoints_view.widget,
+            "Compare": lambda: self.compare_view.widget,
+            "Help": lambda: w.HTML(help_html()),
+        })
+        self.tabs.widget.add_class("amc-tabs")
+        self.widget = w.VBox([w.HTML(CSS), FitCharts(), self.header, self.status, self.tabs.widget])
         self.widget.add_class("amc-app")
         self._charts_loading = False
-        self.tabs.observe(self._on_tab, "selected_index")
+        self.tabs.widget.observe(self._on_tab, "selected_index")
         self.connection.observe(self._render_header)
         self.connection.observe(self._on_backend, "backend")
         self.poller = Poller(self.board, self.jobs_view.on_change, self._show_error)
@@ -91,6 +96,35 @@ class Dashboard:
             self.connection.connect()
         self._render_header()
         self.poller.start()
+
+    # --- the tabs' views, made when their tab is first shown ------------------------------------
+    @cached_property
+    def connection_view(self) -> ConnectionView:
+        from amc_widgets.ui.views.connection import ConnectionView
+
+        return ConnectionView(self.connection)
+
+    @cached_property
+    def dataset_view(self) -> DatasetView:
+        from amc_widgets.ui.views.dataset import DatasetView
+
+        return DatasetView(self.datasets)
+
+    @cached_property
+    def train_view(self) -> TrainView:
+        from amc_widgets.ui.views.train import TrainView
+
+        return TrainView(self.params, self.datasets, self.start_job, self.weights)
+
+    @cached_property
+    def endpoints_view(self) -> EndpointsView:
+        from amc_widgets.ui.views.endpoints import EndpointsView
+
+        return EndpointsView(self.endpoints, lambda: getattr(self.connection.backend, "region", ""))
+
+    @cached_property
+    def compare_view(self) -> CompareView:
+        return CompareView(self.board, self.finished_jobs)  # refreshed whenever its tab is shown
 
     # --- wiring -------------------------------------------------------------------------------
     def _on_backend(self, _change: dict) -> None:
@@ -101,11 +135,13 @@ class Dashboard:
             backend = self.connection.require_backend()
             self.params.price_of = backend.instance_price if isinstance(backend, PricesInstances) else None
             self.params.set_local(self.connection.is_local)
-            self._refresh_history()
+            self.params.history = []
             self.datasets.refresh()
             self.jobs_view.restore()
-            self.compare_view.refresh()
-            guarded(self.status)(self.weights.refresh)(str(self.params.value("model")))
+            if self.tabs.is_built("Compare"):
+                self.compare_view.refresh()
+            if self.tabs.is_built("Train"):
+                in_background(self._refresh_train_choices, "amc-train-choices")
 
     def _render_header(self, _change: dict | None = None) -> None:
         summary = self.connection.summary()
@@ -116,22 +152,25 @@ class Dashboard:
                              f'{html.escape(where)}</div></div>')
 
     def _on_tab(self, change: dict) -> None:
-        if TABS[change["new"]] == "Compare":
+        tab = self.tabs.selected
+        if tab == "Compare":
             self.compare_view.refresh()
         if not self._charts_loading:  # the user is on the move: load plotly now, before a chart is needed
             self._charts_loading = True
             threading.Thread(target=load_chart_classes, name="amc-load-plotly", daemon=True).start()
-        if TABS[change["new"]] == "Train" and self.connection.connected and self.connection.is_local:
-            in_background(self._refresh_history, "amc-job-history")  # jobs finished since: a better estimate
-        if TABS[change["new"]] == "Endpoints" and self.connection.connected:
+        if tab == "Train" and self.connection.connected:
+            in_background(self._refresh_train_choices, "amc-train-choices")  # jobs finished since
+        if tab == "Endpoints" and self.connection.connected:
             in_background(self._refresh_endpoints, "amc-endpoints-refresh")
 
-    def _refresh_history(self) -> None:
-        """The local jobs, for the Train tab's time estimate (SageMaker's have none to give)."""
+    def _refresh_train_choices(self) -> None:
+        """What the Train tab offers from earlier jobs: the previous jobs' weights, and for the time
+        estimate the local jobs (SageMaker's have none to give)."""
         try:
             self.params.history = self.connection.require_backend().list_jobs() if self.connection.is_local else []
         except Exception as exc:  # noqa: BLE001 - the estimate waits; the status says why
             self.status.value = message("error", "Could not list the jobs: " + user_message(exc))
+        guarded(self.status)(self.weights.refresh)(str(self.params.value("model")))
 
     def _refresh_endpoints(self) -> None:
         try:
@@ -146,15 +185,15 @@ class Dashboard:
     def start_job(self, spec: JobSpec) -> None:
         card = self.board.start(spec)
         self.jobs_view.add(card)
-        self.tabs.selected_index = TABS.index("Jobs")
+        self.tabs.select("Jobs")
 
     def deploy(self, job_name: str) -> None:
         """Deploy a completed job's model; the Endpoints tab follows it."""
-        self.tabs.selected_index = TABS.index("Endpoints")
+        self.tabs.select("Endpoints")
         in_background(lambda: self.endpoints.deploy(job_name), f"amc-deploy-{job_name}")
 
     def new_job(self) -> None:
-        self.tabs.selected_index = TABS.index("Train")
+        self.tabs.select("Train")
 
     def close(self) -> None:
         self.poller.stop()

@@ -8,9 +8,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import traitlets as tl
 
 from amc_widgets.backends.base import Backend, DownloadResult, RunsJobsHere, download_or_reuse
@@ -22,6 +21,9 @@ from amc_widgets.core.text import clean_log_line, human_duration
 from amc_widgets.core.weights import describe_source
 from amc_widgets.ui.models import Transfer
 from amc_widgets.ui.models.results import ResultsModel
+
+if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+    import pandas as pd
 
 MAX_LOG_LINES = 400
 # (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing

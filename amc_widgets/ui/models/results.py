@@ -7,8 +7,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import traitlets as tl
 from PIL import Image
 
@@ -21,6 +21,9 @@ from amc_widgets.core.results import (
     read_model_card,
     worst_first,
 )
+
+if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+    import pandas as pd
 
 LOWEST_CONF = 0.05  # predictions are kept down to here once; the slider filters them
 DEFAULT_CONF = 0.25

@@ -159,6 +159,8 @@ class DatasetView:
         model.observe(self._show_gallery, "gallery")
         model.observe(self._show_picked, "picked")
         model.observe(self._show_datasets, "datasets")
+        for show in (self._show_upload, self._show_report, self._show_gallery, self._show_picked, self._show_datasets):
+            show()  # the view may be made long after its model (a tab is built when first shown)
 
     # --- checking -----------------------------------------------------------------------------
     def _on_check(self, _button: w.Button) -> None:

@@ -123,8 +123,10 @@ class EndpointsView:
         self.refresh_button.on_click(guarded(self.status)(lambda _b: self.model.refresh()))
         model.observe(self._layout, "names")
         model.observe(self._message, ["message", "error"])
+        self._layout()  # the model may be older than the view (a tab is built when first shown)
+        self._message()
 
-    def _message(self, _change: dict) -> None:
+    def _message(self, _change: dict | None = None) -> None:
         self.status.value = message("error", self.model.error) if self.model.error else message("info",
                                                                                                 self.model.message)
 

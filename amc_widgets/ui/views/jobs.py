@@ -6,9 +6,9 @@ import html
 from collections.abc import Callable
 from copy import deepcopy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
-import pandas as pd
 
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
@@ -20,6 +20,9 @@ from amc_widgets.ui.models.results import ResultsModel
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
 from amc_widgets.ui.views.job_table import FinishedJobsView
 from amc_widgets.ui.views.results import ResultsView
+
+if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+    import pandas as pd
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
