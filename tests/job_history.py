@@ -5,14 +5,17 @@ Used by the dashboard's browser test and bench/dashboard.py ("page open" with ma
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
 from amc_widgets.backends.local_jobs import JobFiles
+from amc_widgets.core.container_contract import MLPaths
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobSpec
 from amc_widgets.core.metrics import format_metrics_line
 
 DAY = 86_400.0
+CLASSES = ("good", "insufficient", "bridge")  # the demo dataset's
 
 
 def make_finished_jobs(home: Path, user: str, count: int, dataset: str = "demo-solder",
@@ -42,6 +45,11 @@ def make_finished_jobs(home: Path, user: str, count: int, dataset: str = "demo-s
                     "val_dfl_loss": 1.6 - progress / 2, "precision": best * progress, "recall": best * progress,
                     "mAP50": best * progress, "mAP50-95": best * progress * 0.6, "lr": 0.01,
                     "epoch_seconds": 3.0}) + "\n")
+        if done:  # a model, and its card's per-class results, as the container leaves them
+            model_dir = MLPaths(job.ml_root).model_dir
+            model_dir.mkdir(parents=True)
+            per_class = [{"class": c, "mAP50-95": round(best * 0.6 * rng.uniform(0.5, 1.2), 3)} for c in CLASSES]
+            (model_dir / "model_card.json").write_text(json.dumps({"validation": {"per_class": per_class}}))
         ended = created + 30 + done * 3
         job.clock = lambda ended=ended: ended
         job.end(status, "Training job completed" if status == COMPLETED else "Training job failed",

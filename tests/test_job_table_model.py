@@ -74,3 +74,11 @@ def test_cost_is_billable_time_times_instances_times_price():
     assert text["cost"] == "$0.74"  # 0.736 $/h x 2 x 0.5 h
     assert row(job("here", 1))["cost"] == "this machine"
     assert row(job("unknown", 1, instance_type="ml.g4dn.xlarge"))["cost"] == "-"  # no billable time yet
+
+
+def test_the_weakest_class_column_names_the_class_the_model_finds_worst():
+    jobs = [job("solder", 1, class_metrics={"good": 0.7, "bridge": 0.21, "empty": None}),
+            job("other", 2, class_metrics={"good": 0.5, "bridge": 0.4}), job("old", 3)]
+    table = JobTable(jobs=jobs, sort_by="weakest")
+    assert [(r["name"], r["weakest"]) for r in table.rows] == [("other", "bridge 0.400"), ("solder", "bridge 0.210"),
+                                                               ("old", "-")]

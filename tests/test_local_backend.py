@@ -126,6 +126,7 @@ def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
     # the summary kept when it ended: what listings show, without reading the log again
     assert done.final_metrics["epoch"] == 3 and done.final_metrics["mAP50-95"] == metrics["mAP50-95"].iloc[-1]
     assert "epochs" not in done.final_metrics
+    assert done.class_metrics is None  # the fake container left no model card
     (output,) = backend.list_outputs()
     assert output.job_name == job.name and set(output.files) == {"model.tar.gz", "output.tar.gz"}
     assert Path(output.location) == backend.home / "users" / "ana" / "training-jobs" / job.name / "output"
@@ -138,6 +139,18 @@ def test_job_runs_through_sagemaker_statuses_to_outputs(backend):
     state.write_text(json.dumps(older))
     assert backend.describe_job(job.name) == done
     assert json.loads(state.read_text())["final_metrics"] == done.final_metrics
+
+
+def test_a_finished_jobs_summary_keeps_each_classs_result(backend, monkeypatch):
+    """The model card's per-class mAP50-95 joins the summary when the job ends: the table shows the weakest
+    class without opening the model."""
+    from tests.results_fakes import VALIDATION
+
+    monkeypatch.setenv("FAKE_RESULTS", "1")
+    done = wait_done(backend, backend.start_job(JobSpec(dataset="solder", hyperparameters=HP)).name)
+    assert done.class_metrics == {row["class"]: row["mAP50-95"] for row in VALIDATION["per_class"]}
+    assert done.weakest_class() == ("bridge", 0.2)
+    assert backend.list_jobs()[0].class_metrics == done.class_metrics
 
 
 def test_logs_from_a_cursor_have_no_gaps_or_duplicates(backend, monkeypatch):

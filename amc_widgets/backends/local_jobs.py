@@ -15,7 +15,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from amc_widgets.core.container_contract import ML_ROOT_ENV
+from amc_widgets.core.container_contract import ML_ROOT_ENV, MLPaths
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
 from amc_widgets.core.metrics import final_metrics, parse_metrics
 from amc_widgets.core.processes import processes_with_environment
@@ -93,6 +93,7 @@ class JobFiles:
         if billable_seconds is not None:
             description.billable_seconds = billable_seconds
         description.final_metrics = self.final_metrics()
+        description.class_metrics = self.class_metrics()
         self.save(description)
         return description
 
@@ -111,6 +112,15 @@ class JobFiles:
         """The last value of each metric in the log (read once, when the job ends)."""
         with open(self.log, encoding="utf-8", errors="replace") as handle:
             return final_metrics(parse_metrics(handle))
+
+    def class_metrics(self) -> dict[str, float | None] | None:
+        """Each class's mAP50-95 on the validation split, from the model card the container left (None: no
+        card, or one without per-class results)."""
+        try:
+            validation = json.loads((MLPaths(self.ml_root).model_dir / "model_card.json").read_text())["validation"]
+            return {row["class"]: row.get("mAP50-95") for row in validation["per_class"]} or None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     runner_pid_file = property(lambda self: self.folder / "runner.pid")
 

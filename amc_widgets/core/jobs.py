@@ -102,6 +102,9 @@ class JobDescription:
     # the last value of each metric of the metrics line, kept once the job ended (SageMaker's
     # FinalMetricDataList); None: not summarised yet. Listings read it instead of the log.
     final_metrics: dict[str, float] | None = None
+    # each class's mAP50-95 on the validation split (None: no instance of it there), from the model card
+    # when the job ended; None where unknown (no model, or the SageMaker backend, whose card is in model.tar.gz)
+    class_metrics: dict[str, float | None] | None = None
     tuning_job: str = ""  # the tuning job that launched it (SageMaker's TuningJobArn, by name); "" if none
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -130,6 +133,14 @@ class JobDescription:
     def final_metric(self, name: str) -> float | None:
         """The job's last value of metric ``name``, when it has one."""
         return (self.final_metrics or {}).get(name)
+
+    def weakest_class(self) -> tuple[str, float] | None:
+        """The class the model finds worst (lowest mAP50-95 of those measured), when known."""
+        measured = [(value, name) for name, value in (self.class_metrics or {}).items() if value is not None]
+        if not measured:
+            return None
+        value, name = min(measured)
+        return name, value
 
 
 def _slug(text: str, limit: int) -> str:

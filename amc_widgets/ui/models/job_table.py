@@ -17,7 +17,8 @@ from amc_widgets.core.text import human_duration
 
 # (key, heading); every key sorts by the raw value behind the shown text
 COLUMNS = (("name", "Job"), ("dataset", "Dataset"), ("model", "Model"), ("status", "Status"),
-           ("created", "Started"), ("duration", "Duration"), ("map", "mAP50-95"), ("cost", "Cost"))
+           ("created", "Started"), ("duration", "Duration"), ("map", "mAP50-95"), ("weakest", "Weakest class"),
+           ("cost", "Cost"))
 SORT_KEYS = tuple(key for key, _heading in COLUMNS)
 PAGE_SIZE = 15
 
@@ -31,6 +32,9 @@ def _sort_value(job: JobDescription, key: str):
     if key == "map":
         value = job.final_metric("mAP50-95")
         return -math.inf if value is None else value
+    if key == "weakest":
+        weakest = job.weakest_class()
+        return -math.inf if weakest is None else weakest[1]
     if key == "cost":
         value = job_cost(job.instance_type, job.instance_count, job.billable_seconds)
         return -math.inf if value is None else value
@@ -43,6 +47,7 @@ def row(job: JobDescription) -> dict[str, str]:
     """The table's text for one job."""
     quality = job.final_metric("mAP50-95")
     cost = job_cost(job.instance_type, job.instance_count, job.billable_seconds)
+    weakest = job.weakest_class()
     return {
         "name": job.name,
         "dataset": job.dataset,
@@ -51,6 +56,7 @@ def row(job: JobDescription) -> dict[str, str]:
         "created": datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M") if job.created else "-",
         "duration": human_duration(job.duration()),
         "map": f"{quality:.3f}" if quality is not None else "-",
+        "weakest": f"{weakest[0]} {weakest[1]:.3f}" if weakest else "-",
         "cost": "this machine" if job.instance_type == THIS_MACHINE else (f"${cost:,.2f}" if cost is not None else "-"),
     }
 
