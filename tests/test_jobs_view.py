@@ -100,8 +100,8 @@ def test_compare_lists_finished_jobs_and_makes_its_chart_only_when_jobs_are_chos
 
 
 def test_the_page_builds_without_plotly_or_pandas_whatever_the_history(tmp_path):
-    """Plotly's figure classes take seconds to import, pandas half a second: a page of finished jobs needs
-    neither."""
+    """Plotly's figure classes take seconds to import, pandas half a second, numpy a tenth: a page of finished
+    jobs needs none of them."""
     from tests.job_history import make_finished_jobs
 
     make_finished_jobs(tmp_path / "home", "ana", 30)
@@ -109,7 +109,7 @@ def test_the_page_builds_without_plotly_or_pandas_whatever_the_history(tmp_path)
             "assert d.finished_jobs.matching == 30, d.finished_jobs.matching; "
             "loaded = sorted(m for m in sys.modules if m.startswith('plotly')); "
             "assert 'plotly.basewidget' not in loaded and 'plotly.graph_objs' not in loaded, loaded; "
-            "assert 'pandas' not in sys.modules; "
+            "assert 'pandas' not in sys.modules and 'numpy' not in sys.modules; "
             "d.close()")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "AMC_HOME": str(tmp_path / "home"), "AMC_USER": "ana"})

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.endpoints import EndpointDescription, EndpointSpec
 from amc_widgets.core.jobs import JobDescription, JobSpec
-from amc_widgets.core.onnx_model import OnnxDetector
 from amc_widgets.core.prices import Price
 from amc_widgets.core.storage import extract_tar_gz
 from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
@@ -93,6 +92,8 @@ def download_outputs_into(dest: Path, name: str, sizes: dict[str, int],
         files += extract_tar_gz(local, folder / file_name.removesuffix(".tar.gz"))
     onnx = folder / "model" / "best.onnx"
     if onnx.exists():
+        from amc_widgets.core.onnx_model import OnnxDetector  # numpy and onnxruntime: once a model is there
+
         OnnxDetector(onnx).check()
     return DownloadResult(folder=folder, onnx=onnx if onnx.exists() else None, files=files)
 

@@ -20,10 +20,11 @@ from amc_widgets.core.metrics import append_metrics, parse_metrics
 from amc_widgets.core.text import clean_log_line, human_duration
 from amc_widgets.core.weights import describe_source
 from amc_widgets.ui.models import Transfer
-from amc_widgets.ui.models.results import ResultsModel
 
-if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+if TYPE_CHECKING:  # pandas loads when a table is first made, numpy with a job's results: not with the page
     import pandas as pd
+
+    from amc_widgets.ui.models.results import ResultsModel
 
 MAX_LOG_LINES = 400
 # (fastest, slowest) seconds between polls of a running job: fastest while its log grows, slowing
@@ -291,6 +292,8 @@ class JobBoard:
 
     def results(self, name: str) -> ResultsModel:
         """The card's results model, made on first use."""
+        from amc_widgets.ui.models.results import ResultsModel
+
         card = self.card(name)
         if card.results is None:
             card.results = ResultsModel()

@@ -12,17 +12,17 @@ import ipywidgets as w
 
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
-from amc_widgets.core.results import losses_need_log_scale
 from amc_widgets.core.text import log_html
 from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
-from amc_widgets.ui.models.results import ResultsModel
 from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
 from amc_widgets.ui.views.job_table import FinishedJobsView
-from amc_widgets.ui.views.results import ResultsView
 
-if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
+if TYPE_CHECKING:  # pandas loads when a table is first made, numpy with a job's results: not with the page
     import pandas as pd
+
+    from amc_widgets.ui.models.results import ResultsModel
+    from amc_widgets.ui.views.results import ResultsView
 
 LOSS_COLOURS = ("#1d4ed8", "#dc2626", "#16a34a", "#60a5fa", "#f87171", "#4ade80")
 QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
@@ -132,6 +132,8 @@ class JobCardView:
         if change.log:
             self.log.value = log_html(card.log)
         if change.metrics and not card.metrics.empty:
+            from amc_widgets.core.results import losses_need_log_scale  # numpy, as the chart has it
+
             frame = card.metrics
             epochs = frame["epoch"].tolist()
             with self.chart.batch_update():
@@ -151,6 +153,8 @@ class JobCardView:
     def toggle_results(self, model: ResultsModel) -> bool:
         """Show the results view (built on first use) or hide it; True when it is shown now."""
         if self.results is None:
+            from amc_widgets.ui.views.results import ResultsView
+
             self.results = ResultsView(model)
             self.widget.children = [*self.widget.children, self.results.widget]
             return True
