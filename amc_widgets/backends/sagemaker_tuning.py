@@ -25,6 +25,7 @@ from amc_widgets.core.tuning import (
     TuningChild,
     TuningJobDescription,
     TuningSpec,
+    TuningSpecError,
     check_tuning_name,
     estimate_tuning_cost,
     make_tuning_name,
@@ -99,7 +100,7 @@ class SageMakerTuning:
         name = check_tuning_name(spec.name) if spec.name else make_tuning_name(spec.dataset, self.backend.clock)
         for parent in spec.warm_start_from:  # another user's tuning job is not found, as to SageMaker's IAM
             if not self.describe(parent, children=False).is_terminal:
-                raise AwsConnectionError(f"warm start: the tuning job '{parent}' has not ended yet")
+                raise TuningSpecError({"warm start": f"the tuning job '{parent}' has not ended yet"})
         instance = get_instance(spec.instance_type)
         # every parallel child holds its instances at once
         self.backend.check_quota(instance.name, spec.instance_count * spec.max_parallel, spec.spot)
