@@ -23,6 +23,7 @@ from amc_widgets.core.tuning import (
     TuningSpec,
     TuningSpecError,
     parse_range,
+    validate_tuning_spec,
 )
 from tests.conftest import wait_until
 from tests.iam_evaluation import Call, Identity, Question, Recorder, World, authorizations, evaluate
@@ -35,7 +36,7 @@ from tests.sagemaker_harness import (
     SageMakerEmulator,
     moto_client_factory,
 )
-from tests.sagemaker_tuner import TunerEmulator
+from tests.sagemaker_tuner import TunerEmulator, check_request
 from tests.test_capabilities import sagemaker_backend
 from tests.test_sagemaker import FAKE_CONTAINER, FAKE_IMAGE, LONG_FAKE_IMAGE
 
@@ -251,6 +252,30 @@ def test_the_harness_refuses_what_sagemaker_refuses(people, tuner):
         lambda r: config(r)["ParameterRanges"].update(
             CategoricalParameterRanges=[{"Name": f"p{i}", "Values": ["1", "2"]} for i in range(31)])))
     assert "parts-refused" not in tuner.requests
+
+
+def test_hyperband_grid_and_spot_requests_are_ones_sagemaker_accepts(people, tuner):
+    """Checked as the tuner checks a CreateHyperParameterTuningJob, without launching anything."""
+    tuning = people["alice"].backend.tuning
+    hyperband = tuning.request(spec(strategy="Hyperband", hyperparameters={**STATIC, "epochs": "30"}), "parts-hb")
+    assert hyperband["HyperParameterTuningJobConfig"]["StrategyConfig"] == {
+        "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 30}}
+    grid = tuning.request(validate_tuning_spec(spec(strategy="Grid", max_jobs=None, ranges=[  # imgsz no longer static
+        parse_range("optimizer=SGD,AdamW,Adam"), parse_range("imgsz=320,416")])), "parts-grid")
+    assert grid["HyperParameterTuningJobConfig"]["ResourceLimits"] == {"MaxParallelTrainingJobs": 2}
+    spot = tuning.request(spec(spot=True, max_runtime_hours=2), "parts-spot")
+    definition = spot["TrainingJobDefinition"]
+    assert definition["EnableManagedSpotTraining"] is True
+    assert definition["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200, "MaxWaitTimeInSeconds": 14400}
+    assert definition["CheckpointConfig"]["S3Uri"].endswith("/training-jobs/parts-spot/checkpoints/")
+    for request in (hyperband, grid, spot):
+        sent = json.loads(json.dumps(request))
+        check_request("CreateHyperParameterTuningJob", sent)
+        tuner.check_create_request(sent)
+    with pytest.raises(ClientError, match="MaxResource"):  # no epochs to infer it from
+        del hyperband["HyperParameterTuningJobConfig"]["StrategyConfig"]
+        hyperband["TrainingJobDefinition"]["StaticHyperParameters"].pop("epochs")
+        tuner.check_create_request(hyperband)
 
 
 @pytest.mark.slow
