@@ -80,6 +80,11 @@ class Person:
                                AssumeRolePolicyDocument=json.dumps(iam_policy.trust_policy()),
                                Tags=iam_policy.execution_role_tags(self.info.user_key))["Role"]
         self.role_arn, self.home = role["Arn"], home
+        # SageMaker's session of that role, running their jobs
+        self.role_identity = Identity(f"arn:aws:sts::{ACCOUNT}:assumed-role/{role['RoleName']}/SageMaker",
+                                      f"{role['RoleId']}:SageMaker", ACCOUNT, role["Arn"],
+                                      tags=tuple((t["Key"], t["Value"])
+                                                 for t in iam_policy.execution_role_tags(self.info.user_key)))
         self.backend = self.with_image(FAKE_IMAGE)
         emulator.attach(self.backend.sm)
         tuner.attach(self.backend.sm)
@@ -107,6 +112,9 @@ def emulator(admin, tmp_path_factory):
     images = {FAKE_IMAGE: FAKE_CONTAINER, LONG_FAKE_IMAGE: ["env", "FAKE_EPOCHS=100000", *FAKE_CONTAINER],
               SLOW_IMAGE: ["env", "FAKE_EPOCHS=6", "FAKE_EPOCH_SECONDS=0.4", *FAKE_CONTAINER]}
     harness = SageMakerEmulator(admin, tmp_path_factory.mktemp("tuning-sagemaker"), images)
+    harness.role_calls = Recorder(actor=harness.job_of_this_thread)  # what SageMaker does with a job's role
+    harness.role_calls.attach(harness.s3)
+    harness.role_calls.attach(harness.logs)
     harness.start()
     yield harness
     harness.close()
@@ -390,3 +398,23 @@ def test_another_user_sees_none_of_it_and_iam_denies_them(tuned, bobs_tuning, pe
     assert {"sagemaker:CreateHyperParameterTuningJob", "sagemaker:DescribeHyperParameterTuningJob",
             "sagemaker:ListTrainingJobsForHyperParameterTuningJob", "sagemaker:StopHyperParameterTuningJob",
             "sagemaker:CreateTrainingJob", "sagemaker:AddTags", "iam:PassRole", "sagemaker:Search"} <= denied
+
+
+def test_children_reach_their_owners_space_only(tuned, bobs_tuning, people, admin, emulator):
+    """The children's downloads, uploads and logs, made with the owner's execution role: allowed by the
+    execution-role policy for the owner's role, denied for another user's (the shared log group aside)."""
+    alice, bob = people["alice"], people["bob"]
+    children = {c.name for c in tuned.children}
+    calls = [c for c in emulator.role_calls.calls if c.actor in children]
+    assert {(c.service, c.operation) for c in calls} >= {("s3", "ListObjectsV2"), ("s3", "GetObject"),
+                                                          ("s3", "PutObject"), ("logs", "PutLogEvents")}
+    world = World(admin, "aws", REGION, ACCOUNT)
+    auths = list({json.dumps([a.action, a.resource, a.context], sort_keys=True): a
+                  for call in calls for a in authorizations(call, world)}.values())
+    policies = {"role": iam_policy.execution_role_policy(BUCKET, "aws", REGION, ACCOUNT)}
+    answers = evaluate(policies, [Question(alice.role_identity, "role", a) for a in auths]
+                       + [Question(bob.role_identity, "role", a) for a in auths])
+    owner, other = answers[:len(auths)], answers[len(auths):]
+    assert not [(a, r) for a, r in zip(auths, owner) if r.result != "Allowed" or r.errors]
+    shared = {"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams", "logs:CreateLogGroup"}
+    assert not [(a, r.result) for a, r in zip(auths, other) if (r.result == "Allowed") != (a.action in shared)]
