@@ -217,6 +217,13 @@ def test_children_are_the_owners_jobs_and_name_their_tuning_job(tuned, people):
     assert listed["parts-first"].best.name == tuned.best.name
 
 
+def test_a_name_taken_is_refused_and_nothing_is_overwritten(tuned, people, tuner):
+    before = tuner.requests["parts-first"]
+    with pytest.raises(FileExistsError, match="'parts-first' already exists"):
+        people["alice"].backend.start_tuning_job(spec(name="parts-first", max_jobs=1, max_parallel=1))
+    assert tuner.requests["parts-first"] is before and len(tuner.runs["parts-first"].children) == 3
+
+
 def test_our_validation_refuses_first_with_the_field_named(people, tuner):
     backend = people["alice"].backend
     sent = len(tuner.requests) + len(tuner.refused)
