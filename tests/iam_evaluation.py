@@ -14,7 +14,8 @@ keys that do not apply) and the service documentation where one request needs mo
 action: a CreateTrainingJob with tags is also an AddTags (``sagemaker:TaggingAction``) and, for its
 RoleArn, an ``iam:PassRole``; a multi-object delete is a DeleteObject per key; CreateEndpoint also
 authorizes the endpoint config it names; Application Auto Scaling also checks the caller's rights on
-the endpoint and on the CloudWatch alarms target tracking makes.  A request the backend
+the endpoint and on the CloudWatch alarms target tracking makes; a tuning job passes its role and
+launches tagged training jobs.  A request the backend
 makes that is not in the table fails the test: new features (weights, tuning, endpoints) add their
 requests here.
 """
@@ -151,6 +152,39 @@ def _create_training_job(p: dict, w: World) -> list[Authorization]:
     ]
 
 
+def _create_tuning_job(p: dict, w: World) -> list[Authorization]:
+    """The tuning job (tagged, with the conditions its training-job definition sets), the AddTags of its
+    tags, the role it passes; and the children it launches with the same tags, as the caller's
+    CreateTrainingJob and AddTags: the Service Authorization Reference lists only the first three for
+    CreateHyperParameterTuningJob, and the user policy grants the children's too (the caller's own tag),
+    so the policy holds whether SageMaker checks them against the caller or not."""
+    name, definition = p["HyperParameterTuningJobName"], p["TrainingJobDefinition"]
+    arn, role, tags = w.sagemaker("hyper-parameter-tuning-job", name), definition["RoleArn"], _request_tags(
+        p.get("Tags", []))
+    children = w.job(f"{name}-001-0123abcd")  # one as SageMaker names them: <tuning>-<3 digits>-<8 hex>
+    return [
+        Authorization("sagemaker:CreateHyperParameterTuningJob", arn, {
+            **tags, "sagemaker:InstanceTypes": [definition["ResourceConfig"]["InstanceType"]],
+            "sagemaker:MaxRuntimeInSeconds": str(definition["StoppingCondition"]["MaxRuntimeInSeconds"]),
+            "sagemaker:NetworkIsolation": str(bool(definition.get("EnableNetworkIsolation"))).lower()}),
+        Authorization("sagemaker:AddTags", arn, {**tags, "sagemaker:TaggingAction": "CreateHyperParameterTuningJob"}),
+        Authorization("iam:PassRole", role, {"iam:PassedToService": SAGEMAKER,
+                                             **_resource_tags(w.role_tags(role), "aws", "iam")}),
+        Authorization("sagemaker:CreateTrainingJob", children, {
+            **tags, "sagemaker:InstanceTypes": [definition["ResourceConfig"]["InstanceType"]],
+            "sagemaker:MaxRuntimeInSeconds": str(definition["StoppingCondition"]["MaxRuntimeInSeconds"])}),
+        Authorization("sagemaker:AddTags", children, {**tags, "sagemaker:TaggingAction": "CreateTrainingJob"}),
+    ]
+
+
+def _tuning_action(action: str) -> Callable[[dict, World], list[Authorization]]:
+    def authorize(p: dict, w: World) -> list[Authorization]:
+        name = p["HyperParameterTuningJobName"]
+        return [Authorization(action, w.sagemaker("hyper-parameter-tuning-job", name),
+                              _resource_tags(w.sagemaker_tags("hyper-parameter-tuning-job", name), "aws"))]
+    return authorize
+
+
 def _job_action(action: str) -> Callable[[dict, World], list[Authorization]]:
     def authorize(p: dict, w: World) -> list[Authorization]:
         name = p["TrainingJobName"]
@@ -258,6 +292,12 @@ REQUESTS: dict[tuple[str, str], Callable[[dict, World], list[Authorization]]] = 
     ("sagemaker", "CreateTrainingJob"): _create_training_job,
     ("sagemaker", "DescribeTrainingJob"): _job_action("sagemaker:DescribeTrainingJob"),
     ("sagemaker", "StopTrainingJob"): _job_action("sagemaker:StopTrainingJob"),
+    # SageMaker tuning (the tuning jobs' list is a Search, below)
+    ("sagemaker", "CreateHyperParameterTuningJob"): _create_tuning_job,
+    ("sagemaker", "DescribeHyperParameterTuningJob"): _tuning_action("sagemaker:DescribeHyperParameterTuningJob"),
+    ("sagemaker", "ListTrainingJobsForHyperParameterTuningJob"): _tuning_action(
+        "sagemaker:ListTrainingJobsForHyperParameterTuningJob"),
+    ("sagemaker", "StopHyperParameterTuningJob"): _tuning_action("sagemaker:StopHyperParameterTuningJob"),
     # SageMaker hosting
     ("sagemaker", "CreateModel"): _create_model,
     ("sagemaker", "CreateEndpointConfig"): _hosting_create("CreateEndpointConfig", "endpoint-config",

@@ -297,15 +297,16 @@ def search_error(message: str) -> ClientError:
 TRAINING_JOB_PROPERTIES = {"TrainingJobName", "TrainingJobArn", "TrainingJobStatus", "SecondaryStatus",
                            "CreationTime", "LastModifiedTime", "TrainingStartTime", "TrainingEndTime",
                            "ResourceConfig", "EnableManagedSpotTraining", "RoleArn", "OutputDataConfig",
-                           "AlgorithmSpecification", "HyperParameters", "StoppingCondition", "FailureReason"}
+                           "AlgorithmSpecification", "HyperParameters", "StoppingCondition", "FailureReason",
+                           "TuningJobArn"}
 
 
-def _property(job: dict, name: str):
-    """The value a Search filter names: ``Tags.<key>``, a top-level property or a nested one."""
+def _property(job: dict, name: str, known: set[str] = TRAINING_JOB_PROPERTIES):
+    """The value a Search filter names: ``Tags.<key>``, a top-level property (one of ``known``) or a nested one."""
     if name.startswith("Tags."):
         return next((t["Value"] for t in job.get("Tags", []) if t["Key"] == name[5:]), None)
     head, *rest = name.split(".")
-    if head not in TRAINING_JOB_PROPERTIES:
+    if head not in known:
         raise search_error(f"Unknown property name: {name}")
     value = job.get(head)
     for part in rest:
@@ -313,8 +314,8 @@ def _property(job: dict, name: str):
     return value
 
 
-def _matches(job: dict, condition: dict) -> bool:
-    value, wanted = _property(job, condition["Name"]), condition.get("Value")
+def _matches(job: dict, condition: dict, known: set[str] = TRAINING_JOB_PROPERTIES) -> bool:
+    value, wanted = _property(job, condition["Name"], known), condition.get("Value")
     operator = condition.get("Operator", "Equals")
     text = str(value).lower() if isinstance(value, bool) else (None if value is None else str(value))
     if operator == "Equals":
@@ -332,9 +333,9 @@ def _matches(job: dict, condition: dict) -> bool:
     raise search_error(f"The harness does not play the {operator} operator")
 
 
-def _visible(job: dict, condition: dict) -> bool:
+def _visible(job: dict, condition: dict, known: set[str] = TRAINING_JOB_PROPERTIES) -> bool:
     """VisibilityConditions: a job carrying the tag must have that value; one without it is kept."""
-    value = _property(job, condition["Key"])
+    value = _property(job, condition["Key"], known)
     return value is None or value == condition["Value"]
 
 
@@ -353,6 +354,8 @@ class SageMakerEmulator:
         self.requests: dict[str, dict] = {}  # job name -> the CreateTrainingJob body as sent
         self.exit_codes: dict[str, list[int]] = {}  # job name -> the container's exit code per attempt
         self.final_metrics: dict[str, dict[str, float]] = {}  # job -> last value of each MetricDefinition
+        self.epoch_metrics: dict[str, list[dict[str, float]]] = {}  # job -> those values after each epoch
+        self.tuner = None  # a tests.sagemaker_tuner.TunerEmulator plays the tuning requests and their Search
         self.stop_requests: set[str] = set()
         self.interrupt_after_epoch: dict[str, int] = {}  # job -> epoch after which the spot instance "vanishes"
         self.processes: dict[str, list[subprocess.Popen]] = {}  # job -> its containers, one per host
@@ -578,6 +581,7 @@ class SageMakerEmulator:
                     final[metric] = float(found.group(1))
             if master and line.startswith("[amc-metrics]"):
                 epochs += 1
+                self.epoch_metrics.setdefault(name, []).append(dict(final))
                 if job.get("CheckpointConfig"):
                     self._upload_folder(MLPaths(root).checkpoints, job["CheckpointConfig"]["S3Uri"])
                 if self.interrupt_after_epoch.get(name) == epochs:
@@ -726,6 +730,9 @@ class SageMakerEmulator:
     def search(self, body: dict) -> dict:
         """SageMaker Search over moto's training jobs, as the service model documents it (strict where
         moto is lenient: MaxResults 1-100, default 10; NextToken; VisibilityConditions; ``In``)."""
+        if body.get("Resource") == "HyperParameterTuningJob" and self.tuner is not None:
+            self.search_requests.append(body)
+            return self.tuner.search(body)
         if body.get("Resource") != "TrainingJob":
             raise search_error(f"Resource {body.get('Resource')!r}: this harness plays TrainingJob only")
         page = body.get("MaxResults", 10)

@@ -109,6 +109,9 @@ def test_names_fit_sagemakers_limit():
     assert make_tuning_name("joints", clock=lambda: 1.8e9) != make_tuning_name("joints", clock=lambda: 1.8e9)
     with pytest.raises(ValueError):
         check_tuning_name("-bad")
+    with pytest.raises(ValueError):  # the pattern alone lets hyphens through uncounted
+        check_tuning_name("a-name-longer-than-thirty-two-chars")
+    assert check_tuning_name("a" * TUNING_NAME_MAX) == "a" * TUNING_NAME_MAX
 
 
 def test_sagemaker_ranges_round_trip():

@@ -16,6 +16,9 @@ Why these keys (AWS IAM User Guide and Service Authorization Reference):
 - Jobs carry the tag ``amc_user=<key>``: CreateTrainingJob (and the AddTags SageMaker authorizes
   for tags given at creation, ``sagemaker:TaggingAction``) only with ``aws:RequestTag`` equal to the
   caller's key; Describe / Stop only with ``aws:ResourceTag`` equal to it.
+- Tuning jobs the same way: CreateHyperParameterTuningJob (and its AddTags) only with the caller's
+  tag, which SageMaker copies onto the training jobs it launches (allowed as the caller's own jobs
+  above); Describe, ListTrainingJobsFor... and Stop only with that tag; passing the role as for a job.
 - Listing jobs is SageMaker Search, which supports no resource type ("*"): it is allowed only with the
   visibility condition ``Tags.amc_user`` equal to the caller's key
   (``sagemaker:SearchVisibilityCondition/Tags.amc_user/EqualsIfExists``, SageMaker's documented form),
@@ -60,10 +63,11 @@ def _log_group_arns(partition: str, region: str, account: str) -> list[str]:
 
 
 def user_policy(bucket: str, partition: str = "aws", region: str = "*", account: str = "*") -> dict[str, Any]:
-    """What every AMC user needs, each in their own space: their prefix of the bucket, training jobs
+    """What every AMC user needs, each in their own space: their prefix of the bucket, training and tuning jobs
     tagged with their key, the job logs, quota reads, and passing their own execution role."""
     prefix = space_prefix(USER_KEY_VARIABLE)
     jobs = f"arn:{partition}:sagemaker:{region}:{account}:training-job/*"
+    tuning = f"arn:{partition}:sagemaker:{region}:{account}:hyper-parameter-tuning-job/*"
     hosting = {kind: f"arn:{partition}:sagemaker:{region}:{account}:{kind}/*"
                for kind in ("model", "endpoint-config", "endpoint")}
     targets = f"arn:{partition}:application-autoscaling:{region}:{account}:scalable-target/*"
@@ -87,6 +91,14 @@ def user_policy(bucket: str, partition: str = "aws", region: str = "*", account:
             {"Sid": "OwnJobs", "Effect": "Allow",
              "Action": ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
              "Resource": jobs, "Condition": {"StringEquals": {f"aws:ResourceTag/{OWNER_TAG}": USER_KEY_VARIABLE}}},
+            {"Sid": "StartOwnTuningJobs", "Effect": "Allow", "Action": "sagemaker:CreateHyperParameterTuningJob",
+             "Resource": tuning, "Condition": {"StringEquals": own_tag}},
+            {"Sid": "TagOwnTuningJobsAtCreation", "Effect": "Allow", "Action": "sagemaker:AddTags", "Resource": tuning,
+             "Condition": {"StringEquals": {**own_tag, "sagemaker:TaggingAction": "CreateHyperParameterTuningJob"}}},
+            {"Sid": "OwnTuningJobs", "Effect": "Allow",
+             "Action": ["sagemaker:DescribeHyperParameterTuningJob",
+                        "sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                        "sagemaker:StopHyperParameterTuningJob"], "Resource": tuning, "Condition": owned},
             {"Sid": "CreateOwnModels", "Effect": "Allow", "Action": "sagemaker:CreateModel",
              "Resource": hosting["model"],
              "Condition": {"StringEquals": own_tag, "Bool": {"sagemaker:NetworkIsolation": "true"}}},

@@ -54,6 +54,7 @@ from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail, streams
 from amc_widgets.backends.iam_policy import OWNER_TAG
 from amc_widgets.backends.s3_datasets import S3DatasetStore, folder_items, zip_items
 from amc_widgets.backends.sagemaker_endpoints import SageMakerEndpoints
+from amc_widgets.backends.sagemaker_tuning import SageMakerTuning
 from amc_widgets.core.container_contract import (
     DEFAULT_ML_ROOT,
     TRAINING_CHANNEL,
@@ -65,7 +66,13 @@ from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_import import ready_to_store
 from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.hyperparameters import decode_hyperparameters
-from amc_widgets.core.instances import check_storage, get_instance, training_volume_gb, validate_instance_count
+from amc_widgets.core.instances import (
+    CostEstimate,
+    check_storage,
+    get_instance,
+    training_volume_gb,
+    validate_instance_count,
+)
 from amc_widgets.core.jobs import (
     TERMINAL_STATUSES,
     JobDescription,
@@ -79,6 +86,7 @@ from amc_widgets.core.jobs import (
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
 from amc_widgets.core.prices import Price, PriceCache
 from amc_widgets.core.storage import check_dataset_name, dataset_source
+from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
 from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
@@ -106,7 +114,7 @@ def _ts(value: Any) -> float | None:
 
 
 class SageMakerBackend(DeploysThroughEndpoints):
-    """Backend protocol on S3, SageMaker, CloudWatch Logs, STS and Service Quotas."""
+    """Backend protocol on S3, SageMaker, CloudWatch Logs, STS and Service Quotas; tunes hyperparameters."""
 
     name = "sagemaker"
 
@@ -131,6 +139,7 @@ class SageMakerBackend(DeploysThroughEndpoints):
         self._quota_codes: dict[str, str] | None = None  # quota name -> code, learnt once a session
         home = Path(home or os.environ.get("AMC_HOME") or Path.home() / ".amc").expanduser()
         self.prices = RegionPrices(client("pricing"), self.region, PriceCache(home / PRICES_FILE, clock=clock))
+        self.tuning = SageMakerTuning(self)
 
     # --- connection ---------------------------------------------------------------------------
     @staticmethod
@@ -312,7 +321,9 @@ class SageMakerBackend(DeploysThroughEndpoints):
                                            "LocalPath": str(MLPaths(Path(DEFAULT_ML_ROOT)).checkpoints)}
         return request
 
-    def start_job(self, spec: JobSpec) -> JobDescription:
+    def check_launch(self, spec: JobSpec) -> int:
+        """Refuse what SageMaker would refuse or fail on (hyperparameters, instance, limits, dataset,
+        weights, tag value) before anything starts; returns the stored dataset's bytes."""
         params = decode_hyperparameters(spec.hyperparameters)
         instance = get_instance(spec.instance_type)
         validate_instance_count(instance, spec.instance_count)
@@ -329,6 +340,12 @@ class SageMakerBackend(DeploysThroughEndpoints):
                                      "whose name has none")
         if params["weights"] and not self._has_object(self.weights_prefix + params["weights"]):
             raise WeightsError(f"weights: '{params['weights']}' is not stored in s3://{self.bucket}/{self.weights_prefix}")
+        return dataset_bytes
+
+    def start_job(self, spec: JobSpec) -> JobDescription:
+        dataset_bytes = self.check_launch(spec)
+        params = decode_hyperparameters(spec.hyperparameters)
+        instance = get_instance(spec.instance_type)
         name = check_job_name(spec.name) if spec.name else make_job_name(params["model"], spec.dataset, self.clock)
         marker = f"{self.outputs_prefix}{name}/{JOB_MARKER}"
         if self._job_folder_exists(name):
@@ -397,6 +414,7 @@ class SageMakerBackend(DeploysThroughEndpoints):
             spot=bool(raw.get("EnableManagedSpotTraining")), billable_seconds=billable,
             final_metrics=({m["MetricName"]: float(m["Value"]) for m in raw.get("FinalMetricDataList", [])}
                            if raw["TrainingJobStatus"] in ("Completed", "Failed", "Stopped") else None),
+            tuning_job=raw.get("TuningJobArn", "").rsplit("/", 1)[-1],
             extra=extra,
         )
 
@@ -443,6 +461,23 @@ class SageMakerBackend(DeploysThroughEndpoints):
         return live_tail(self.logs, self.log_group_arn(), self._follower, name, cursor, on_line,
                          should_stop=lambda: self.describe_job(name).is_terminal,
                          expected=streams_expected(job), label=job.instance_count > 1)
+
+    # --- tuning jobs (TunesHyperparameters, through sagemaker_tuning.py) -----------------------
+    def tuning_cost(self, spec: TuningSpec) -> CostEstimate:
+        """The most the whole tuning job costs at this region's price (max jobs x max hours, and spot)."""
+        return self.tuning.cost(spec)
+
+    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription:
+        return self.tuning.start(spec)
+
+    def describe_tuning_job(self, name: str) -> TuningJobDescription:
+        return self.tuning.describe(name)
+
+    def list_tuning_jobs(self) -> list[TuningJobDescription]:
+        return self.tuning.list()
+
+    def stop_tuning_job(self, name: str) -> TuningJobDescription:
+        return self.tuning.stop(name)
 
     # --- outputs ------------------------------------------------------------------------------
     def list_outputs(self) -> list[OutputInfo]:

@@ -278,7 +278,7 @@ def validate_tuning_spec(spec: TuningSpec) -> TuningSpec:
     if len(spec.warm_start_from) > MAX_WARM_START_PARENTS:
         problems["warm start"] = f"at most {MAX_WARM_START_PARENTS} earlier tuning jobs"
     for parent in spec.warm_start_from:
-        if not TUNING_NAME_PATTERN.match(parent):
+        if not TUNING_NAME_PATTERN.match(parent) or len(parent) > TUNING_NAME_MAX:
             problems["warm start"] = f"{parent!r} is not a tuning job name"
     if spec.name is not None:
         try:
@@ -310,7 +310,8 @@ def make_tuning_name(dataset: str, clock: Callable[[], float] = time.time) -> st
 
 def check_tuning_name(name: str) -> str:
     """``name`` if SageMaker accepts it as a tuning job name, else ValueError saying why."""
-    if not TUNING_NAME_PATTERN.match(name):
+    # the pattern does not count hyphens: SageMaker checks the length as well
+    if not TUNING_NAME_PATTERN.match(name) or len(name) > TUNING_NAME_MAX:
         raise ValueError(f"'{name}' is not a valid tuning job name: use 1-{TUNING_NAME_MAX} letters, digits "
                          "and hyphens, starting and ending with a letter or digit")
     return name
