@@ -142,7 +142,12 @@ def test_invalid_train_tab_fields_and_instance_stop_the_request(model, params):
     params.max_hours = 2
     with pytest.raises(TuningSpecError) as raised:
         model.request("solder", SCRATCH)
-    assert "max wait hours" in " ".join(raised.value.problems.values())
+    assert set(raised.value.problems) == {"max wait hours"}  # named once, by its own field
+    params.max_wait_text = ""
+    params.set_instance("ml.m5.xlarge", 2, spot=False)  # several instances only on GPU types
+    with pytest.raises(TuningSpecError) as raised:
+        model.request("solder", SCRATCH)
+    assert set(raised.value.problems) == {"instance"} and "Train tab" in raised.value.problems["instance"]
 
 
 def test_cost_line_is_the_whole_tuning_job_at_the_regions_price(model, params):

@@ -1,4 +1,4 @@
-"""The dashboard: header, tabs (Connection, Dataset, Train, Jobs, Endpoints, Compare, Help) and the one poller."""
+"""The dashboard: header, tabs (Connection, Dataset, Train, Tune, Jobs, Endpoints, Compare, Help) and the one poller."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import ipywidgets as w
 
-from amc_widgets.backends.base import PricesInstances
+from amc_widgets.backends.base import PricesInstances, TunesHyperparameters
 from amc_widgets.core.errors import user_message
 from amc_widgets.core.jobs import JobSpec
 from amc_widgets.core.weights import workspace_cache
@@ -19,6 +19,7 @@ from amc_widgets.ui.models.endpoints import EndpointsModel
 from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import JobBoard
 from amc_widgets.ui.models.parameters import ParametersModel
+from amc_widgets.ui.models.tuning import TuneModel, TuningBoard, TuningCard, fill_parameters
 from amc_widgets.ui.models.weights import WeightsModel
 from amc_widgets.ui.poller import Poller
 from amc_widgets.ui.project_files import project_file
@@ -29,9 +30,10 @@ from amc_widgets.ui.views.dataset import DatasetView
 from amc_widgets.ui.views.endpoints import EndpointsView
 from amc_widgets.ui.views.jobs import CompareView, JobsView
 from amc_widgets.ui.views.train import TrainView
+from amc_widgets.ui.views.tune import TuneView
 
 README = project_file("README.md")
-TABS = ("Connection", "Dataset", "Train", "Jobs", "Endpoints", "Compare", "Help")
+TABS = ("Connection", "Dataset", "Train", "Tune", "Jobs", "Endpoints", "Compare", "Help")
 
 
 def downloads_folder() -> Path:
@@ -61,6 +63,8 @@ class Dashboard:
         self.params = ParametersModel(local=True)
         self.board = JobBoard(self.connection.require_backend)
         self.finished_jobs = JobTable()
+        self.tuning = TuningBoard(self.connection.require_backend, self.board.wakeup)
+        self.tune = TuneModel(self.params)
         self.endpoints = EndpointsModel(self.connection.require_backend)
 
         self.connection_view = ConnectionView(self.connection)
@@ -69,6 +73,8 @@ class Dashboard:
         self.train_view = TrainView(self.params, self.datasets, self.start_job, self.weights)
         self.jobs_view = JobsView(self.board, self.finished_jobs, downloads_folder, self.datasets.validation_image,
                                   self.new_job, self.deploy)
+        self.tune_view = TuneView(self.tune, self.tuning, self.params, self.datasets, self.weights, self.open_job,
+                                  self.download_best, self.train_again, self.new_job)
         self.endpoints_view = EndpointsView(self.endpoints, lambda: getattr(self.connection.backend, "region", ""))
         self.compare_view = CompareView(self.board, self.finished_jobs)
         self.help = w.HTML(help_html())
@@ -77,8 +83,8 @@ class Dashboard:
         self.status = w.HTML()
         self.status.add_class("amc-app-status")
         self.tabs = w.Tab(children=[self.connection_view.widget, self.dataset_view.widget, self.train_view.widget,
-                                    self.jobs_view.widget, self.endpoints_view.widget, self.compare_view.widget,
-                                    self.help], titles=TABS)
+                                    self.tune_view.widget, self.jobs_view.widget, self.endpoints_view.widget,
+                                    self.compare_view.widget, self.help], titles=TABS)
         self.tabs.add_class("amc-tabs")
         self.widget = w.VBox([w.HTML(CSS), FitCharts(), self.header, self.status, self.tabs])
         self.widget.add_class("amc-app")
@@ -86,7 +92,8 @@ class Dashboard:
         self.tabs.observe(self._on_tab, "selected_index")
         self.connection.observe(self._render_header)
         self.connection.observe(self._on_backend, "backend")
-        self.poller = Poller(self.board, self.jobs_view.on_change, self._show_error)
+        self.poller = Poller(self.board, self.jobs_view.on_change, self._show_error,
+                             others=[(self.tuning, self.tune_view.on_change)])
         if connect_local:
             self.connection.connect()
         self._render_header()
@@ -96,6 +103,7 @@ class Dashboard:
     def _on_backend(self, _change: dict) -> None:
         """Connected, closed or replaced: the cards of the old backend go, the new one's come."""
         self.jobs_view.clear()
+        self.tune_view.clear()
         self.endpoints.clear()
         if self.connection.connected:
             backend = self.connection.require_backend()
@@ -105,7 +113,17 @@ class Dashboard:
             self.datasets.refresh()
             self.jobs_view.restore()
             self.compare_view.refresh()
+            self._restore_tuning(backend)
             guarded(self.status)(self.weights.refresh)(str(self.params.value("model")))
+
+    def _restore_tuning(self, backend) -> None:
+        """The Tune tab's form and cards where the backend tunes, else a line saying why."""
+        if not isinstance(backend, TunesHyperparameters):
+            self.tune_view.set_available(False, f"The {backend.name} backend does not run hyperparameter tuning "
+                                                "jobs in this version of AMC.")
+            return
+        self.tune_view.set_available(True)
+        guarded(self.tune_view.start_status)(self.tune_view.restore)()
 
     def _render_header(self, _change: dict | None = None) -> None:
         summary = self.connection.summary()
@@ -121,6 +139,8 @@ class Dashboard:
         if not self._charts_loading:  # the user is on the move: load plotly now, before a chart is needed
             self._charts_loading = True
             threading.Thread(target=load_chart_classes, name="amc-load-plotly", daemon=True).start()
+        if TABS[change["new"]] == "Tune":
+            self.tune_view.on_shown()
         if TABS[change["new"]] == "Train" and self.connection.connected and self.connection.is_local:
             in_background(self._refresh_history, "amc-job-history")  # jobs finished since: a better estimate
         if TABS[change["new"]] == "Endpoints" and self.connection.connected:
@@ -152,6 +172,27 @@ class Dashboard:
         """Deploy a completed job's model; the Endpoints tab follows it."""
         self.tabs.selected_index = TABS.index("Endpoints")
         in_background(lambda: self.endpoints.deploy(job_name), f"amc-deploy-{job_name}")
+
+    def open_job(self, name: str) -> None:
+        """Any job's card (a tuning job's child, on demand) on the Jobs tab."""
+        self.jobs_view.open(name)
+        self.tabs.selected_index = TABS.index("Jobs")
+
+    def download_best(self, name: str):
+        """A tuning job's best model, downloaded as its job card downloads it (the card opens on the Jobs tab)."""
+        self.jobs_view.open(name)
+        self.jobs_view.download(name)
+        return self.board.card(name).download
+
+    def train_again(self, card: TuningCard) -> None:
+        """The best child's hyperparameters into the Train tab, on its dataset; the Train tab shows them."""
+        fill_parameters(self.params, card.best_hyperparameters() or {})
+        if card.description.dataset in self.train_view.dataset.options:
+            self.train_view.dataset.value = card.description.dataset
+        best = card.description.best.name
+        self.train_view.start_status.value = message(
+            "ok", f"The hyperparameters of {best}, the best of {card.name}: press Start training.")
+        self.tabs.selected_index = TABS.index("Train")
 
     def new_job(self) -> None:
         self.tabs.selected_index = TABS.index("Train")

@@ -214,7 +214,10 @@ class JobBoard:
         """A card for any job of this user, running or not (a tuning job's child), on demand."""
         with self._lock:
             card = self._cards.get(name)
-        return card if card is not None else self.open(self._backend().describe_job(name))
+        if card is None:
+            card = self.open(self._backend().describe_job(name))
+            self.wakeup.set()  # a running one is polled from now on
+        return card
 
     def remove(self, name: str) -> None:
         """The card is closed: forget it (and its log) until it is opened again."""

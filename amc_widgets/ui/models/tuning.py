@@ -117,8 +117,6 @@ class TuneModel(tl.HasTraits):
         """The request as it stands, unchecked; the static settings are the Train tab's (HyperparameterError
         naming the Train tab's bad fields)."""
         params = self.params
-        if INSTANCE_ERROR_KEY in params.errors:
-            raise TuningSpecError({"instance": params.errors[INSTANCE_ERROR_KEY] + " (set it on the Train tab)"})
         return TuningSpec(dataset=dataset, hyperparameters=params.parameters().to_sagemaker(), ranges=self.ranges(),
                           objective=self.objective, strategy=self.strategy,
                           max_jobs=None if self.strategy == "Grid" else self.max_jobs,
@@ -142,6 +140,9 @@ class TuneModel(tl.HasTraits):
         except ValueError as exc:  # the Train tab's max wait hours
             field_name, _, text = str(exc).partition(": ")
             problems[field_name] = text
+        instance = self.params.errors.get(INSTANCE_ERROR_KEY)
+        if instance and not problems.keys() & {"max hours", "max wait hours"}:
+            problems["instance"] = instance + " (set on the Train tab)"
         if not dataset:
             problems["dataset"] = "choose a stored dataset"
         if "model" in self.names() and start_from != SCRATCH:
