@@ -60,7 +60,8 @@ CSS = """
 .amc-per-class tr:nth-child(2) td { font-weight: 600; }
 .amc-gallery { max-height: 900px; overflow-y: auto; }
 .amc-gallery > .widget-box, .amc-gallery img { flex-shrink: 0; }  /* scroll, never squash the images */
-.amc-tuning-card { border-left-color: #7c3aed; }
+.amc-tuning-card { border: 1px solid #cbd5e1; border-left: 5px solid #7c3aed; border-radius: 8px; padding: 8px 12px;
+                    margin: 10px 0; background: #fff; }
 .amc-counters { display: flex; flex-wrap: wrap; gap: 6px 24px; font-size: 13px; margin: 2px 0 6px 0; }
 .amc-counter-group { display: flex; gap: 8px; align-items: center; }
 .amc-counter { background: #f1f5f9; color: #334155; border-radius: 10px; padding: 1px 8px; }

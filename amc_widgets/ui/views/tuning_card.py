@@ -166,8 +166,7 @@ class TuningCardView:
                               self.children,
                               w.HBox([self.stop_button, self.download_button, self.again_button, self.progress]),
                               self.action_status])
-        self.widget.add_class("amc-card")
-        self.widget.add_class("amc-tuning-card")
+        self.widget.add_class("amc-tuning-card")  # not amc-card: that class is a job's card
         self.widget.add_class(f"amc-tuning-{card.name}")
         guard = guarded(self.action_status)
         self.stop_button.on_click(guard(lambda _b: on_stop(card.name)))
