@@ -49,7 +49,7 @@ def test_tune_tab_runs_a_tuning_job_to_a_finished_card(pages, tuning_dashboard):
     tab(page, "Tune")
     expect(page.locator(".amc-tune-form")).to_be_visible()
     page.locator(".amc-field-tune-dataset select").select_option("demo-solder")
-    expect(page.locator(".amc-tune-static")).to_contain_text("epochs 3")
+    expect(page.locator(".amc-tune-static")).to_contain_text("epochs: 3")
     for key, value in (("low", "0.001"), ("high", "0.1")):
         box = range_input(page, "lr0", key)
         box.fill(value)
@@ -72,7 +72,7 @@ def test_tune_tab_runs_a_tuning_job_to_a_finished_card(pages, tuning_dashboard):
     fill(page, "tune-parallel", "2")
     expect(page.locator(".amc-tune-cost")).to_contain_text("no cost. 4 training jobs, 2 at a time")
     page.locator("button.amc-start-tuning").click()
-    expect(page.locator(".amc-tune-status")).to_contain_text("Started the tuning job")
+    expect(page.locator(".amc-tune-status")).to_contain_text("Started the tuning job", timeout=60_000)
     card = page.locator(".amc-tuning-card")
     expect(card).to_have_count(1)
     status = card.locator(".amc-tuning-status")
@@ -83,8 +83,9 @@ def test_tune_tab_runs_a_tuning_job_to_a_finished_card(pages, tuning_dashboard):
     expect(card.locator(".amc-tc-row.amc-tc-best")).to_have_count(1)
     expect(card.locator(".amc-counters")).to_contain_text("Completed 4")
     expect(card.locator(".amc-counters")).to_contain_text("Succeeded 4")
-    expect(card.locator(".js-plotly-plot")).to_have_count(2)  # objective over time, parallel coordinates
-    expect(card.locator(".parcoords .axis-title")).to_contain_text(["lr0 (log)", "optimizer", "mAP50-95"])
+    expect(card.locator(".scatterlayer .trace")).to_have_count(2)  # objective over time: each job, best so far
+    assert card.locator(".scatterlayer .point").count() >= 2  # jobs ending together may share a point
+    expect(card.locator(".parcoords .axis-title")).to_have_text(["lr0 (log)", "optimizer", "mAP50-95"])
     objectives = [float(v) for v in card.locator(".amc-tc-row td.amc-tc-objective").all_inner_texts()]
     assert objectives == sorted(objectives, reverse=True)  # best first
     best = rows.first.get_attribute("data-job")
@@ -116,4 +117,4 @@ def test_tune_tab_runs_a_tuning_job_to_a_finished_card(pages, tuning_dashboard):
     tab(page, "Tune")
     expect(page.locator(".amc-tuning-card .amc-tuning-status")).to_have_text("Completed")
     expect(page.locator(".amc-tuning-card .amc-tc-row")).to_have_count(4)
-    expect(page.locator(".amc-tuning-card .js-plotly-plot")).to_have_count(2)
+    expect(page.locator(".amc-tuning-card .parcoords .axis-title")).to_have_count(3, timeout=60_000)  # plotly loads

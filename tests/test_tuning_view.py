@@ -72,7 +72,8 @@ def test_the_form_starts_a_tuning_job_from_the_ranges_it_shows(tab, fake):
     view.parallel.input.value = 2
     view.max_jobs.input.value = 4
     assert "4 training jobs, 2 at a time" in view.cost.value and "this machine" in view.cost.value
-    assert "(tuned)" not in view.static.value.split("optimizer")[0] and "optimizer (tuned)" in view.static.value
+    assert "lr0" not in view.static.value and "optimizer: tuned" in view.static.value
+    assert "model: yolov5s" in view.static.value
     view.start_button.click()
 
     [spec] = fake.tuning_specs

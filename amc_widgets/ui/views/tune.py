@@ -117,7 +117,7 @@ class TuneView:
 
         self.objective = Field("tune-objective", w.Dropdown(options=OBJECTIVE_METRICS, description="Objective"))
         self.strategy = Field("tune-strategy", w.Dropdown(options=STRATEGIES, description="Strategy"))
-        self.strategy_help = w.HTML()
+        self.strategy_help = w.HTML(layout=w.Layout(margin="0 0 4px 130px"))
         self.strategy_help.add_class("amc-field-help")
         self.max_jobs = Field("tune-max-jobs", w.BoundedIntText(min=1, max=MAX_TRAINING_JOBS, description="Max jobs",
                                                                 layout=w.Layout(width="230px")))
@@ -142,7 +142,7 @@ class TuneView:
         self.start_status.add_class("amc-tune-status")
 
         self.form = w.VBox([
-            panel("Dataset and static settings", self.dataset.box, self.static, self.edit_train),
+            panel("Dataset and static settings", self.dataset.box, self.static, w.HBox([self.edit_train])),
             panel("Hyperparameters to tune", w.HBox([self.add_choice, self.add_button]), self.rows_box,
                   self.ranges_error),
             panel("Objective and budget", self.objective.box, self.strategy.box, self.strategy_help,
@@ -247,6 +247,7 @@ class TuneView:
                 self.rows[name] = RangeRowView(row, self.model.set_field, self.model.remove)
         self.rows_box.children = [self.rows[name].box for name in rows]
         self.add_choice.options = self.model.available()
+        self.add_choice.value = self.add_choice.options[0] if self.add_choice.options else None
         self._show_errors()
 
     def _show_errors(self, _change: dict | None = None) -> None:
@@ -264,12 +265,10 @@ class TuneView:
     def _show_static(self, _change: dict | None = None) -> None:
         params, tuned = self.params, set(self.model.names())
         raw = params.raw
-        shown = {"model": raw["model"], "image size": raw["imgsz"], "epochs": raw["epochs"], "batch": raw["batch"],
+        shown = {"model": raw["model"], "imgsz": raw["imgsz"], "epochs": raw["epochs"], "batch": raw["batch"],
                  "optimizer": raw["optimizer"], "preset": params.preset,
                  "start from": KIND_LABELS.get(self.weights.kind, self.weights.kind)}
-        keys = {"image size": "imgsz"}
-        items = "; ".join(f"{k} {'(tuned)' if keys.get(k, k) in tuned else html.escape(str(v))}"
-                          for k, v in shown.items())
+        items = " · ".join(f"{k}: {'tuned' if k in tuned else html.escape(str(v))}" for k, v in shown.items())
         self.static.value = (f'<div class="amc-msg amc-msg-info">Static hyperparameters are the Train tab\'s: '
                              f'{items}; every other value as set there.</div>')
         where = ("this machine" if params.instance_type == THIS_MACHINE
@@ -314,6 +313,6 @@ class TuneView:
         spec.hyperparameters.update(self.weights.prepare(model_name, spec.dataset))
         self.start_status.value = message("info", "Starting...")
         view = self.add(self.board.start(spec))
-        if self.shown:
-            view.draw_charts()
         self.start_status.value = message("ok", f"Started the tuning job {view.card.name}")
+        if self.shown:
+            in_background(guarded(view.action_status)(view.draw_charts), "amc-tuning-charts")

@@ -5,6 +5,7 @@ table (a row opens that child's job card), Stop, Download best model and Train a
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 
 import anywidget
@@ -14,7 +15,7 @@ import traitlets as tl
 from amc_widgets.ui.models.jobs import DownloadState
 from amc_widgets.ui.models.tuning import TuningCard
 from amc_widgets.ui.views.common import button, chart, facts, guarded, message
-from amc_widgets.ui.views.jobs import close_order, sync_widget_state
+from amc_widgets.ui.views.jobs import close_order
 
 ESM = r"""
 function render({ model, el: root }) {
@@ -112,7 +113,8 @@ def objective_figure(card: TuningCard) -> w.DOMWidget:
                        line=dict(color="#16a34a", width=2))
     figure.update_layout(height=300, template="plotly_white", margin=dict(l=50, r=10, t=30, b=40),
                          title=dict(text="Objective over time", font=dict(size=13)),
-                         xaxis_title="minutes since the tuning job started", yaxis_title=objective,
+                         xaxis=dict(title="minutes since the tuning job started", rangemode="tozero"),
+                         yaxis_title=objective,
                          legend=dict(orientation="h", x=0, y=-0.3, yanchor="top"))
     return chart(figure)
 
@@ -120,7 +122,7 @@ def objective_figure(card: TuningCard) -> w.DOMWidget:
 def _parcoords(card: TuningCard) -> dict:
     dimensions = card.parallel_dimensions()
     return {"dimensions": dimensions,
-            "line": dict(color=dimensions[-1]["values"], colorscale="Viridis", showscale=True,
+            "line": dict(color=dimensions[-1]["values"], colorscale="Viridis",  # the last axis is the scale
                          reversescale=card.description.objective_type == "Minimize")}
 
 
@@ -176,6 +178,8 @@ class TuningCardView:
         self._on_open_child = on_open_child
         self._download: DownloadState | None = None
         self.links: list = []
+        self._charted: list[tuple[str, float]] = []
+        self._drawing = threading.Lock()  # the poller updates while the charts may be drawn in the background
         self.update(True)
 
     @property
@@ -208,28 +212,33 @@ class TuningCardView:
         has_best = job.best is not None
         self.download_button.disabled = not has_best or bool(self._download and self._download.running)
         self.again_button.disabled = not has_best
-        if self.charts_drawn:
-            self._redraw_charts()
+        with self._drawing:
+            if self.charts_drawn and self._charted != self._scores():
+                self._redraw_charts()
 
     def draw_charts(self) -> None:
         """Build the two charts (plotly loads with the first)."""
-        if self.charts_drawn:
-            return
-        self.objective_chart = objective_figure(self.card)
-        self.parallel_chart = parallel_figure(self.card)
-        self.charts_box.children = [self.objective_chart, self.parallel_chart]
+        with self._drawing:
+            if self.charts_drawn:
+                return
+            self.objective_chart, self.parallel_chart = objective_figure(self.card), parallel_figure(self.card)
+            self.charts_box.children = [self.objective_chart, self.parallel_chart]
+            self._charted = self._scores()
         self.charts_button.close()
 
+    def _scores(self) -> list[tuple[str, float]]:
+        """What the charts show: the scored children and their objectives."""
+        return [(child.name, child.objective) for child in self.card.scored()]
+
     def _redraw_charts(self) -> None:
-        series = self.card.objective_over_time()
-        with self.objective_chart.batch_update():
-            points, best = self.objective_chart.data
-            points.x, points.y, points.text = series["minutes"], series["objective"], series["names"]
-            best.x, best.y = series["minutes"], series["best"]
-        sync_widget_state(self.objective_chart)
-        with self.parallel_chart.batch_update():
-            self.parallel_chart.data[0].update(_parcoords(self.card))
-        sync_widget_state(self.parallel_chart)
+        """New charts in place of the old: a tuning job changes only when a child ends, and a chart made now
+        reaches the page whole (updates sent to a chart made after the page was shown did not show)."""
+        old = (self.objective_chart, self.parallel_chart)
+        self.objective_chart, self.parallel_chart = objective_figure(self.card), parallel_figure(self.card)
+        self.charts_box.children = [self.objective_chart, self.parallel_chart]
+        self._charted = self._scores()
+        for chart_widget in old:
+            chart_widget.close()
 
     def _on_download(self, _button: w.Button) -> None:
         best = self.card.description.best
