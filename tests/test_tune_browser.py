@@ -97,9 +97,10 @@ def test_tune_tab_runs_a_tuning_job_to_a_finished_card(pages, tuning_dashboard):
     tab(page, "Jobs")
     assert job_names(page) == []
     tab(page, "Tune")
-    rows.nth(1).click()
     child = rows.nth(1).get_attribute("data-job")
-    expect(card_by_name(page, child)).to_be_visible()
+    rows.nth(1).click()
+    expect(card_by_name(page, child)).to_be_visible(timeout=60_000)  # its log and chart are read first
+    expect(page.get_by_text("No training jobs yet")).to_have_count(0)
     assert job_names(page) == [child]
     expect(card_by_name(page, child).locator(".amc-status")).to_have_text("Completed")
 

@@ -234,3 +234,13 @@ def test_the_page_builds_without_plotly_with_tuning_cards(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO,
                           env={**os.environ, "AMC_HOME": str(tmp_path)})
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_childs_card_alone_does_not_say_there_are_no_jobs(fake):
+    name = _finished_tuning_job(fake, 1000.0)
+    jobs = JobsView(JobBoard(lambda: fake, clock=Clock(0.0)), JobTable(), lambda: None, lambda _d: None,
+                    lambda: None, lambda _n: None)
+    jobs.restore()
+    assert jobs.cards_box.children == (jobs.empty,)  # children are not jobs of the Jobs tab
+    jobs.open(f"{name}-c1")
+    assert jobs.cards_box.children == () and len(jobs.opened_box.children) == 1

@@ -256,8 +256,9 @@ class JobsView:
         # Cards are only ever appended (the CSS shows them newest first): moving a widget in a Box makes
         # the page build a new view of it, and a re-made plotly chart stops receiving updates.
         live = [view.widget for view in self.views.values() if not view.opened]
-        self.cards_box.children = live or ([] if self.table.jobs else [self.empty])
-        self.opened_box.children = [view.widget for view in self.views.values() if view.opened]
+        opened = [view.widget for view in self.views.values() if view.opened]  # e.g. a tuning job's child
+        self.cards_box.children = live or ([] if self.table.jobs or opened else [self.empty])
+        self.opened_box.children = opened
         self.finished.mark_open([name for name, view in self.views.items() if view.opened])
 
     def on_change(self, card: JobCard, change: Change) -> None:
