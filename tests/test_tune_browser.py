@@ -83,9 +83,11 @@ def test_tune_tab_runs_a_tuning_job_to_a_finished_card(pages, tuning_dashboard):
     expect(card.locator(".amc-tc-row.amc-tc-best")).to_have_count(1)
     expect(card.locator(".amc-counters")).to_contain_text("Completed 4")
     expect(card.locator(".amc-counters")).to_contain_text("Succeeded 4")
-    expect(card.locator(".scatterlayer .trace")).to_have_count(2)  # objective over time: each job, best so far
+    # the charts are made anew when the last objective arrives (plotly draws them in a few seconds)
+    expect(card.locator(".scatterlayer .trace")).to_have_count(2, timeout=60_000)  # each job, the best so far
     assert card.locator(".scatterlayer .point").count() >= 2  # jobs ending together may share a point
-    expect(card.locator(".parcoords .axis-title")).to_have_text(["lr0 (log)", "optimizer", "mAP50-95"])
+    expect(card.locator(".parcoords .axis-title")).to_have_text(["lr0 (log)", "optimizer", "mAP50-95"],
+                                                                timeout=60_000)
     objectives = [float(v) for v in card.locator(".amc-tc-row td.amc-tc-objective").all_inner_texts()]
     assert objectives == sorted(objectives, reverse=True)  # best first
     best = rows.first.get_attribute("data-job")
