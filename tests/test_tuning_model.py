@@ -239,6 +239,7 @@ def test_train_again_puts_the_best_childs_hyperparameters_into_the_train_model(f
     assert fresh.value("lr0") == 0.0123 and fresh.value("optimizer") == "AdamW" and fresh.value("epochs") == 9
     assert fresh.value("weights") == weights_before and "weights" not in keys  # Start from stays the Train tab's
     assert fresh.errors == {} and fresh.parameters().to_sagemaker()["lr0"] == "0.0123"
+    assert "batch" not in keys and fresh.batch_auto  # the same batch: still automatic
     assert TuningCard("none", fake.describe_tuning_job(name)).best_hyperparameters() is not None
     fake.tuning[name].children.clear()
     assert TuningCard("none", fake.describe_tuning_job(name)).best_hyperparameters() is None

@@ -177,7 +177,7 @@ class TuneModel(tl.HasTraits):
 
 def fill_parameters(params: ParametersModel, hyperparameters: dict[str, str]) -> list[str]:
     """Put SageMaker-form ``hyperparameters`` into the Train tab's model (Start from stays the Train tab's);
-    returns the keys set."""
+    returns the keys changed (one already at its value is left alone: an automatic batch stays automatic)."""
     done = []
     with params.hold_trait_notifications():
         for key, text in hyperparameters.items():
@@ -185,8 +185,10 @@ def fill_parameters(params: ParametersModel, hyperparameters: dict[str, str]) ->
             if spec is None or key in NOT_TRAINED_AGAIN:
                 continue
             value = spec.decode(text)
-            params.set_value(key, normalize_device(value) if key == "device" else value)
-            done.append(key)
+            value = normalize_device(value) if key == "device" else value
+            if params.raw.get(key) != value or key in params.errors:
+                params.set_value(key, value)
+                done.append(key)
     return done
 
 
