@@ -31,13 +31,13 @@ from amc_widgets.core.tuning import (
     validate_tuning_spec,
 )
 from amc_widgets.core.weights import SCRATCH
+from amc_widgets.ui.models.jobs import BACKOFF
 from amc_widgets.ui.models.parameters import INSTANCE_ERROR_KEY, ParametersModel
 
 # (fastest, slowest) seconds between describes of a running tuning job: a tuning job changes when a
 # child ends (minutes), so it is polled more gently than a job card
 LOCAL_TUNING_POLL_SECONDS = (2.0, 10.0)
 REMOTE_TUNING_POLL_SECONDS = (15.0, 60.0)
-BACKOFF = 1.5
 ERROR_RETRY_SECONDS = 30.0
 # where a tuned child's hyperparameters do not go when trained again: Start from is the Train tab's own
 NOT_TRAINED_AGAIN = ("weights", "weights_source")

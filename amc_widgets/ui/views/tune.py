@@ -34,8 +34,6 @@ STRATEGY_HELP = {
     "Hyperband": "starts many jobs and stops the weaker ones early, by the metric of every epoch",
     "Grid": "trains every combination of the listed values (lists only; max jobs is their number)",
 }
-# the problems that are shown at a field of the form (the others in the line under Start)
-FORM_FIELDS = ("dataset", "objective", "strategy", "max jobs", "parallel jobs", "early stopping", "warm start")
 CHARTS_DRAWN_AT_ONCE = 3  # the newest cards (and every running one) get charts when the tab is shown
 
 
