@@ -1,17 +1,19 @@
-"""Shared fakes for the dashboard model tests: a hand-moved clock, an in-memory backend, the AWS
-secrets that must never be shown, and a check that a model imports no widgets."""
+"""Shared fakes for the dashboard model tests: a hand-moved clock, an in-memory backend (and one that
+tunes), the AWS secrets that must never be shown, and a check that a model imports no widgets."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from collections import Counter
+from copy import deepcopy
 from dataclasses import replace
 from pathlib import Path
 
 from amc_widgets.backends.base import DownloadResult, LogChunk
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, TERMINAL_STATUSES, JobDescription, JobSpec
 from amc_widgets.core.metrics import parse_metrics
+from amc_widgets.core.tuning import EARLY_STOPPED_REASON, TuningChild, TuningJobDescription, TuningSpec
 
 SPEC = JobSpec(dataset="solder", hyperparameters={"model": "yolov5n", "epochs": "3"})
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -111,3 +113,54 @@ class FakeBackend:
             if progress:
                 progress(done, 100)
         return DownloadResult(folder=folder, onnx=onnx, files=[onnx] if onnx else [])
+
+
+class FakeTuner(FakeBackend):
+    """A FakeBackend with the TunesHyperparameters capability: tuning jobs and children the test writes
+    (each child is also an ordinary job whose ``tuning_job`` names its tuning job)."""
+
+    def __init__(self, name: str = "local"):
+        super().__init__(name)
+        self.tuning: dict[str, TuningJobDescription] = {}
+        self.tuning_specs: list[TuningSpec] = []
+
+    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription:
+        self.calls["start_tuning"] += 1
+        self.tuning_specs.append(spec)
+        name = spec.name or f"tune-{len(self.tuning) + 1}"
+        self.tuning[name] = TuningJobDescription(
+            name=name, status=IN_PROGRESS, dataset=spec.dataset, strategy=spec.strategy, objective=spec.objective,
+            objective_type=spec.direction, max_jobs=spec.total_jobs(), max_parallel=spec.max_parallel,
+            created=1000.0 + len(self.tuning), ranges=list(spec.ranges),
+            static_hyperparameters=dict(spec.hyperparameters), instance_type=spec.instance_type,
+            instance_count=spec.instance_count, early_stopping=spec.early_stopping,
+            warm_start_from=spec.warm_start_from)
+        return deepcopy(self.tuning[name])
+
+    def add_child(self, tuning: str, name: str, tuned: dict[str, str], status: str = IN_PROGRESS,
+                  objective: float | None = None, created: float = 1000.0, ended: float | None = None,
+                  early_stopped: bool = False) -> TuningChild:
+        child = TuningChild(name=name, status=status, tuned=tuned, created=created, ended=ended, objective=objective,
+                            objective_status="Succeeded" if objective is not None else "Pending",
+                            early_stopped=early_stopped)
+        self.tuning[tuning].children.append(child)
+        self.add_job(name, created, status, tuning_job=tuning,
+                     failure_reason=EARLY_STOPPED_REASON if early_stopped else "")
+        self.jobs[name].hyperparameters = {**self.tuning[tuning].static_hyperparameters, **tuned}
+        return child
+
+    def describe_tuning_job(self, name: str) -> TuningJobDescription:
+        self.calls["describe_tuning"] += 1
+        return deepcopy(self.tuning[name])
+
+    def list_tuning_jobs(self) -> list[TuningJobDescription]:
+        self.calls["list_tuning"] += 1
+        return sorted((deepcopy(j) for j in self.tuning.values()), key=lambda j: j.created, reverse=True)
+
+    def stop_tuning_job(self, name: str) -> TuningJobDescription:
+        job = self.tuning[name]
+        job.status = "Stopping"
+        for child in job.children:
+            if child.status == IN_PROGRESS:
+                child.status = STOPPING
+        return deepcopy(job)

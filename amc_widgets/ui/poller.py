@@ -1,24 +1,38 @@
-"""The one background thread that refreshes every job card."""
+"""The one background thread that refreshes every job card (and every other board's cards, e.g. tuning jobs)."""
 
 from __future__ import annotations
 
 import atexit
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard
 
 ChangeHandler = Callable[[JobCard, Change], None]
 
 
+class Board(Protocol):
+    """What the poller needs of a board besides the job board: cards due, and when the next one is."""
+
+    clock: Callable[[], float]
+
+    def poll_due(self) -> list[tuple[Any, Any]]: ...
+
+    def seconds_to_next_poll(self, now: float) -> float | None: ...
+
+
 class Poller:
     """Polls the cards that are due, hands changes to ``on_change``, then sleeps until the next one
-    is due; with every card settled it sleeps until ``board.wakeup`` is set (a job added or stopped)."""
+    is due; with every card settled it sleeps until ``board.wakeup`` is set (a job added or stopped).
+    ``others`` are more boards, each with its handler; they share ``board.wakeup``."""
 
-    def __init__(self, board: JobBoard, on_change: ChangeHandler, on_error: Callable[[Exception], None] | None = None):
+    def __init__(self, board: JobBoard, on_change: ChangeHandler, on_error: Callable[[Exception], None] | None = None,
+                 others: Sequence[tuple[Board, Callable[[Any, Any], None]]] = ()):
         self.board = board
         self.on_change = on_change
         self.on_error = on_error
+        self.others = list(others)
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -40,9 +54,14 @@ class Poller:
 
     def run_once(self) -> float | None:
         """One round: poll due cards, report changes; returns seconds until the next round (None: idle)."""
-        for card, change in self.board.poll_due():
-            self.on_change(card, change)
-        return self.board.seconds_to_next_poll(self.board.clock())
+        waits = []
+        for board, on_change in [(self.board, self.on_change), *self.others]:
+            for card, change in board.poll_due():
+                on_change(card, change)
+            wait = board.seconds_to_next_poll(board.clock())
+            if wait is not None:
+                waits.append(wait)
+        return min(waits) if waits else None
 
     def _run(self) -> None:
         while not self._stopped.is_set():

@@ -193,10 +193,11 @@ class JobBoard:
 
     def restore(self) -> tuple[list[JobCard], list[JobDescription]]:
         """After a reload, or for jobs started elsewhere: cards for the jobs in progress not on the page
-        yet, and every finished job (for the table: their summaries, nothing of theirs is read)."""
+        yet, and every finished job (for the table: their summaries, nothing of theirs is read). A tuning
+        job's children are left to its tuning card, which opens them on demand."""
         with self._lock:
             known = set(self._cards)
-        jobs = self._backend().list_jobs()
+        jobs = [job for job in self._backend().list_jobs() if not job.tuning_job]
         cards = [self._add(job) for job in reversed(jobs) if not job.is_terminal and job.name not in known]
         return cards, [job for job in jobs if job.is_terminal]
 
@@ -211,6 +212,15 @@ class JobBoard:
         card.poll(self._backend(), self.clock())
         with self._lock:
             return self._cards.setdefault(card.name, card)
+
+    def open_by_name(self, name: str) -> JobCard:
+        """A card for any job of this user, running or not (a tuning job's child), on demand."""
+        with self._lock:
+            card = self._cards.get(name)
+        if card is None:
+            card = self.open(self._backend().describe_job(name))
+            self.wakeup.set()  # a running one is polled from now on
+        return card
 
     def remove(self, name: str) -> None:
         """The card is closed: forget it (and its log) until it is opened again."""

@@ -60,6 +60,15 @@ CSS = """
 .amc-per-class tr:nth-child(2) td { font-weight: 600; }
 .amc-gallery { max-height: 900px; overflow-y: auto; }
 .amc-gallery > .widget-box, .amc-gallery img { flex-shrink: 0; }  /* scroll, never squash the images */
+.amc-tuning-card { border: 1px solid #cbd5e1; border-left: 5px solid #7c3aed; border-radius: 8px; padding: 8px 12px;
+                    margin: 10px 0; background: #fff; }
+.amc-counters { display: flex; flex-wrap: wrap; gap: 6px 24px; font-size: 13px; margin: 2px 0 6px 0; }
+.amc-counter-group { display: flex; gap: 8px; align-items: center; }
+.amc-counter { background: #f1f5f9; color: #334155; border-radius: 10px; padding: 1px 8px; }
+.amc-counter-Completed, .amc-counter-Succeeded { background: #dcfce7; color: #166534; }
+.amc-counter-InProgress, .amc-counter-Pending { background: #dbeafe; color: #1d4ed8; }
+.amc-counter-Failed { background: #fee2e2; color: #991b1b; }
+.amc-range { margin: 2px 0; }
 </style>
 """
 

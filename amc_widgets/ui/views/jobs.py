@@ -235,10 +235,12 @@ class JobsView:
         self.table.jobs = finished
 
     def open(self, name: str) -> None:
-        """A finished job's card, from its table row (its log and charts are read now)."""
+        """A job's card from its table row, or a tuning job's child from its tuning card (its log and
+        charts are read now; a running child's card is then polled like any other)."""
         if name not in self.views:
-            description = next(job for job in self.table.jobs if job.name == name)
-            self.add(self.board.open(description), opened=True)
+            description = next((job for job in self.table.jobs if job.name == name), None)
+            card = self.board.open(description) if description else self.board.open_by_name(name)
+            self.add(card, opened=True)
 
     def close(self, name: str) -> None:
         """Close a finished job's card and free its widgets; the job stays in the table."""
@@ -261,8 +263,9 @@ class JobsView:
         # Cards are only ever appended (the CSS shows them newest first): moving a widget in a Box makes
         # the page build a new view of it, and a re-made plotly chart stops receiving updates.
         live = [view.widget for view in self.views.values() if not view.opened]
-        self.cards_box.children = live or ([] if self.table.jobs else [self.empty])
-        self.opened_box.children = [view.widget for view in self.views.values() if view.opened]
+        opened = [view.widget for view in self.views.values() if view.opened]  # e.g. a tuning job's child
+        self.cards_box.children = live or ([] if self.table.jobs or opened else [self.empty])
+        self.opened_box.children = opened
         self.finished.mark_open([name for name, view in self.views.items() if view.opened])
 
     def on_change(self, card: JobCard, change: Change) -> None:
@@ -270,8 +273,9 @@ class JobsView:
         view = self.views.get(card.name)
         if view is not None:
             view.update(change)
-            if change.status and card.description is not None and card.description.is_terminal:
-                self.table.add(card.description)  # ended while the page is open: in the table too
+            job = card.description
+            if change.status and job is not None and job.is_terminal and not job.tuning_job:
+                self.table.add(job)  # ended while the page is open: in the table too (children stay out)
 
     def stop(self, name: str) -> None:
         self.board.stop(name)

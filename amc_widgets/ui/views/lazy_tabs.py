@@ -10,15 +10,16 @@ import ipywidgets as w
 
 class LazyTabs:
     """A Tab of ``pages`` (title -> a function making that page's widget); a page is made the first time
-    its tab is selected, and kept."""
+    its tab is selected, and kept; the ``eager`` ones at once."""
 
-    def __init__(self, pages: dict[str, Callable[[], w.Widget]], selected: int = 0):
+    def __init__(self, pages: dict[str, Callable[[], w.Widget]], selected: int = 0, eager: tuple[str, ...] = ()):
         self.titles = tuple(pages)
         self._makers = list(pages.values())
         self._boxes = [w.VBox() for _ in self._makers]
         self.widget = w.Tab(children=self._boxes, titles=self.titles, selected_index=selected)
         self.widget.observe(self._on_select, "selected_index")
-        self._build(selected)
+        for index in sorted({selected, *(self.titles.index(title) for title in eager)}):
+            self._build(index)
 
     def is_built(self, title: str) -> bool:
         return bool(self._boxes[self.titles.index(title)].children)
