@@ -53,7 +53,7 @@ class JobFiles:
         description = JobDescription(
             name=self.name, status=IN_PROGRESS, secondary_status=STARTING, dataset=spec.dataset,
             instance_type=spec.instance_type, instance_count=spec.instance_count,
-            hyperparameters=spec.hyperparameters, created=now, spot=spec.spot,
+            hyperparameters=spec.hyperparameters, created=now, spot=spec.spot, tuning_job=spec.tuning_job,
             transitions=[StatusTransition(STARTING, now, message="Queued")],
         )
         self.save(description)

@@ -152,7 +152,7 @@ def run_job(job: JobFiles) -> None:
     slot.close()
 
     if stop.is_set():
-        status, message = STOPPED, "Stopped on request"
+        status, message = STOPPED, stop_reason(job)
     elif code == EXIT_COMPLETED:
         status, message = COMPLETED, "Training job completed"
     else:
@@ -160,6 +160,15 @@ def run_job(job: JobFiles) -> None:
         message = failure.read_text(errors="replace")[:FAILURE_LIMIT] if failure.exists() else f"exit code {code}"
         status = FAILED
     finish(job, status, message, billable=training_ended - (description.started or 0))
+
+
+def stop_reason(job: JobFiles) -> str:
+    """Why the job was stopped: the reason written in its stop marker (a tuning job's early stopping),
+    else a stop on request."""
+    try:
+        return job.stop_marker.read_text(encoding="utf-8").strip() or "Stopped on request"
+    except OSError:
+        return "Stopped on request"
 
 
 def finish(job: JobFiles, status: str, message: str, billable: float | None = None) -> None:
