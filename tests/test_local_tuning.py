@@ -20,7 +20,7 @@ from amc_widgets.core.tuning import (
     TuningSpecError,
     parse_range,
 )
-from tests.conftest import wait_until
+from tests.conftest import FAST_TRAINING, wait_until
 
 FAKE = [sys.executable, str(Path(__file__).with_name("fake_container.py"))]
 STATIC = {"model": "yolov5n", "epochs": "3"}
@@ -173,3 +173,21 @@ def test_bad_requests_start_nothing(backend):
         other.describe_tuning_job(name)
     assert other.list_tuning_jobs() == []
     wait_ended(backend, name)
+
+
+@pytest.mark.slow
+def test_a_real_tiny_tuning_run_trains_and_picks_the_best_model(tmp_path, small_dataset, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    real = LocalBackend(home=tmp_path / "home", user="ana", max_concurrent_jobs=1)
+    real.store_dataset(small_dataset, name="solder")
+    request = TuningSpec(dataset="solder", hyperparameters={**FAST_TRAINING, "epochs": "1"},
+                         ranges=[parse_range("lr0=0.0001,0.02")], objective="val_box_loss", strategy="Grid",
+                         max_jobs=None, max_parallel=1)
+    done = wait_ended(real, real.start_tuning_job(request).name, 900)
+    assert done.status == COMPLETED and done.objective_type == "Minimize", done.failure_reason
+    assert sorted(c.tuned["lr0"] for c in done.children) == ["0.0001", "0.02"]
+    finals = {c.name: real.read_metrics(c.name)["val_box_loss"].iloc[-1] for c in done.children}
+    assert all(c.status == COMPLETED and c.objective == pytest.approx(finals[c.name]) for c in done.children)
+    assert done.best.name == min(finals, key=finals.get)
+    onnx = real.download_outputs(done.best.name, tmp_path / "best").onnx
+    assert onnx is not None and onnx.is_file()
