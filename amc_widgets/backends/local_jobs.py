@@ -17,7 +17,6 @@ from typing import Any
 
 from amc_widgets.core.container_contract import ML_ROOT_ENV
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
-from amc_widgets.core.metrics import final_metrics, parse_metrics
 from amc_widgets.core.processes import processes_with_environment
 
 
@@ -109,6 +108,8 @@ class JobFiles:
 
     def final_metrics(self) -> dict[str, float]:
         """The last value of each metric in the log (read once, when the job ends)."""
+        from amc_widgets.core.metrics import final_metrics, parse_metrics  # pandas: not on a runner's way in
+
         with open(self.log, encoding="utf-8", errors="replace") as handle:
             return final_metrics(parse_metrics(handle))
 

@@ -124,7 +124,9 @@ def _fitting(value, dist):
 
 
 class Tuner:
-    """One pass of :meth:`step` looks at every running trial's job and starts the trials still missing."""
+    """One pass of :meth:`step` looks at every running trial's job and starts the trials still missing.
+    It is the study's one writer, so it keeps the running trials in memory and reads the storage
+    only when it starts (a restart picks up where the last tuner was)."""
 
     def __init__(self, files: TuningFiles, backend: LocalBackend):
         self.files = files
@@ -132,42 +134,37 @@ class Tuner:
         self.spec = files.spec()
         epochs = int(self.spec.hyperparameters.get("epochs", HYPERPARAMETERS["epochs"].default))
         self.study = make_study(self.spec, files.storage_url, epochs)
+        children = [t for t in self.study.get_trials(deepcopy=False) if WARM_START not in t.user_attrs]
+        self.asked = len(children)
+        # trial number -> the Trial that reports and prunes; the epochs it has reported
+        self.running = {t.number: optuna.Trial(self.study, t._trial_id) for t in children
+                        if t.state == TrialState.RUNNING}
+        self.reported = {t.number: set(t.intermediate_values) for t in children if t.state == TrialState.RUNNING}
         self.log_sizes: dict[str, int] = {}
         self.stop_sent: set[str] = set()
-        self.live: dict[int, optuna.Trial] = {}  # trial number -> the Trial that reports and prunes
-
-    def _live(self, trial) -> optuna.Trial:
-        if trial.number not in self.live:
-            self.live[trial.number] = optuna.Trial(self.study, trial._trial_id)
-        return self.live[trial.number]
-
-    def children(self) -> list:
-        return [t for t in self.study.get_trials(deepcopy=False) if WARM_START not in t.user_attrs]
 
     def step(self) -> bool:
         """Advance the study once; True when the tuning job has ended."""
         stopping = self.files.stop_marker.exists()
-        for trial in self.children():
-            if trial.state == TrialState.RUNNING:
-                self._follow(trial, stopping)
-        children = self.children()
-        running = sum(1 for t in children if t.state == TrialState.RUNNING)
+        for number, trial in list(self.running.items()):
+            self._follow(number, trial, stopping)
         if stopping:
-            if running == 0:
+            if not self.running:
                 self.files.end(STOPPED)
                 return True
             return False
-        while len(children) < self.spec.total_jobs() and running < self.spec.max_parallel:
-            self._start(self.study.ask())
-            children, running = self.children(), running + 1
-        if running == 0:
+        while self.asked < self.spec.total_jobs() and len(self.running) < self.spec.max_parallel:
+            trial = self.study.ask()
+            self.asked += 1
+            self.running[trial.number], self.reported[trial.number] = trial, set()
+            self._start(trial)
+        if not self.running:
             self._finish()
             return True
         return False
 
     def _start(self, trial: optuna.Trial) -> None:
         """Pick the trial's values and start its child job (again after a restart: the picks are stored)."""
-        self.live[trial.number] = trial
         tuned = {r.name: encode(suggest(trial, r)) for r in self.spec.ranges}
         name = child_name(self.spec.name, trial.number)
         trial.set_user_attr(JOB, name)
@@ -176,32 +173,32 @@ class Tuner:
         try:
             self.backend.start_job(job_spec)
         except Exception as exc:  # noqa: BLE001 - a child that cannot start fails alone, as on SageMaker
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            self._tell_state(trial.number, TrialState.FAIL)
             print(f"{name} could not start: {exc}", file=sys.stderr, flush=True)
 
-    def _follow(self, trial, stopping: bool) -> None:
-        name = child_name(self.spec.name, trial.number)
+    def _follow(self, number: int, trial: optuna.Trial, stopping: bool) -> None:
+        name = child_name(self.spec.name, number)
         try:
             job = self.backend.describe_job(name)
         except JobNotFoundError:  # asked for, but the tuner died before the job was started
             if stopping:
-                self.study.tell(trial.number, state=TrialState.FAIL)
+                self._tell_state(number, TrialState.FAIL)
             else:
-                self._start(self._live(trial))
+                self._start(trial)
             return
         if job.is_terminal:
-            self._report(trial, name)
-            self._tell(trial, job)
+            self._report(number, name)
+            self._tell(number, job)
         elif name in self.stop_sent:
             return
         elif stopping:
             self.stop_sent.add(name)
             self.backend.stop_job(name)
-        elif self._report(trial, name) and self._live(trial).should_prune():
+        elif self._report(number, name) and trial.should_prune():
             self.stop_sent.add(name)
             self.backend.stop_job(name, reason=EARLY_STOPPED_REASON)
 
-    def _report(self, trial, name: str) -> bool:
+    def _report(self, number: int, name: str) -> bool:
         """Report the epochs' objective values the study has not seen yet; True if there were any."""
         size = JobFiles(self.backend.jobs_folder / name).log.stat().st_size
         if self.log_sizes.get(name) == size:
@@ -213,23 +210,35 @@ class Tuner:
         new = False
         for epoch, value in zip(frame["epoch"], frame[self.spec.objective]):
             step = int(epoch)
-            if step not in trial.intermediate_values and value == value:  # NaN is no value
-                self._live(trial).report(float(value), step)
+            if step not in self.reported[number] and value == value:  # NaN is no value
+                self.running[number].report(float(value), step)
+                self.reported[number].add(step)
                 new = True
         return new
 
-    def _tell(self, trial, job: JobDescription) -> None:
+    def _tell(self, number: int, job: JobDescription) -> None:
         value = job.final_metric(self.spec.objective)
         if job.status == COMPLETED and value is not None:
-            self.study.tell(trial.number, value)
+            self.study.tell(number, value)
+            self._forget(number)
         elif job.status == STOPPED:  # early stopped or stopped by hand: its last value, as Optuna's pruned
-            self.study.tell(trial.number, state=TrialState.PRUNED)
+            self._tell_state(number, TrialState.PRUNED)
         else:
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            self._tell_state(number, TrialState.FAIL)
+
+    def _tell_state(self, number: int, state: TrialState) -> None:
+        self.study.tell(number, state=state)
+        self._forget(number)
+
+    def _forget(self, number: int) -> None:
+        self.running.pop(number, None)
+        self.reported.pop(number, None)
 
     def _finish(self) -> None:
         jobs = []
-        for trial in self.children():
+        for trial in self.study.get_trials(deepcopy=False):
+            if WARM_START in trial.user_attrs:
+                continue
             try:
                 jobs.append(self.backend.describe_job(child_name(self.spec.name, trial.number)))
             except JobNotFoundError:  # it could not start
