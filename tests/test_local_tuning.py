@@ -86,8 +86,9 @@ def test_a_killed_tuner_is_restarted_and_repeats_no_trial(backend, monkeypatch):
     monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.4")
     name = backend.start_tuning_job(spec("mosaic=0:1", "lr0=1e-4:1e-1:log", max_jobs=6)).name
     files = TuningFiles(backend.home / "tuning-jobs" / name)
-    wait_until(lambda: len(backend.describe_tuning_job(name).children) >= 2, 30, "two children")
+    wait_until(lambda: files.pid_file.exists(), 30, "the tuner process")
     first_tuner = int(files.pid_file.read_text())
+    wait_until(lambda: len(backend.describe_tuning_job(name).children) >= 3, 30, "a trial started by the tuner")
     os.kill(first_tuner, signal.SIGKILL)
     wait_until(lambda: not files.tuner_alive(), 10, "the tuner to be gone")
     running = [c.name for c in backend.describe_tuning_job(name).children]  # this describe restarts it

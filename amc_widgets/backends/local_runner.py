@@ -10,6 +10,7 @@ The container gets SIGTERM too when the runner dies, however it dies.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import signal
@@ -138,6 +139,8 @@ def run_job(job: JobFiles) -> None:
                                       stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM)))
         if stop.is_set():
             child[0].send_signal(signal.SIGTERM)
+        # the job's summary needs pandas: load it while the container trains, not after it ended
+        importlib.import_module("amc_widgets.core.metrics")
         code = child[0].wait()
     training_ended = job.clock()
 

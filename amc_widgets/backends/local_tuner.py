@@ -72,8 +72,8 @@ def make_study(spec: TuningSpec, storage: str, epochs: int) -> optuna.Study:
     study = optuna.create_study(storage=storage, study_name=spec.name, direction=direction, load_if_exists=True)
     # a tuner started again must not draw the same random picks as the one before it
     seed = None if spec.seed is None else spec.seed + len(study.get_trials(deepcopy=False))
-    if spec.strategy == "Grid":
-        study.sampler = GridSampler({r.name: list(r.values) for r in spec.ranges}, seed=seed)
+    if spec.strategy == "Grid":  # its seed orders the grid: the same in every tuner of the study
+        study.sampler = GridSampler({r.name: list(r.values) for r in spec.ranges}, seed=spec.seed or 0)
     elif spec.strategy == "Random":
         study.sampler = optuna.samplers.RandomSampler(seed=seed)
     else:  # Bayesian, Hyperband; the constant liar keeps parallel trials apart
@@ -251,6 +251,25 @@ class Tuner:
             self.files.end(FAILED, f"No training job reported the objective metric {self.spec.objective}")
         else:
             self.files.end(COMPLETED)
+
+
+def start_first_trials(files: TuningFiles, backend: LocalBackend) -> None:
+    """Create the study (warm start included) and start its first trials in the caller's process, so
+    that they train while the tuner process is still starting (Optuna and SQLAlchemy take seconds to
+    import); the tuner then follows them."""
+    lock = files.hold_lock()
+    if lock is None:
+        return
+    try:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        tuner = Tuner(files, backend)
+        add_warm_start(tuner.study, tuner.spec, files.settings().get("warm_start_folders", []))
+        tuner.step()
+    except Exception as exc:
+        files.end(FAILED, f"The tuning job could not start: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        lock.close()
 
 
 def run(folder: Path) -> int:

@@ -147,7 +147,7 @@ class LocalTuning:
         return files
 
     def start(self, spec: TuningSpec) -> TuningJobDescription:
-        """Validate, record and hand the tuning job to its own tuner process; returns at once."""
+        """Validate, record, start the first trials and hand the tuning job to its own tuner process."""
         spec = validate_tuning_spec(spec)
         self.backend.dataset_folder(spec.dataset)  # a missing dataset is said now, not by every child
         for parent in spec.warm_start_from:
@@ -164,6 +164,9 @@ class LocalTuning:
                     "container_command": self.backend._container_command,
                     "warm_start_folders": [str(self.folder / parent) for parent in spec.warm_start_from]}
         files.create(TuningSpec(**{**spec.__dict__, "name": name}), settings)
+        from amc_widgets.backends.local_tuner import start_first_trials  # Optuna: imported when tuning
+
+        start_first_trials(files, self.backend)
         self._start_tuner(files)
         return self.describe(name)
 
