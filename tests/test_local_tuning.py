@@ -11,7 +11,9 @@ from pathlib import Path
 import optuna
 import pytest
 
+from amc_widgets.backends.base import TunesHyperparameters
 from amc_widgets.backends.local import LocalBackend
+from amc_widgets.backends.local_tuner import Tuner
 from amc_widgets.backends.local_tuning import TuningFiles
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPED, JobNotFoundError
 from amc_widgets.core.tuning import (
@@ -158,7 +160,28 @@ def test_all_children_failing_fails_the_tuning_job(backend, monkeypatch):
     assert done.best is None
 
 
+def test_hyperband_runs_with_its_pruner(backend, monkeypatch):
+    monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.3")
+    done = wait_ended(backend, backend.start_tuning_job(spec("mosaic=0:1", strategy="Hyperband", max_jobs=4,
+                                                             static={"epochs": "4"})).name)
+    assert done.status == COMPLETED and len(done.children) == 4
+    assert all(c.status == COMPLETED or (c.status == STOPPED and c.early_stopped) for c in done.children)
+    assert done.best is not None and done.best.status == COMPLETED
+
+
+def test_children_that_cannot_start_fail_the_tuning_job_with_why(backend):
+    backend.delete_dataset("solder")  # gone after the request was accepted: no child can start
+    files = TuningFiles(backend.home / "tuning-jobs" / "tune-gone")
+    files.create(spec("mosaic=0:1", max_jobs=2, name="tune-gone"), {"user": "ana"})
+    tuner = Tuner(files, backend)
+    assert tuner.step() is True
+    state = files.state()
+    assert state["status"] == "Failed" and "could not start" in state["failure_reason"]
+    assert "No stored dataset named 'solder'" in state["failure_reason"]
+
+
 def test_bad_requests_start_nothing(backend):
+    assert isinstance(backend, TunesHyperparameters)
     with pytest.raises(TuningSpecError) as bad:
         backend.start_tuning_job(spec("mosaic=0:1", max_jobs=2, max_parallel=3))
     assert "parallel jobs" in bad.value.problems

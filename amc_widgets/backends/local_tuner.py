@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from amc_widgets.backends.local import LocalBackend
 from amc_widgets.backends.local_jobs import JobFiles
 from amc_widgets.backends.local_tuning import TuningFiles, all_children_failed_reason, child_name
+from amc_widgets.core.errors import user_message
 from amc_widgets.core.hyperparameters import HYPERPARAMETERS
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobDescription, JobNotFoundError
 from amc_widgets.core.tuning import EARLY_STOPPED_REASON, ParameterRange, TuningSpec
@@ -142,6 +143,7 @@ class Tuner:
         self.reported = {t.number: set(t.intermediate_values) for t in children if t.state == TrialState.RUNNING}
         self.log_sizes: dict[str, int] = {}
         self.stop_sent: set[str] = set()
+        self.start_errors: list[str] = []
 
     def step(self) -> bool:
         """Advance the study once; True when the tuning job has ended."""
@@ -174,7 +176,8 @@ class Tuner:
             self.backend.start_job(job_spec)
         except Exception as exc:  # noqa: BLE001 - a child that cannot start fails alone, as on SageMaker
             self._tell_state(trial.number, TrialState.FAIL)
-            print(f"{name} could not start: {exc}", file=sys.stderr, flush=True)
+            self.start_errors.append(f"{name} could not start: {user_message(exc)}")
+            print(self.start_errors[-1], file=sys.stderr, flush=True)
 
     def _follow(self, number: int, trial: optuna.Trial, stopping: bool) -> None:
         name = child_name(self.spec.name, number)
@@ -245,7 +248,9 @@ class Tuner:
                 continue
         scored = [j for j in jobs if j.status in (COMPLETED, STOPPED)
                   and j.final_metric(self.spec.objective) is not None]
-        if jobs and all(j.status == FAILED for j in jobs):
+        if not jobs and self.start_errors:
+            self.files.end(FAILED, f"No training job could start; {self.start_errors[0]}")
+        elif jobs and all(j.status == FAILED for j in jobs):
             self.files.end(FAILED, all_children_failed_reason(jobs))
         elif not scored:
             self.files.end(FAILED, f"No training job reported the objective metric {self.spec.objective}")
