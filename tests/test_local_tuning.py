@@ -13,7 +13,7 @@ import pytest
 
 from amc_widgets.backends.base import TunesHyperparameters
 from amc_widgets.backends.local import LocalBackend
-from amc_widgets.backends.local_tuner import Tuner
+from amc_widgets.backends.local_tuner import Tuner, distribution, fitting
 from amc_widgets.backends.local_tuning import TuningFiles
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPED, JobNotFoundError
 from amc_widgets.core.tuning import (
@@ -215,3 +215,10 @@ def test_a_real_tiny_tuning_run_trains_and_picks_the_best_model(tmp_path, small_
     assert done.best.name == min(finals, key=finals.get)
     onnx = real.download_outputs(done.best.name, tmp_path / "best").onnx
     assert onnx is not None and onnx.is_file()
+
+
+def test_warm_start_takes_only_values_that_fit_the_new_ranges():
+    lr0, optimizer = distribution(parse_range("lr0=1e-3:1e-2:log")), distribution(parse_range("optimizer=SGD,AdamW"))
+    assert fitting(5e-3, lr0) == 5e-3 and fitting(0.5, lr0) is None and fitting("SGD", lr0) is None
+    assert fitting("AdamW", optimizer) == "AdamW" and fitting("Adam", optimizer) is None
+    assert fitting(None, optimizer) is None

@@ -96,13 +96,12 @@ def add_warm_start(study: optuna.Study, spec: TuningSpec, parent_folders: list[s
     added = 0
     for folder in parent_folders:
         parent = TuningFiles(Path(folder))
-        try:
-            trials = optuna.load_study(study_name=parent.name, storage=parent.storage_url).get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        except (KeyError, OSError):  # the parent never got as far as its study
+        if not parent.study_db.exists():  # the parent never got as far as its study
             continue
+        trials = optuna.load_study(study_name=parent.name, storage=parent.storage_url).get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         for old in trials:
-            params = {name: _fitting(old.params.get(name), dist) for name, dist in distributions.items()}
+            params = {name: fitting(old.params.get(name), dist) for name, dist in distributions.items()}
             if old.value is None or any(v is None for v in params.values()):
                 continue
             study.add_trial(optuna.trial.create_trial(
@@ -113,15 +112,15 @@ def add_warm_start(study: optuna.Study, spec: TuningSpec, parent_folders: list[s
     return added
 
 
-def _fitting(value, dist):
-    """``value`` as ``dist`` holds it, or None when it falls outside."""
-    if value is None:
+def fitting(value, dist):
+    """``value`` if ``dist`` holds it, else None."""
+    if isinstance(dist, CategoricalDistribution):
+        return value if value in dist.choices else None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not dist.low <= value <= dist.high:
         return None
-    try:
-        internal = dist.to_internal_repr(value)
-    except (ValueError, TypeError):
-        return None
-    return value if dist._contains(internal) else None
+    if isinstance(dist, IntDistribution):
+        return int(value) if float(value).is_integer() else None
+    return float(value)
 
 
 class Tuner:
