@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from amc_widgets.backends import local_tuner
 from amc_widgets.backends.base import TunesHyperparameters
 from amc_widgets.backends.local import LocalBackend
 from amc_widgets.backends.local_tuner import Tuner, distribution, fitting
@@ -118,10 +119,13 @@ def test_grid_runs_every_combination(backend):
 
 
 def test_early_stopping_stops_a_clearly_worse_trial_fed_by_a_warm_start(backend, monkeypatch):
-    parent = wait_ended(backend, backend.start_tuning_job(spec("mosaic=0.8,0.9", strategy="Grid",
-                                                               max_jobs=None)).name)
+    parent = wait_ended(backend, backend.start_tuning_job(spec("mosaic=0.8,0.9", strategy="Grid", max_jobs=None,
+                                                               static={"epochs": "8"})).name)
     assert parent.status == COMPLETED
     monkeypatch.setenv("FAKE_EPOCH_SECONDS", "0.3")
+    # the tuner process starts every trial here: the first ones, started by the call, could end before
+    # it is up (seconds of imports on a busy machine) and then no pruner would have looked at them
+    monkeypatch.setattr(local_tuner, "start_first_trials", lambda files, local: None)
     tuned = backend.start_tuning_job(spec("mosaic=0.8,0.9,0.1", strategy="Grid", max_jobs=None, early_stopping=True,
                                           warm_start_from=(parent.name,), static={"epochs": "8"}))
     done = wait_ended(backend, tuned.name)
