@@ -1,7 +1,7 @@
 """``amc``: the command line on AMC's core and backends.
 
 Every bad path, dataset, parameter or job name ends in one line on stderr and exit code 1 (2 for
-usage errors), never a traceback.
+usage errors and bad tuning requests), never a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TextIO
 
 from amc_widgets.backends.aws_session import AWS_ERRORS, explain_client_error
-from amc_widgets.backends.base import DeploysModels, PricesInstances, TailsLogs, download_or_reuse
+from amc_widgets.backends.base import (
+    DeploysModels,
+    PricesInstances,
+    TailsLogs,
+    TunesHyperparameters,
+    download_or_reuse,
+)
 from amc_widgets.core.dataset_check import DatasetError
 from amc_widgets.core.dataset_import import check_prepared, failed_report, prepare_dataset
 from amc_widgets.core.dataset_preview import PER_CLASS, DatasetPictures
@@ -25,13 +31,23 @@ from amc_widgets.core.dataset_split import DEFAULT_SPLIT, SplitSettings
 from amc_widgets.core.demo_dataset import make_demo_dataset
 from amc_widgets.core.endpoints import FAILED, EndpointSpec, wait_until_settled
 from amc_widgets.core.errors import AmcError, is_expected, user_message
-from amc_widgets.core.hyperparameters import HYPERPARAMETERS
-from amc_widgets.core.instances import estimate_cost
-from amc_widgets.core.jobs import COMPLETED, JobSpec
+from amc_widgets.core.hyperparameters import HYPERPARAMETERS, decode_hyperparameters
+from amc_widgets.core.instances import THIS_MACHINE, estimate_cost
+from amc_widgets.core.jobs import COMPLETED, TERMINAL_STATUSES, JobNotFoundError, JobSpec
 from amc_widgets.core.text import human_bytes, human_duration
+from amc_widgets.core.tuning import (
+    STRATEGIES,
+    TUNING_NAME_PATTERN,
+    TuningJobDescription,
+    TuningSpec,
+    TuningSpecError,
+    estimate_tuning_cost,
+    parse_range,
+    validate_tuning_spec,
+)
 from amc_widgets.core.weights import SCRATCH, WeightsChoice, coco_asset, default_choice, workspace_cache
 
-EXIT_OK, EXIT_ERROR = 0, 1
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEBUG_ENV = "AMC_DEBUG"  # set: errors end with their traceback
 FOLLOW_POLL_SECONDS = 1.0
 IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -239,7 +255,9 @@ def cmd_jobs(args) -> int:
         print("No training jobs yet. Start one: amc train DATASET")
     for job in jobs:
         created = datetime.fromtimestamp(job.created).strftime("%Y-%m-%d %H:%M")
-        print(f"{job.name:<58} {job.status:<10} {job.secondary_status:<12} {created} {human_duration(job.duration())}")
+        tuning = f"  (tuning job {job.tuning_job})" if job.tuning_job else ""
+        print(f"{job.name:<58} {job.status:<10} {job.secondary_status:<12} {created} "
+              f"{human_duration(job.duration())}{tuning}")
     return EXIT_OK
 
 
@@ -288,8 +306,159 @@ def cmd_metrics(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    job = _backend(args).stop_job(args.job)
+    backend = _backend(args)
+    if isinstance(backend, TunesHyperparameters) and TUNING_NAME_PATTERN.match(args.job):
+        try:
+            tuning = backend.stop_tuning_job(args.job)
+        except JobNotFoundError:
+            pass  # not a tuning job: a training job
+        else:
+            running = sum(1 for c in tuning.children if c.status not in TERMINAL_STATUSES)
+            print(f"Tuning job {tuning.name}: {tuning.status}" + (f" ({running} training jobs stopping)"
+                                                                   if running else ""))
+            return EXIT_OK
+    job = backend.stop_job(args.job)
     print(f"Job {job.name}: {job.status}")
+    return EXIT_OK
+
+
+def _tuning_backend(args) -> TunesHyperparameters:
+    backend = _backend(args)
+    if not isinstance(backend, TunesHyperparameters):
+        raise ValueError(f"the {backend.name} backend cannot run tuning jobs")
+    return backend
+
+
+def tuning_spec(args) -> TuningSpec:
+    """The checked tuning request of ``amc tune``; TuningSpecError naming every bad field."""
+    problems: dict[str, str] = {}
+    ranges = []
+    for text in args.range or []:
+        try:
+            ranges.append(parse_range(text))
+        except TuningSpecError as exc:
+            problems.update(exc.problems)
+    strategy = {s.lower(): s for s in STRATEGIES}.get(args.strategy.lower(), args.strategy)
+    max_jobs = args.max_jobs if args.max_jobs is not None or strategy == "Grid" else 12
+    spec = TuningSpec(dataset=args.dataset, hyperparameters=training_hyperparameters(args), ranges=ranges,
+                      objective=args.objective, strategy=strategy, max_jobs=max_jobs, max_parallel=args.parallel,
+                      early_stopping=args.early_stopping, instance_type=args.instance_type,
+                      instance_count=args.instance_count, spot=args.spot, max_runtime_hours=args.max_hours,
+                      max_wait_hours=args.max_wait_hours, warm_start_from=tuple(args.warm_start or ()),
+                      name=args.name, seed=args.seed)
+    try:
+        spec = validate_tuning_spec(spec)
+    except TuningSpecError as exc:
+        if problems:  # a range that did not parse is not missing
+            exc.problems.pop("ranges", None)
+        problems.update(exc.problems)
+    if problems:
+        raise TuningSpecError(problems)
+    return spec
+
+
+def cmd_tune(args) -> int:
+    backend = _tuning_backend(args)
+    spec = tuning_spec(args)  # every field checked before weights are fetched or anything starts
+    spec.hyperparameters.update(start_weights(args, backend, spec.hyperparameters))
+    if isinstance(backend, PricesInstances) and spec.instance_type != THIS_MACHINE:
+        cost = estimate_tuning_cost(spec, price=backend.instance_price(spec.instance_type))
+        print(f"Cost at most ({spec.total_jobs()} jobs x {spec.max_runtime_hours:g} h): {cost.describe()}")
+    else:
+        print(f"Runs on this machine: {spec.total_jobs()} training jobs, {spec.max_parallel} at a time "
+              "(in the local job queue)")
+    tuning = backend.start_tuning_job(spec)
+    print(f"Started tuning job {tuning.name}")
+    if not args.wait:
+        print(f"Follow it with: amc tuning {tuning.name}")
+        return EXIT_OK
+    return follow_tuning(backend, tuning.name, sys.stdout)
+
+
+def tuning_progress(tuning: TuningJobDescription) -> str:
+    """One line: status, children by status, the best objective so far."""
+    counts = tuning.status_counters()
+    done = counts["Completed"] + counts["Stopped"] + counts["NonRetryableError"] + counts["RetryableError"]
+    line = (f"{tuning.status:<10} {done}/{tuning.max_jobs} done, {counts['InProgress']} running, "
+            f"{counts['Stopped']} stopped, {counts['NonRetryableError'] + counts['RetryableError']} failed")
+    best = tuning.best
+    if best is not None:
+        line += f"; best {tuning.objective} {best.objective:.4g} ({best.name})"
+    return line
+
+
+def follow_tuning(backend, name: str, out: TextIO, sleep: Callable[[float], None] = time.sleep) -> int:
+    """Print a progress line whenever the tuning job changes, until it ends; 0 only if it completed."""
+    last = ""
+    while True:
+        tuning = backend.describe_tuning_job(name)
+        line = tuning_progress(tuning)
+        if line != last:
+            out.write(f"{datetime.now().strftime('%H:%M:%S')} {line}\n")
+            out.flush()
+            last = line
+        if tuning.is_terminal:
+            break
+        sleep(FOLLOW_POLL_SECONDS)
+    reason = f" - {tuning.failure_reason.splitlines()[0]}" if tuning.failure_reason else ""
+    print(f"Tuning job {name}: {tuning.status}{reason}", file=sys.stderr)
+    if tuning.best is not None:
+        tuned = " ".join(f"{k}={v}" for k, v in tuning.best.tuned.items())
+        out.write(f"Best training job: {tuning.best.name} ({tuning.objective} {tuning.best.objective:.4g}): "
+                  f"{tuned}\n")
+    return EXIT_OK if tuning.status == COMPLETED else EXIT_ERROR
+
+
+def cmd_tuning_jobs(args) -> int:
+    jobs = _tuning_backend(args).list_tuning_jobs()
+    if not jobs:
+        print("No tuning jobs yet. Start one: amc tune DATASET --range lr0 --max-jobs 6")
+        return EXIT_OK
+    print(f"{'NAME':<32} {'STATUS':<10} {'JOBS':<30} {'BEST':>9} CREATED")
+    for tuning in jobs:
+        counts = tuning.status_counters()
+        failed = counts["NonRetryableError"] + counts["RetryableError"]
+        jobs_text = (f"{counts['Completed']}/{tuning.max_jobs} ok, {counts['InProgress']} run, "
+                     f"{counts['Stopped']} stop, {failed} fail")
+        best = f"{tuning.best.objective:.4g}" if tuning.best is not None else "-"
+        created = datetime.fromtimestamp(tuning.created).strftime("%Y-%m-%d %H:%M")
+        print(f"{tuning.name:<32} {tuning.status:<10} {jobs_text:<30} {best:>9} {created}")
+    return EXIT_OK
+
+
+def cmd_tuning(args) -> int:
+    tuning = _tuning_backend(args).describe_tuning_job(args.name)
+    print(f"Tuning job {tuning.name}: {tuning.status}"
+          + (f" - {tuning.failure_reason.splitlines()[0]}" if tuning.failure_reason else ""))
+    print(f"  {tuning.strategy}, {tuning.objective} ({tuning.objective_type.lower()}d), "
+          f"{tuning.max_jobs} jobs {tuning.max_parallel} at a time, early stopping "
+          f"{'on' if tuning.early_stopping else 'off'}, dataset {tuning.dataset}, {tuning.instance_type}, "
+          f"{human_duration(tuning.duration())}")
+    print(f"  {tuning_progress(tuning)}")
+    print("  Ranges: " + "  ".join(r.describe() for r in tuning.ranges))
+    if tuning.warm_start_from:
+        print("  Warm start from: " + ", ".join(tuning.warm_start_from))
+    defaults = decode_hyperparameters({})
+    changed = {k: v for k, v in tuning.static_hyperparameters.items()
+               if k not in defaults or decode_hyperparameters({k: v})[k] != defaults[k]}
+    print("  Static hyperparameters: " + (" ".join(f"{k}={v}" for k, v in sorted(changed.items())) or "-")
+          + " (the others at their defaults)")
+    children = tuning.children_by_objective()
+    if not children:
+        print("No training jobs yet.")
+        return EXIT_OK
+    names = [r.name for r in tuning.ranges]
+    width = max(len(c.name) for c in children)
+    print(f"\n  {'TRAINING JOB':<{width}} {'STATUS':<10} {tuning.objective:>10} " + " ".join(f"{n:>10}" for n in names))
+    best = tuning.best
+    for child in children:
+        mark = "*" if best is not None and child.name == best.name else " "
+        objective = f"{child.objective:.4g}" if child.objective is not None else "-"
+        note = f"  {child.status_reason.splitlines()[0]}" if child.status_reason else ""
+        print(f"{mark} {child.name:<{width}} {child.status:<10} {objective:>10} "
+              + " ".join(f"{child.tuned.get(n, ''):>10}" for n in names) + note)
+    if best is not None:
+        print(f"\n* best: {best.name} (amc download {best.name} DEST)")
     return EXIT_OK
 
 
@@ -459,6 +628,31 @@ def cmd_serve(args) -> int:
     return serve(port=args.port, host=args.host, cull_after=cull_after, token=args.token)
 
 
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """The options of a training job (hyperparameters, weights, instance, limits): ``amc train``'s and
+    the static ones of ``amc tune``."""
+    parser.add_argument("--model", choices=HYPERPARAMETERS["model"].choices)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--imgsz", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--patience", type=int)
+    parser.add_argument("--workers", type=int)
+    parser.add_argument("--optimizer")
+    parser.add_argument("--device")
+    parser.add_argument("--weights", help="start from: coco (COCO-pretrained, downloaded once), scratch, "
+                       "a .pt file, or job:NAME (a previous job's best.pt); default coco when on this machine")
+    parser.add_argument("--preset", help="scratch-low, scratch-med, scratch-high or no-augmentation")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other parameter (repeatable)")
+    parser.add_argument("--instance-type", default="local")
+    parser.add_argument("--instance-count", type=int, default=1)
+    parser.add_argument("--spot", action="store_true")
+    parser.add_argument("--max-hours", type=float, default=48.0,
+                       help="stop the job after this many hours of running (default 48, at most 672)")
+    parser.add_argument("--max-wait-hours", type=float,
+                       help="with --spot: hours the job may take in all, waiting for capacity and restarts "
+                            "included (default twice --max-hours, at most 672)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="amc", description="AMC - Automated Model Creator")
     parser.add_argument("--backend", default="local", choices=["local", "sagemaker"],
@@ -500,29 +694,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="start a training job on a stored dataset")
     train.add_argument("dataset")
-    train.add_argument("--model", choices=HYPERPARAMETERS["model"].choices)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--imgsz", type=int)
-    train.add_argument("--batch", type=int)
-    train.add_argument("--patience", type=int)
-    train.add_argument("--workers", type=int)
-    train.add_argument("--optimizer")
-    train.add_argument("--device")
-    train.add_argument("--weights", help="start from: coco (COCO-pretrained, downloaded once), scratch, "
-                       "a .pt file, or job:NAME (a previous job's best.pt); default coco when on this machine")
-    train.add_argument("--preset", help="scratch-low, scratch-med, scratch-high or no-augmentation")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other parameter (repeatable)")
-    train.add_argument("--instance-type", default="local")
-    train.add_argument("--instance-count", type=int, default=1)
-    train.add_argument("--spot", action="store_true")
-    train.add_argument("--max-hours", type=float, default=48.0,
-                       help="stop the job after this many hours of running (default 48, at most 672)")
-    train.add_argument("--max-wait-hours", type=float,
-                       help="with --spot: hours the job may take in all, waiting for capacity and restarts "
-                            "included (default twice --max-hours, at most 672)")
+    _add_training_options(train)
     train.add_argument("--name", help="job name (default: generated, unique)")
     train.add_argument("--wait", action="store_true", help="stream the log; exit with the job's outcome")
     train.set_defaults(run=cmd_train)
+
+    tune = commands.add_parser("tune", help="start a tuning job: training jobs that search hyperparameter ranges "
+                                            "for the best objective (every train option sets the static ones)")
+    tune.add_argument("dataset")
+    tune.add_argument("--range", action="append", metavar="NAME[=RANGE]",
+                      help="a hyperparameter to tune (repeatable): lr0=1e-4:1e-1:log, mosaic=0:1, optimizer=SGD,AdamW, "
+                           "or just lr0 for its default range")
+    tune.add_argument("--objective", default="mAP50-95", help="the metric to optimise (default mAP50-95; "
+                                                              "losses are minimised, the rest maximised)")
+    tune.add_argument("--strategy", default="bayesian", help="bayesian (default), random, hyperband or grid")
+    tune.add_argument("--max-jobs", type=int, help="training jobs at most (default 12; grid: every combination)")
+    tune.add_argument("--parallel", type=int, default=3, help="training jobs at a time (default 3)")
+    tune.add_argument("--early-stopping", action="store_true",
+                      help="stop a training job early when it does worse than the others so far (its model is kept)")
+    tune.add_argument("--warm-start", action="append", metavar="NAME",
+                      help="learn from an earlier tuning job's results (repeatable, at most 5)")
+    tune.add_argument("--seed", type=int, help="seed of the search (the same seed picks the same values)")
+    tune.add_argument("--name", help="tuning job name (default: generated, unique; 32 characters at most)")
+    tune.add_argument("--wait", action="store_true", help="follow it to its end; exit 0 only if it completed")
+    _add_training_options(tune)
+    tune.set_defaults(run=cmd_tune)
+
+    tuning_jobs = commands.add_parser("tuning-jobs", help="list tuning jobs: status, training jobs, best objective")
+    tuning_jobs.set_defaults(run=cmd_tuning_jobs)
+
+    tuning = commands.add_parser("tuning", help="a tuning job: its training jobs by objective, the best marked")
+    tuning.add_argument("name")
+    tuning.set_defaults(run=cmd_tuning)
 
     jobs = commands.add_parser("jobs", help="list training jobs")
     jobs.set_defaults(run=cmd_jobs)
@@ -538,7 +741,8 @@ def build_parser() -> argparse.ArgumentParser:
     metrics.add_argument("job")
     metrics.set_defaults(run=cmd_metrics)
 
-    stop = commands.add_parser("stop", help="stop a job (it saves the model trained so far)")
+    stop = commands.add_parser("stop", help="stop a job (it saves the model trained so far), or a tuning job "
+                                            "and its running training jobs")
     stop.add_argument("job")
     stop.set_defaults(run=cmd_stop)
 
@@ -617,6 +821,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if is_expected(exc):
             print("amc: error: " + user_message(exc), file=sys.stderr)
+            if isinstance(exc, TuningSpecError):
+                return EXIT_USAGE
         else:
             print(f"amc: internal error: {user_message(exc)} ({DEBUG_ENV}=1 shows the traceback)", file=sys.stderr)
     return EXIT_ERROR

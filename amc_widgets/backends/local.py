@@ -9,6 +9,7 @@ entry point, laid out like the S3 bucket the SageMaker backend uses.
     users/<user>/weights/<name>-<sha256[:12]>.pt                   weights jobs start from, stored once
     jobs/<job>/                                                   job state, log and emulated /opt/ml
     endpoints/<endpoint>/                                         a deployed model's server (local_endpoints.py)
+    tuning-jobs/<tuning job>/                                     a tuning job's study and tuner (local_tuning.py)
     slots/slot-<n>.lock                                           the concurrent-job "quota"
 """
 
@@ -38,6 +39,7 @@ from amc_widgets.backends.base import (
 )
 from amc_widgets.backends.local_endpoints import LocalEndpoints
 from amc_widgets.backends.local_jobs import JobFiles
+from amc_widgets.backends.local_tuning import LocalTuning
 from amc_widgets.core.container_contract import MODEL_ARCHIVE
 from amc_widgets.core.dataset_check import DatasetError, resolve_dataset
 from amc_widgets.core.dataset_import import ready_to_store
@@ -65,6 +67,7 @@ from amc_widgets.core.storage import (
     publish_folder,
     tree_size,
 )
+from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
 from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
@@ -90,6 +93,7 @@ class LocalBackend(DeploysThroughEndpoints):
         self._popen = popen
         self._container_command = container_command  # None: the real training container
         self.endpoints = LocalEndpoints(self.home / "endpoints", self.user, self._model_archive, clock, popen)
+        self.tuning = LocalTuning(self, popen)
 
     # --- layout -------------------------------------------------------------------------------
     @property
@@ -273,12 +277,13 @@ class LocalBackend(DeploysThroughEndpoints):
                 continue  # another user's job
         return sorted(jobs, key=lambda j: j.created, reverse=True)
 
-    def stop_job(self, name: str) -> JobDescription:
+    def stop_job(self, name: str, reason: str = "") -> JobDescription:
+        """Stop a job (it keeps the model trained so far); ``reason`` becomes its last status message."""
         job = self._job(name)
         description = self.describe_job(name)
         if description.is_terminal:
             return description
-        job.stop_marker.touch()
+        job.stop_marker.write_text(reason, encoding="utf-8")
         if job.runner_pid() and job.runner_alive():
             os.kill(job.runner_pid(), signal.SIGTERM)
         return self.describe_job(name)
@@ -324,6 +329,20 @@ class LocalBackend(DeploysThroughEndpoints):
         sizes = {archive.name: archive.stat().st_size for archive in archives}
         return download_outputs_into(dest, name, sizes, lambda file_name, local, advance: copy_file(
             source / file_name, local, advance), progress, overwrite)
+
+    # --- tuning jobs (TunesHyperparameters) ----------------------------------------------------
+    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription:
+        """Validate and start a tuning job driven by its own Optuna tuner process; returns at once."""
+        return self.tuning.start(spec)
+
+    def describe_tuning_job(self, name: str) -> TuningJobDescription:
+        return self.tuning.describe(name)
+
+    def list_tuning_jobs(self) -> list[TuningJobDescription]:
+        return self.tuning.list()
+
+    def stop_tuning_job(self, name: str) -> TuningJobDescription:
+        return self.tuning.stop(name)
 
     # --- endpoints ----------------------------------------------------------------------------
     def _model_archive(self, job_name: str) -> Path:

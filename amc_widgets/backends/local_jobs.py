@@ -17,7 +17,6 @@ from typing import Any
 
 from amc_widgets.core.container_contract import ML_ROOT_ENV, MLPaths
 from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec, StatusTransition
-from amc_widgets.core.metrics import final_metrics, parse_metrics
 from amc_widgets.core.processes import processes_with_environment
 
 
@@ -53,7 +52,7 @@ class JobFiles:
         description = JobDescription(
             name=self.name, status=IN_PROGRESS, secondary_status=STARTING, dataset=spec.dataset,
             instance_type=spec.instance_type, instance_count=spec.instance_count,
-            hyperparameters=spec.hyperparameters, created=now, spot=spec.spot,
+            hyperparameters=spec.hyperparameters, created=now, spot=spec.spot, tuning_job=spec.tuning_job,
             transitions=[StatusTransition(STARTING, now, message="Queued")],
         )
         self.save(description)
@@ -110,6 +109,8 @@ class JobFiles:
 
     def final_metrics(self) -> dict[str, float]:
         """The last value of each metric in the log (read once, when the job ends)."""
+        from amc_widgets.core.metrics import final_metrics, parse_metrics  # pandas: not on a runner's way in
+
         with open(self.log, encoding="utf-8", errors="replace") as handle:
             return final_metrics(parse_metrics(handle))
 

@@ -10,6 +10,7 @@ The container gets SIGTERM too when the runner dies, however it dies.
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import signal
@@ -138,6 +139,8 @@ def run_job(job: JobFiles) -> None:
                                       stdin=subprocess.DEVNULL, preexec_fn=die_with_parent(signal.SIGTERM)))
         if stop.is_set():
             child[0].send_signal(signal.SIGTERM)
+        # the job's summary needs pandas: load it while the container trains, not after it ended
+        importlib.import_module("amc_widgets.core.metrics")
         code = child[0].wait()
     training_ended = job.clock()
 
@@ -152,7 +155,7 @@ def run_job(job: JobFiles) -> None:
     slot.close()
 
     if stop.is_set():
-        status, message = STOPPED, "Stopped on request"
+        status, message = STOPPED, stop_reason(job)
     elif code == EXIT_COMPLETED:
         status, message = COMPLETED, "Training job completed"
     else:
@@ -160,6 +163,15 @@ def run_job(job: JobFiles) -> None:
         message = failure.read_text(errors="replace")[:FAILURE_LIMIT] if failure.exists() else f"exit code {code}"
         status = FAILED
     finish(job, status, message, billable=training_ended - (description.started or 0))
+
+
+def stop_reason(job: JobFiles) -> str:
+    """Why the job was stopped: the reason written in its stop marker (a tuning job's early stopping),
+    else a stop on request."""
+    try:
+        return job.stop_marker.read_text(encoding="utf-8").strip() or "Stopped on request"
+    except OSError:
+        return "Stopped on request"
 
 
 def finish(job: JobFiles, status: str, message: str, billable: float | None = None) -> None:

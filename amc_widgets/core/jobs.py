@@ -46,6 +46,7 @@ class JobSpec:
     max_runtime_hours: float = 48.0
     name: str | None = None
     max_wait_hours: float | None = None  # spot only; None: SPOT_WAIT_FACTOR x max_runtime_hours, capped
+    tuning_job: str = ""  # set by a tuning job for its children: JobDescription.tuning_job
 
 
 def default_max_wait_hours(max_runtime_hours: float) -> float:
