@@ -2,10 +2,10 @@
 no training.  FAKE_EPOCHS metrics lines (plausible learning curves), FAKE_EPOCH_SECONDS apart;
 FAKE_BEST_PT a real checkpoint to save as the model (best.pt is a few bytes without it);
 FAKE_FAIL=1 fails like the real one; FAKE_RESULTS=1 leaves results (tests/results_fakes.py).
-The scores (precision, recall, mAP) scale with the 'mosaic' hyperparameter (0.2 + 0.8 x mosaic; 1 when
-not given), so a tuning job over it has a best child; FAKE_WORSE_BELOW=NAME:VALUE makes every score a
-tenth when hyperparameter NAME is below VALUE.  FAKE_CHILD starts a long-lived child, as the real one starts
-torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
+For tuning jobs: FAKE_SCORE_BY=NAME scales the scores (precision, recall, mAP) with hyperparameter NAME
+(0.2 + 0.8 x its value; 1 when not given), so a tuning job over it has a best child; FAKE_WORSE_BELOW=NAME:VALUE
+makes every score a tenth when hyperparameter NAME is below VALUE.  FAKE_CHILD starts a long-lived child, as
+the real one starts torchrun: 'linked' as the launcher does (it dies with this process), 'detached' in its own session
 without that link (as torchrun starts its workers, which outlive a torchrun killed hard)."""
 
 import json
@@ -34,7 +34,8 @@ pause = float(os.environ.get("FAKE_EPOCH_SECONDS", "0.3"))
 stopped = []
 sent = json.loads(paths.hyperparameters.read_text()) if paths.hyperparameters.is_file() else {}
 worse_name, _, worse_below = os.environ.get("FAKE_WORSE_BELOW", "").partition(":")
-quality = 0.2 + 0.8 * float(sent.get("mosaic", 1.0))
+score_by = os.environ.get("FAKE_SCORE_BY")
+quality = 0.2 + 0.8 * float(sent.get(score_by, 1.0)) if score_by else 1.0
 if worse_name and float(sent.get(worse_name, "inf")) < float(worse_below):
     quality *= 0.1
 signal.signal(signal.SIGTERM, lambda *_: stopped.append(True))
@@ -73,10 +74,9 @@ for epoch in range(1, epochs + 1):
     progress = quality * (1 - math.exp(-4 * epoch / epochs))  # 0 -> ~1 over the run, like a learning curve
     losses = {f"{split}_{kind}_loss": round(start * (1 - 0.6 * progress) + (0.05 if split == "val" else 0), 4)
               for split in ("train", "val") for kind, start in (("box", 2.2), ("cls", 2.8), ("dfl", 1.6))}
-    score = progress * quality
-    print(format_metrics_line({"epoch": epoch, "epochs": epochs, **losses, "precision": round(0.9 * score, 4),
-                               "recall": round(0.85 * score, 4), "mAP50": round(0.92 * score, 4),
-                               "mAP50-95": round(0.6 * score, 4), "lr": 0.01, "epoch_seconds": pause}),
+    print(format_metrics_line({"epoch": epoch, "epochs": epochs, **losses, "precision": round(0.9 * progress, 4),
+                               "recall": round(0.85 * progress, 4), "mAP50": round(0.92 * progress, 4),
+                               "mAP50-95": round(0.6 * progress, 4), "lr": 0.01, "epoch_seconds": pause}),
           flush=True)
 if os.environ.get("FAKE_FAIL"):
     paths.output_dir.mkdir(parents=True, exist_ok=True)

@@ -109,8 +109,10 @@ def admin(moto):
 
 @pytest.fixture(scope="module")
 def emulator(admin, tmp_path_factory):
-    images = {FAKE_IMAGE: FAKE_CONTAINER, LONG_FAKE_IMAGE: ["env", "FAKE_EPOCHS=100000", *FAKE_CONTAINER],
-              SLOW_IMAGE: ["env", "FAKE_EPOCHS=6", "FAKE_EPOCH_SECONDS=0.4", *FAKE_CONTAINER]}
+    scored = ["env", "FAKE_SCORE_BY=mosaic"]  # the children's scores follow 'mosaic'
+    images = {FAKE_IMAGE: [*scored, *FAKE_CONTAINER],
+              LONG_FAKE_IMAGE: [*scored, "FAKE_EPOCHS=100000", *FAKE_CONTAINER],
+              SLOW_IMAGE: [*scored, "FAKE_EPOCHS=6", "FAKE_EPOCH_SECONDS=0.4", *FAKE_CONTAINER]}
     harness = SageMakerEmulator(admin, tmp_path_factory.mktemp("tuning-sagemaker"), images)
     harness.role_calls = Recorder(actor=harness.job_of_this_thread)  # what SageMaker does with a job's role
     harness.role_calls.attach(harness.s3)
