@@ -8,7 +8,7 @@ import pytest
 
 from amc_widgets import cli
 from amc_widgets.backends.aws_session import ConnectionInfo
-from amc_widgets.backends.base import ChecksQuotas, RunsJobsHere, TailsLogs
+from amc_widgets.backends.base import ChecksQuotas, RunsJobsHere, TailsLogs, WatchesLogs
 from amc_widgets.backends.local import LocalBackend
 from amc_widgets.backends.sagemaker import SageMakerBackend
 from amc_widgets.core.instances import THIS_MACHINE, validate_instance_count
@@ -27,6 +27,7 @@ def test_each_backend_has_its_capabilities(tmp_path):
     assert isinstance(local, RunsJobsHere) and not isinstance(remote, RunsJobsHere)
     assert isinstance(remote, TailsLogs) and not isinstance(local, TailsLogs)
     assert isinstance(remote, ChecksQuotas) and not isinstance(local, ChecksQuotas)
+    assert isinstance(local, WatchesLogs) and not isinstance(remote, WatchesLogs)  # SageMaker's cards only poll
 
 
 def test_live_tail_on_a_backend_without_it_is_one_clear_line(tmp_path, monkeypatch, capsys):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
 import pytest
 from PIL import Image
 
+from amc_widgets.backends.base import WatchesLogs
 from amc_widgets.backends.local import LocalBackend
 from amc_widgets.core.jobs import COMPLETED, IN_PROGRESS, STOPPING, JobNotFoundError
 from amc_widgets.core.metrics import format_metrics_line, parse_metrics
@@ -23,6 +25,7 @@ from amc_widgets.ui.models.jobs import (
     compare_series,
 )
 from amc_widgets.ui.poller import Poller
+from tests.conftest import wait_until
 from tests.dashboard_fakes import SPEC, Clock, FakeBackend, assert_imports_no_widgets
 from tests.onnx_fakes import tiny_detector
 
@@ -385,14 +388,14 @@ def test_run_once_hands_each_change_to_on_change_once(board, fake, clock):
 
 
 def test_idle_poller_thread_stops_promptly(fake):
-    """With no card the thread sleeps on wakeup; stop() must still end it at once."""
+    """With no card the threads sleep (on wakeup, on the stop event); stop() must still end them at once."""
     poller = Poller(JobBoard(lambda: fake), on_change=lambda *_: None)
     poller.start()
     time.sleep(0.05)
     started = time.monotonic()
     poller.stop()
     assert time.monotonic() - started < 1.0
-    assert not poller._thread.is_alive()
+    assert not poller._thread.is_alive() and not poller._watcher.is_alive()
 
 
 def test_poller_thread_delivers_changes_then_stops(fake):
@@ -435,6 +438,92 @@ def test_idle_poller_without_a_connection_is_quiet(tmp_path):
     finally:
         poller.stop()
     assert errors == [] and asked == []
+
+
+# --- waking cards when their jobs write --------------------------------------------------------
+
+def test_a_woken_card_is_due_at_once_and_its_poll_puts_it_to_sleep(board, fake, clock):
+    card = board.start(SPEC)
+    board.poll_due()
+    assert board.due(clock.now) == [] and board.seconds_to_next_poll(clock.now) == LOCAL_POLL_SECONDS[0]
+    board.wakeup.clear()
+    board.wake({card.name, "not-on-the-board"})
+    assert board.wakeup.is_set() and board.due(clock.now) == [card]
+    assert board.seconds_to_next_poll(clock.now) == 0.0
+    fake.logs[card.name].append("written")
+    assert [c.name for c, change in board.poll_due() if change.log] == [card.name]
+    assert board.due(clock.now) == [] and not card.woken
+    assert board.watched() == {card.name}
+    fake.finish(card.name)
+    board.wake({card.name})  # the job wrote its end
+    board.poll_due()
+    assert card.settled and board.watched() == frozenset()
+
+
+QUIET_CONTAINER = [sys.executable, "-c", "import signal, sys; print('started', flush=True); "
+                   "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143)); signal.pause()"]
+
+
+def test_a_line_written_to_a_running_local_jobs_log_reaches_its_card_before_the_next_poll(tmp_path, small_dataset):
+    """The local backend watches its jobs' files: a line the job writes is on the card in well under
+    a second while its polls are 30 s apart; the watcher thread ends with the poller."""
+    local = LocalBackend(home=tmp_path / "home", user="ana", container_command=QUIET_CONTAINER)
+    local.store_dataset(small_dataset, name="solder")
+    assert isinstance(local, WatchesLogs)
+    board = JobBoard(lambda: local, poll_seconds=(30.0, 30.0))
+    lines: list[tuple[float, list[str]]] = []
+    poller = Poller(board, on_change=lambda card, change: change.log and lines.append((time.monotonic(),
+                                                                                        list(card.log))))
+    poller.start()
+    card = None
+    try:
+        card = board.start(SPEC)
+        wait_until(lambda: card.log and card.log[-1] == "started", 30, "the job's first line")
+        time.sleep(0.5)  # the first poll after the wake-up is done: the next one is 30 s away
+        assert card.next_poll - board.clock() > 25
+        written = time.monotonic()
+        with open(tmp_path / "home" / "jobs" / card.name / "log.txt", "a") as log:
+            log.write("epoch 1 of 3\n")
+        seen = wait_until(lambda: next((at for at, log in lines if log[-1:] == ["epoch 1 of 3"]), None), 5,
+                          "the new line on the card")
+        assert seen - written < 1.0
+    finally:
+        poller.stop()
+        if card is not None:
+            local.stop_job(card.name)
+    assert not poller._thread.is_alive() and not poller._watcher.is_alive()
+    assert poller.watch_failures == 0
+    assert not [t for t in threading.enumerate() if t.name.startswith("amc-dashboard")]
+
+
+class UnwatchableBackend(FakeBackend):
+    """Claims the capability, but the system refuses the watch (as inotify does past its limit)."""
+
+    def __init__(self):
+        super().__init__()
+        self.watches = 0
+
+    def watch_logs(self, names, stop, timeout):
+        self.watches += 1
+        raise OSError(28, "OS file watch limit reached")
+
+
+def test_when_watching_fails_the_cards_are_polled_as_before_and_watching_retried_later():
+    fake = UnwatchableBackend()
+    board = JobBoard(lambda: fake, poll_seconds=(0.05, 0.05))
+    changed = threading.Event()
+    poller = Poller(board, on_change=lambda card, change: change.log and changed.set(),
+                    watch_timeout=0.05, watch_retry=0.2)
+    poller.start()
+    try:
+        card = board.start(SPEC)
+        fake.logs[card.name].append("polled, not watched")
+        assert changed.wait(2.0) and list(card.log) == ["polled, not watched"]
+        time.sleep(0.5)
+    finally:
+        poller.stop()
+    assert 1 <= fake.watches == poller.watch_failures <= 5  # retried every 0.2 s, not in a tight loop
+    assert not poller._watcher.is_alive()
 
 
 def test_the_jobs_model_imports_no_widgets():

@@ -60,3 +60,17 @@ def test_metric_definitions_extract_each_value_and_not_its_neighbours():
         assert float(match.group(1)) == pytest.approx(values[name], rel=1e-5)
     assert re.search(definitions["mAP50"], "[amc-metrics] epoch=1 mAP50-95=0.5") is None
     assert re.search(definitions["precision"], "[amc-metrics] epoch=1 precision=nan") is None
+
+
+def test_lines_read_from_a_file_parse_as_the_bare_lines():
+    bare = [format_metrics_line(_values(e)) for e in (1, 2, 3)]
+    as_read = [bare[0] + "\n", "x\ty " + bare[1].replace("] ", "]   ") + " \r\n", "\x1b[0m" + bare[2] + "\t"]
+    pd.testing.assert_frame_equal(parse_metrics(as_read), parse_metrics(bare))
+    assert parse_metrics(as_read)["epoch"].tolist() == [1, 2, 3]
+
+
+def test_a_line_with_a_value_too_many_or_no_epoch_first_is_skipped():
+    line = format_metrics_line(_values(1))
+    other = format_metrics_line(_values(2))
+    assert parse_metrics([line + " x=1", other])["epoch"].tolist() == [2]
+    assert parse_metrics([line.replace("epoch=1 epochs", "epochs=1 epoch"), other])["epoch"].tolist() == [2]

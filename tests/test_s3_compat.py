@@ -47,7 +47,13 @@ def test_folder_and_zip_uploads_work_on_another_s3_server(s3rver, small_dataset,
     shutil.copytree(small_dataset, dataset)
     (dataset / "notes.bin").write_bytes(bytes(range(256)) * (70 * 1024))  # 17.5 MB: a multipart upload
     store = S3DatasetStore(s3rver, BUCKET, "users/ana/custom-uploads")
+    waits: dict[str, set[bool]] = {}  # operation -> whether its requests waited for "100 Continue"
+    for operation in ("PutObject", "UploadPart"):
+        s3rver.meta.events.register(f"before-send.s3.{operation}", lambda request, operation=operation, **_:
+                                    waits.setdefault(operation, set()).add("Expect" in request.headers))
     info = store.upload("folder", folder_items(dataset), "big", overwrite=False)
+    assert waits["PutObject"] == {False}  # a small file's body goes with its headers: one round trip
+    assert waits["UploadPart"] == {True}  # a big part waits until the server would take it
     listed = {d.name: d for d in store.list()}["folder"]
     assert listed.complete and listed.files == info.files
     body = s3rver.get_object(Bucket=BUCKET, Key="users/ana/custom-uploads/folder/notes.bin")["Body"].read()

@@ -4,7 +4,7 @@ capabilities a backend has or not, as small runtime-checkable protocols: callers
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -163,6 +163,17 @@ class TailsLogs(Protocol):
     :meth:`Backend.read_logs` cursor; returns the cursor to poll on from."""
 
     def tail_logs(self, name: str, on_line: Callable[[str], None], cursor: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class WatchesLogs(Protocol):
+    """A job's log growing (or its state changing) can be waited for, as its files are on this machine:
+    the poller polls a card when its job writes rather than at its next poll."""
+
+    def watch_logs(self, names: Collection[str], stop: Any, timeout: float) -> Iterator[set[str]]:
+        """Yields the names (of ``names``) whose jobs' logs or states changed, a moment after they
+        do, and an empty set every ``timeout`` s without a change; ends once ``stop.is_set()``."""
+        ...
 
 
 @runtime_checkable

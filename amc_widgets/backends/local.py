@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,10 @@ if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
     import pandas as pd
 
 DEFAULT_MAX_CONCURRENT_JOBS = 2
+# watch_logs: a change is reported once its job's files were quiet for STEP ms, or after DEBOUNCE ms
+# of steady writing
+WATCH_STEP_MS = 50
+WATCH_DEBOUNCE_MS = 200
 
 
 class LocalBackend(DeploysThroughEndpoints):
@@ -301,6 +305,21 @@ class LocalBackend(DeploysThroughEndpoints):
             end = len(data)  # the process is gone: a last line without newline is complete
         text = data[:end].decode("utf-8", errors="replace")
         return LogChunk(lines=text.splitlines(), cursor=offset + end, finished=finished)
+
+    def watch_logs(self, names: Collection[str], stop: Any, timeout: float) -> Iterator[set[str]]:
+        """The WatchesLogs capability: file-system events on the jobs' folders (one inotify watch each,
+        not their subfolders), changes to ``log.txt`` and ``state.json`` grouped over at most 0.2 s."""
+        import watchfiles  # only a dashboard with running local jobs needs it
+
+        jobs = [self._job(name) for name in names]
+        folders = {str(job.folder): job.name for job in jobs}
+        watched = {path.name for job in jobs for path in (job.log, job.state_json)}
+        for changes in watchfiles.watch(
+            *folders, watch_filter=lambda _change, path: os.path.basename(path) in watched,
+            debounce=WATCH_DEBOUNCE_MS, step=WATCH_STEP_MS, stop_event=stop, rust_timeout=int(timeout * 1000),
+            yield_on_timeout=True, recursive=False,
+        ):
+            yield {folders[os.path.dirname(path)] for _change, path in changes if os.path.dirname(path) in folders}
 
     def read_metrics(self, name: str) -> pd.DataFrame:
         job = self._job(name)

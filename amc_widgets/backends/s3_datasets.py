@@ -84,6 +84,14 @@ class _Slot(BaseSubscriber):
             self._slots.release()
 
 
+def _put_without_waiting(model, params, **kwargs) -> None:
+    """A PutObject sends its body with its headers.  botocore asks the server for "100 Continue"
+    before any file-like body: a round trip per file, while an upload's single PUTs are small (below
+    the multipart threshold; the parts of bigger files still wait)."""
+    if model.name == "PutObject":
+        params["headers"].pop("Expect", None)
+
+
 class S3DatasetStore:
     """The user's datasets in one bucket and prefix."""
 
@@ -170,6 +178,8 @@ class S3DatasetStore:
         """Upload ``items`` with at most UPLOAD_WINDOW streams open; after a failure nothing more
         starts, and the first error is raised."""
         slots, failed = threading.Semaphore(UPLOAD_WINDOW), threading.Event()
+        # after botocore's own handler, which adds the header; once per client
+        self.s3.meta.events.register_last("before-call.s3", _put_without_waiting, unique_id="amc-put-without-waiting")
         with create_transfer_manager(self.s3, self.config) as manager:
             futures = []
             for item in items:

@@ -42,6 +42,9 @@ LOSS_NAMES = METRIC_NAMES[2:8]
 QUALITY_NAMES = ("precision", "recall", "mAP50", "mAP50-95")
 
 _NUMBER = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"  # no nan: SageMaker needs a number
+# What follows the marker on a metrics line (blanks around it left out), found by one regex over the
+# joined log rather than a Python loop over its lines.
+_PAYLOAD = re.compile(rf"{re.escape(MARKER)}[^\S\n]*(epoch=[^\n]*\S)")
 
 
 def format_metrics_line(values: Mapping[str, float]) -> str:
@@ -75,23 +78,18 @@ def parse_metrics(lines: Iterable[str]) -> pd.DataFrame:
 
     Other lines, and metrics lines cut short, are ignored.  When an epoch appears twice (a spot
     instance resumed and repeated it), the later line wins.  Columns follow :data:`METRIC_NAMES`.
-    The numbers are parsed by pandas' C reader: a million lines take about a second.
+    The numbers are parsed by pandas' C reader: 100k lines take under twice its time for a CSV of
+    the same numbers.
     """
     import pandas as pd
 
-    payloads = []
-    for line in lines:
-        start = line.find(MARKER)
-        if start >= 0:
-            payload = line[start + len(MARKER) :].strip()
-            if payload.count("=") == len(METRIC_NAMES) and payload.startswith("epoch="):
-                payloads.append(payload)
+    payloads = [p for p in _PAYLOAD.findall("\n".join(lines)) if p.count("=") == len(METRIC_NAMES)]
     if not payloads:
         return pd.DataFrame({name: pd.Series(dtype="int64" if name in ("epoch", "epochs") else "float64")
                              for name in METRIC_NAMES})
     # "epoch=1 epochs=30 ..." -> "epoch 1 epochs 30 ...": names in even columns, numbers in odd ones
-    text = "\n".join(payloads).replace("=", " ")
-    frame = pd.read_csv(io.StringIO(text), sep=" ", header=None, usecols=range(1, 2 * len(METRIC_NAMES), 2),
+    text = "\n".join(payloads).replace("=", " ").encode()  # the reader takes bytes faster than text
+    frame = pd.read_csv(io.BytesIO(text), sep=" ", header=None, usecols=range(1, 2 * len(METRIC_NAMES), 2),
                         on_bad_lines="skip", engine="c")
     frame.columns = list(METRIC_NAMES)
     frame = frame.dropna(subset=["epoch", "epochs"]).astype({"epoch": "int64", "epochs": "int64"})

@@ -78,6 +78,7 @@ class JobCard:
     error: str = ""
     download: DownloadState = field(default_factory=DownloadState)
     interval: float = 0.0
+    woken: bool = False  # its job wrote: poll it now, whatever next_poll says
     results: ResultsModel | None = None  # made when the Results view is first opened, never at page load
 
     @property
@@ -89,6 +90,7 @@ class JobCard:
         """Read status and new log lines, and metrics from those lines (what a poll costs does not grow
         with the log); schedule the next poll."""
         change = Change()
+        self.woken = False  # before reading: what is written from here on wakes it again
         try:
             description = backend.describe_job(self.name)
             change.status = True  # the duration moves while it runs
@@ -249,12 +251,29 @@ class JobBoard:
         self.wakeup.set()
 
     def due(self, now: float) -> list[JobCard]:
-        return [card for card in self.cards() if not card.settled and card.next_poll <= now]
+        return [card for card in self.cards() if not card.settled and (card.woken or card.next_poll <= now)]
 
     def seconds_to_next_poll(self, now: float) -> float | None:
         """None when every card is settled: nothing to do until a job is added."""
-        pending = [card.next_poll for card in self.cards() if not card.settled]
+        pending = [now if card.woken else card.next_poll for card in self.cards() if not card.settled]
         return max(0.0, min(pending) - now) if pending else None
+
+    def watched(self) -> frozenset[str]:
+        """The jobs whose writing should wake their cards: those not settled."""
+        return frozenset(card.name for card in self.cards() if not card.settled)
+
+    def backend(self) -> Backend:
+        """The backend the cards are polled on (the connection's: it raises when there is none)."""
+        return self._backend()
+
+    def wake(self, names: set[str]) -> None:
+        """These jobs wrote: their cards are polled at once."""
+        with self._lock:
+            cards = [self._cards[name] for name in names if name in self._cards]
+        for card in cards:
+            card.woken = True
+        if cards:
+            self.wakeup.set()
 
     def poll_due(self) -> list[tuple[JobCard, Change]]:
         """Poll every card that is due; returns the ones that changed. Needs a backend only when
