@@ -116,14 +116,17 @@ def test_the_page_builds_without_plotly_or_pandas_whatever_the_history(tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def test_tabs_are_built_when_first_shown(tmp_path, monkeypatch):
+def test_tabs_are_built_when_first_shown(tmp_path, monkeypatch, small_dataset):
     """The page opens with the first tab's widgets and the Jobs tab's only; a tab's page is made when it is
     selected, once."""
     from ipywidgets.widgets.widget import _instances
 
+    from amc_widgets.backends.local import LocalBackend
     from amc_widgets.ui.app import Dashboard
 
     monkeypatch.setenv("AMC_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AMC_USER", "ana")
+    LocalBackend(home=tmp_path / "home", user="ana").store_dataset(small_dataset, name="solder")
     before = len(_instances)
     dashboard = Dashboard()
     try:
@@ -138,5 +141,11 @@ def test_tabs_are_built_when_first_shown(tmp_path, monkeypatch):
         dashboard.tabs.select("Jobs")
         dashboard.tabs.select("Train")
         assert dashboard.tabs.widget.children[dashboard.tabs.titles.index("Train")].children == (train_page,)
+        # a page made after its models were filled shows what they hold
+        assert dashboard.train_view.dataset.options == ("solder",)
+        dashboard.tabs.select("Dataset")
+        assert [name for _label, name in dashboard.dataset_view.stored.options] == ["solder"]
+        dashboard.tabs.select("Tune")
+        assert dashboard.tune_view.dataset.input.options == ("solder",)
     finally:
         dashboard.close()

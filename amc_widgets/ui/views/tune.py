@@ -175,9 +175,10 @@ class TuneView:
         model.observe(self._show_static, "rows")
         weights.observe(self._show_static, "kind")
         datasets.observe(self._show_datasets, "datasets")
-        self._show_rows()
+        self._show_rows()  # the models may be older than the view (a tab is built when first shown)
         self._show_static()
         self._show_cost()
+        self._show_datasets()
         self.set_available(False, "Connect to a backend to tune hyperparameters.")
 
     # --- backend ------------------------------------------------------------------------------
