@@ -20,6 +20,7 @@ from amc_widgets.ui.models.jobs import (
     LOCAL_POLL_SECONDS,
     MAX_LOG_LINES,
     REMOTE_POLL_SECONDS,
+    WATCHED_SLOWEST_SECONDS,
     Change,
     JobBoard,
     compare_series,
@@ -460,6 +461,19 @@ def test_a_woken_card_is_due_at_once_and_its_poll_puts_it_to_sleep(board, fake, 
     assert card.settled and board.watched() == frozenset()
 
 
+def test_a_watched_quiet_card_backs_off_further_its_writes_wake_it(board, fake, clock):
+    card = board.start(SPEC)
+    board.watching = True
+    for _ in range(12):
+        clock.now = card.next_poll
+        board.poll_due()
+    assert card.interval == WATCHED_SLOWEST_SECONDS > LOCAL_POLL_SECONDS[1]
+    fake.logs[card.name].append("written")
+    board.wake({card.name})
+    board.poll_due()
+    assert card.interval == LOCAL_POLL_SECONDS[0]  # growing again: polled at the fastest pace
+
+
 QUIET_CONTAINER = [sys.executable, "-c", "import signal, sys; print('started', flush=True); "
                    "signal.signal(signal.SIGTERM, lambda *_: sys.exit(143)); signal.pause()"]
 
@@ -492,7 +506,7 @@ def test_a_line_written_to_a_running_local_jobs_log_reaches_its_card_before_the_
         if card is not None:
             local.stop_job(card.name)
     assert not poller._thread.is_alive() and not poller._watcher.is_alive()
-    assert poller.watch_failures == 0
+    assert poller.watch_failures == 0 and board.watching
     assert not [t for t in threading.enumerate() if t.name.startswith("amc-dashboard")]
 
 
@@ -523,6 +537,7 @@ def test_when_watching_fails_the_cards_are_polled_as_before_and_watching_retried
     finally:
         poller.stop()
     assert 1 <= fake.watches == poller.watch_failures <= 5  # retried every 0.2 s, not in a tight loop
+    assert not board.watching  # the cards back off no further than when nothing watches them
     assert not poller._watcher.is_alive()
 
 

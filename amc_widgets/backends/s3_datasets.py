@@ -34,11 +34,13 @@ IN_MEMORY_MEMBER = 2 * 1024 * 1024  # zip members up to this size are inflated o
 
 @dataclass(frozen=True)
 class UploadItem:
-    """One file to store: its key below the dataset prefix, size, and how to open / hash it."""
+    """One file to store: its key below the dataset prefix, size, how to open / hash it, and its path
+    when it is a file on disk (s3transfer then opens it in the thread that sends it)."""
 
     relative_key: str
     size: int
     open: Callable[[], BinaryIO]
+    path: Path | None = None
 
 
 def matches_etag(stream: BinaryIO, etag: str, config: TransferConfig = TRANSFER_CONFIG) -> bool:
@@ -68,7 +70,7 @@ class _Slot(BaseSubscriber):
     """Tells s3transfer the size (so it never seeks to the end to learn it); when the upload is
     done, closes the stream, notes a failure and frees its place in the window."""
 
-    def __init__(self, size: int, stream: BinaryIO, slots: threading.Semaphore, failed: threading.Event):
+    def __init__(self, size: int, stream: BinaryIO | None, slots: threading.Semaphore, failed: threading.Event):
         self._size, self._stream, self._slots, self._failed = size, stream, slots, failed
 
     def on_queued(self, future, **kwargs):
@@ -80,7 +82,8 @@ class _Slot(BaseSubscriber):
         except BaseException:  # noqa: BLE001 - any failure (cancellation too) stops the window
             self._failed.set()
         finally:
-            self._stream.close()
+            if self._stream is not None:
+                self._stream.close()
             self._slots.release()
 
 
@@ -175,7 +178,7 @@ class S3DatasetStore:
         return DatasetInfo(name, len(items), total, f"s3://{self.bucket}/{prefix}", self.clock(), True)
 
     def _send(self, items: list[UploadItem], prefix: str, advance: Callable[[int], None]) -> None:
-        """Upload ``items`` with at most UPLOAD_WINDOW streams open; after a failure nothing more
+        """Upload ``items`` with at most UPLOAD_WINDOW in flight (and open); after a failure nothing more
         starts, and the first error is raised."""
         slots, failed = threading.Semaphore(UPLOAD_WINDOW), threading.Event()
         # after botocore's own handler, which adds the header; once per client
@@ -186,12 +189,17 @@ class S3DatasetStore:
                 slots.acquire()
                 if failed.is_set():
                     break
-                try:
-                    stream = item.open()
-                except BaseException:
-                    slots.release()
-                    raise
-                futures.append(manager.upload(stream, self.bucket, prefix + item.relative_key,
+                # a file on disk is opened by the thread that sends it: this one, which keeps the window
+                # full, would wait for the GIL back after every open with 32 sending threads about
+                stream = None
+                if item.path is None:
+                    try:
+                        stream = item.open()
+                    except BaseException:
+                        slots.release()
+                        raise
+                source = str(item.path) if stream is None else stream
+                futures.append(manager.upload(source, self.bucket, prefix + item.relative_key,
                                               subscribers=[_Progress(advance),
                                                            _Slot(item.size, stream, slots, failed)]))
             for future in futures:
@@ -214,7 +222,7 @@ class S3DatasetStore:
 
 def folder_items(folder: Path) -> list[UploadItem]:
     return [UploadItem(path.relative_to(folder).as_posix(), path.stat().st_size,
-                       lambda path=path: open(path, "rb")) for path in sorted(iter_files(folder))]
+                       lambda path=path: open(path, "rb"), path) for path in sorted(iter_files(folder))]
 
 
 def zip_items(archive) -> list[UploadItem]:

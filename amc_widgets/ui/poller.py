@@ -97,13 +97,18 @@ class Poller:
             try:
                 backend = self.board.backend() if names else None
                 if not isinstance(backend, WatchesLogs):
+                    self.board.watching = False
                     self._stopped.wait(self.watch_timeout)
                     continue
+                self.board.watching = False
                 with contextlib.closing(backend.watch_logs(names, self._stopped, self.watch_timeout)) as changes:
                     for changed in changes:
+                        if not self.board.watching:  # in place now: what was written before it, read too
+                            self.board.watching, changed = True, names
                         self.board.wake(changed)
                         if self.board.watched() != names:
                             break
             except Exception:  # noqa: BLE001 - e.g. the system's limit of watches reached: polls suffice
+                self.board.watching = False
                 self.watch_failures += 1
                 self._stopped.wait(self.watch_retry)

@@ -31,6 +31,9 @@ MAX_LOG_LINES = 400
 # down by BACKOFF per quiet poll. CloudWatch and DescribeTrainingJob are rate-limited, hence remote.
 LOCAL_POLL_SECONDS = (0.5, 2.0)
 REMOTE_POLL_SECONDS = (5.0, 20.0)
+# slowest while the log watcher wakes a local card as its job writes: the polls only back it up (a
+# runner that died without a word, the duration shown)
+WATCHED_SLOWEST_SECONDS = 10.0
 BACKOFF = 1.5
 ERROR_RETRY_SECONDS = 10.0
 
@@ -86,9 +89,9 @@ class JobCard:
         """Ended and fully read: never polled again."""
         return self.description is not None and self.description.is_terminal and self.log_finished
 
-    def poll(self, backend: Backend, now: float) -> Change:
+    def poll(self, backend: Backend, now: float, watched: bool = False) -> Change:
         """Read status and new log lines, and metrics from those lines (what a poll costs does not grow
-        with the log); schedule the next poll."""
+        with the log); schedule the next poll (later when ``watched``: its job's writes wake it)."""
         change = Change()
         self.woken = False  # before reading: what is written from here on wakes it again
         try:
@@ -106,6 +109,7 @@ class JobCard:
                 self.metrics, change.metrics = metrics, True
             self.error = ""
             fastest, slowest = self.poll_seconds
+            slowest = max(slowest, WATCHED_SLOWEST_SECONDS) if watched else slowest
             self.interval = fastest if change.log or not self.interval else min(slowest, self.interval * BACKOFF)
             self.next_poll = now if chunk.more else now + self.interval
         except Exception as exc:  # noqa: BLE001 - shown on the card; the poller goes on
@@ -166,6 +170,7 @@ class JobBoard:
         self._metrics: dict[str, pd.DataFrame] = {}  # finished jobs compared without a card
         self._lock = threading.Lock()
         self.wakeup = threading.Event()  # set when a card needs a poll sooner than planned
+        self.watching = False  # the log watcher wakes the cards whose jobs write (set by the poller)
 
     @property
     def poll_seconds(self) -> tuple[float, float]:
@@ -284,7 +289,7 @@ class JobBoard:
         backend = self._backend()
         changed = []
         for card in due:
-            change = card.poll(backend, self.clock())
+            change = card.poll(backend, self.clock(), watched=self.watching)
             if change:
                 changed.append((card, change))
         return changed
