@@ -12,7 +12,8 @@
    30 and 200 finished jobs in the workspace (made by tests/job_history.py in a blink, without
    training), median of --opens; the ratio 200 / 0 (target <= 1.5, and the first widget <= 5 s),
    then the time from clicking the Jobs tab (built when first shown) to its table listing them all,
-   and the kernel's memory with 200 finished jobs.
+   and the kernel's memory with 200 finished jobs.  The peer: a notebook of one widget served the same
+   way (Voila's floor on this machine).
 
 Each measurement has its own temporary AMC_HOME and Voila server; jobs are started from this
 process with the local backend and a stand-in container written to the temporary folder.
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -187,14 +189,28 @@ class Workspace:
                 os.killpg(runner.pid, signal.SIGKILL)
 
 
-class Voila:
-    """`amc serve` on a workspace: Voila in its own process group, and the kernels it starts."""
+# The peer of "page open": Voila's floor, a notebook of one widget served the same way (``serve``'s settings)
+FLOOR_NOTEBOOK = {
+    "cells": [{"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": [
+        "import ipywidgets as w\n", "box = w.VBox([w.HTML('One widget')])\n", "box.add_class('amc-app')\n", "box"]}],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+    "nbformat": 4, "nbformat_minor": 5}
+SERVE_NOTEBOOK = ("import sys; from pathlib import Path; from amc_widgets.ui.serve import serve; "
+                  "sys.exit(serve(port=int(sys.argv[1]), notebook=Path(sys.argv[2])))")
 
-    def __init__(self, workspace: Workspace, log: Path):
+
+class Voila:
+    """`amc serve` on a workspace (or the same server on another ``notebook``): Voila in its own process
+    group, and the kernels it starts."""
+
+    def __init__(self, workspace: Workspace, log: Path, notebook: Path | None = None):
         self.url = f"http://127.0.0.1:{free_port()}/"
         self.log = open(log, "w")
+        port = self.url.rsplit(":", 1)[1].strip("/")
+        command = ([sys.executable, "-c", SERVE_NOTEBOOK, port, str(notebook)] if notebook else
+                   [sys.executable, "-m", "amc_widgets.cli", "serve", "--port", port])
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "amc_widgets.cli", "serve", "--port", self.url.rsplit(":", 1)[1].strip("/")],
+            command,
             env={**os.environ, "AMC_HOME": str(workspace.home), "AMC_USER": USER, "PYTHONPATH": str(REPO)},
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self.server = psutil.Process(self.process.pid)
@@ -336,6 +352,30 @@ def measure_idle(browser: Browser, root: Path, container: Path, cards: int, wind
     return usage
 
 
+def measure_floor(browser: Browser, root: Path, container: Path, opens: int) -> float:
+    """Median seconds from asking for a one-widget notebook, served as the dashboard is, to its widget."""
+    workspace = Workspace(root, container, slots=1)
+    notebook = root / "one-widget.ipynb"
+    notebook.write_text(json.dumps(FLOOR_NOTEBOOK))
+    voila = Voila(workspace, root / "voila.log", notebook)
+    seconds = []
+    try:
+        for _ in range(opens):
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            page.set_default_timeout(180_000)
+            try:
+                start = time.monotonic()
+                page.goto(voila.url)
+                page.wait_for_selector(".amc-app")
+                seconds.append(time.monotonic() - start)
+            finally:
+                page.close()
+    finally:
+        voila.stop()
+    print(f"  one-widget notebook (Voila's floor): {statistics.median(seconds):.2f} s", flush=True)
+    return statistics.median(seconds)
+
+
 def measure_page_open(browser: Browser, root: Path, container: Path, finished: int, opens: int
                       ) -> tuple[float, float, float]:
     """Median seconds from asking for the page to its first widget with ``finished`` ended jobs in the
@@ -417,8 +457,10 @@ def main(argv: list[str] | None = None) -> int:
                              (f"  whole machine busy, {label}", f"{machine:.0f} %", "", "")]
             if args.only in (None, "open"):
                 print(f"page open with 0, 30 and 200 finished jobs, median of {args.opens}...", flush=True)
+                floor = measure_floor(browser, tmp / "open-floor", container, args.opens)
                 opened = {count: measure_page_open(browser, tmp / f"open-{count}", container, count, args.opens)
                           for count in (0, 30, 200)}
+                rows.append(("first widget, a one-widget notebook (Voila's floor)", f"{floor:.2f} s", "", ""))
                 for count, (seconds, jobs_tab, _memory) in opened.items():
                     rows.append((f"first widget, {count} finished jobs", f"{seconds:.2f} s",
                                  f"<= {OPEN_TARGET_S:g} s", verdict(seconds, OPEN_TARGET_S)))
@@ -426,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = opened[200][0] / opened[0][0]
                 rows += [("first widget, 200 / 0 finished jobs", f"{ratio:.2f}", f"<= {OPEN_RATIO_TARGET:g}",
                           verdict(ratio, OPEN_RATIO_TARGET)),
+                         ("first widget, 200 finished jobs / Voila's floor", f"{opened[200][0] / floor:.2f}", "",
+                          ""),
                          ("  kernel memory, 200 finished jobs", f"{opened[200][2]:.0f} MiB",
                           f"(0 jobs: {opened[0][2]:.0f} MiB)", "")]
         finally:
