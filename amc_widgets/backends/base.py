@@ -199,6 +199,24 @@ class TunesHyperparameters(Protocol):
     def stop_tuning_job(self, name: str) -> TuningJobDescription: ...
 
 
+class TunesThroughManager:
+    """TunesHyperparameters for a backend whose ``tuning`` (its tuning-job manager) does the work."""
+
+    tuning: Any
+
+    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription:
+        return self.tuning.start(spec)
+
+    def describe_tuning_job(self, name: str) -> TuningJobDescription:
+        return self.tuning.describe(name)
+
+    def list_tuning_jobs(self) -> list[TuningJobDescription]:
+        return self.tuning.list()
+
+    def stop_tuning_job(self, name: str) -> TuningJobDescription:
+        return self.tuning.stop(name)
+
+
 @runtime_checkable
 class DeploysModels(Protocol):
     """A completed job's model can be deployed to an endpoint that answers invocations."""

@@ -35,6 +35,7 @@ from amc_widgets.backends.base import (
     LogChunk,
     OutputInfo,
     ProgressCallback,
+    TunesThroughManager,
     download_outputs_into,
 )
 from amc_widgets.backends.local_endpoints import LocalEndpoints
@@ -67,7 +68,6 @@ from amc_widgets.core.storage import (
     publish_folder,
     tree_size,
 )
-from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
 from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
@@ -80,7 +80,7 @@ WATCH_STEP_MS = 50
 WATCH_DEBOUNCE_MS = 200
 
 
-class LocalBackend(DeploysThroughEndpoints):
+class LocalBackend(DeploysThroughEndpoints, TunesThroughManager):
     """Backend protocol implementation on this machine's file system and processes."""
 
     name = "local"
@@ -348,20 +348,6 @@ class LocalBackend(DeploysThroughEndpoints):
         sizes = {archive.name: archive.stat().st_size for archive in archives}
         return download_outputs_into(dest, name, sizes, lambda file_name, local, advance: copy_file(
             source / file_name, local, advance), progress, overwrite)
-
-    # --- tuning jobs (TunesHyperparameters) ----------------------------------------------------
-    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription:
-        """Validate and start a tuning job driven by its own Optuna tuner process; returns at once."""
-        return self.tuning.start(spec)
-
-    def describe_tuning_job(self, name: str) -> TuningJobDescription:
-        return self.tuning.describe(name)
-
-    def list_tuning_jobs(self) -> list[TuningJobDescription]:
-        return self.tuning.list()
-
-    def stop_tuning_job(self, name: str) -> TuningJobDescription:
-        return self.tuning.stop(name)
 
     # --- endpoints ----------------------------------------------------------------------------
     def _model_archive(self, job_name: str) -> Path:

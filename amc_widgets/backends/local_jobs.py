@@ -20,7 +20,8 @@ from amc_widgets.core.jobs import IN_PROGRESS, STARTING, JobDescription, JobSpec
 from amc_widgets.core.processes import processes_with_environment
 
 
-def _write_json(path: Path, data: Any) -> None:
+def write_json_atomically(path: Path, data: Any) -> None:
+    """``data`` as JSON in ``path``, whole or not at all (a reader never sees half a file)."""
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(data, indent=2), encoding="utf-8")
     os.replace(partial, path)
@@ -47,7 +48,7 @@ class JobFiles:
         """Write a new job's files; the folder must not exist yet."""
         self.folder.mkdir(parents=True)
         now = self.clock()
-        _write_json(self.job_json, {"spec": asdict(spec), "settings": settings, "created": now})
+        write_json_atomically(self.job_json, {"spec": asdict(spec), "settings": settings, "created": now})
         self.log.touch()
         description = JobDescription(
             name=self.name, status=IN_PROGRESS, secondary_status=STARTING, dataset=spec.dataset,
@@ -75,7 +76,7 @@ class JobFiles:
         return JobDescription(**{key: value for key, value in data.items() if key in known})
 
     def save(self, description: JobDescription) -> None:
-        _write_json(self.state_json, asdict(description))
+        write_json_atomically(self.state_json, asdict(description))
 
     def transition(self, secondary: str, message: str = "", status: str | None = None) -> JobDescription:
         """Close the current secondary status and open ``secondary``."""

@@ -27,7 +27,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from amc_widgets.backends.local_jobs import _write_json
+from amc_widgets.backends.local_jobs import write_json_atomically
 from amc_widgets.core.jobs import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, JobDescription, JobNotFoundError
 from amc_widgets.core.tuning import (
     EARLY_STOPPED_REASON,
@@ -76,7 +76,7 @@ class TuningFiles:
         """Write a new tuning job's files; the folder must not exist yet."""
         self.folder.mkdir(parents=True)
         now = self.clock()
-        _write_json(self.tuning_json, {"spec": asdict(spec), "settings": settings, "created": now})
+        write_json_atomically(self.tuning_json, {"spec": asdict(spec), "settings": settings, "created": now})
         self.save_state({"status": IN_PROGRESS, "ended": None, "failure_reason": ""})
 
     def spec(self) -> TuningSpec:
@@ -95,7 +95,7 @@ class TuningFiles:
         return json.loads(self.state_json.read_text(encoding="utf-8"))
 
     def save_state(self, state: dict[str, Any]) -> None:
-        _write_json(self.state_json, state)
+        write_json_atomically(self.state_json, state)
 
     def end(self, status: str, failure_reason: str = "") -> None:
         self.save_state({"status": status, "ended": self.clock(), "failure_reason": failure_reason})

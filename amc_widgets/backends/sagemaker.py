@@ -48,6 +48,7 @@ from amc_widgets.backends.base import (
     LogChunk,
     OutputInfo,
     ProgressCallback,
+    TunesThroughManager,
     download_outputs_into,
 )
 from amc_widgets.backends.cloudwatch_logs import LogFollower, live_tail, streams_expected
@@ -86,7 +87,7 @@ from amc_widgets.core.jobs import (
 from amc_widgets.core.metrics import metric_definitions, parse_metrics
 from amc_widgets.core.prices import Price, PriceCache
 from amc_widgets.core.storage import check_dataset_name, dataset_source
-from amc_widgets.core.tuning import TuningJobDescription, TuningSpec
+from amc_widgets.core.tuning import TuningSpec
 from amc_widgets.core.weights import WeightsError, stored_weights_name
 
 if TYPE_CHECKING:  # pandas loads when a table is first made, not with the page
@@ -113,7 +114,7 @@ def _ts(value: Any) -> float | None:
     return value.timestamp() if isinstance(value, datetime) else None
 
 
-class SageMakerBackend(DeploysThroughEndpoints):
+class SageMakerBackend(DeploysThroughEndpoints, TunesThroughManager):
     """Backend protocol on S3, SageMaker, CloudWatch Logs, STS and Service Quotas; tunes hyperparameters."""
 
     name = "sagemaker"
@@ -466,18 +467,6 @@ class SageMakerBackend(DeploysThroughEndpoints):
     def tuning_cost(self, spec: TuningSpec) -> CostEstimate:
         """The most the whole tuning job costs at this region's price (max jobs x max hours, and spot)."""
         return self.tuning.cost(spec)
-
-    def start_tuning_job(self, spec: TuningSpec) -> TuningJobDescription:
-        return self.tuning.start(spec)
-
-    def describe_tuning_job(self, name: str) -> TuningJobDescription:
-        return self.tuning.describe(name)
-
-    def list_tuning_jobs(self) -> list[TuningJobDescription]:
-        return self.tuning.list()
-
-    def stop_tuning_job(self, name: str) -> TuningJobDescription:
-        return self.tuning.stop(name)
 
     # --- outputs ------------------------------------------------------------------------------
     def list_outputs(self) -> list[OutputInfo]:
