@@ -11,9 +11,9 @@
 3. Page open after weeks of use: the time from asking for the page to its first widget, with 0,
    30 and 200 finished jobs in the workspace (made by tests/job_history.py in a blink, without
    training), median of --opens; the ratio 200 / 0 (target <= 1.5, and the first widget <= 5 s),
-   then the time from clicking the Jobs tab (built when first shown) to its table listing them all,
-   and the kernel's memory with 200 finished jobs.  The peer: a notebook of one widget served the same
-   way (Voila's floor on this machine).
+   then the time from clicking the Jobs tab (built with the page, shown on the click) to its table
+   listing them all, and the kernel's memory with 200 finished jobs.  The peer: a notebook of one
+   widget served the same way (Voila's floor on this machine).
 
 Each measurement has its own temporary AMC_HOME and Voila server; jobs are started from this
 process with the local backend and a stand-in container written to the temporary folder.
@@ -352,6 +352,20 @@ def measure_idle(browser: Browser, root: Path, container: Path, cards: int, wind
     return usage
 
 
+@contextlib.contextmanager
+def opened_page(browser: Browser, url: str) -> Iterator[tuple[Page, float]]:
+    """A new page of ``url`` and the seconds from asking for it to its first widget; closed after."""
+    page = browser.new_page(viewport={"width": 1360, "height": 1000})
+    page.set_default_timeout(180_000)
+    try:
+        start = time.monotonic()
+        page.goto(url)
+        page.wait_for_selector(".amc-app")
+        yield page, time.monotonic() - start
+    finally:
+        page.close()
+
+
 def measure_floor(browser: Browser, root: Path, container: Path, opens: int) -> float:
     """Median seconds from asking for a one-widget notebook, served as the dashboard is, to its widget."""
     workspace = Workspace(root, container, slots=1)
@@ -361,15 +375,8 @@ def measure_floor(browser: Browser, root: Path, container: Path, opens: int) -> 
     seconds = []
     try:
         for _ in range(opens):
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.set_default_timeout(180_000)
-            try:
-                start = time.monotonic()
-                page.goto(voila.url)
-                page.wait_for_selector(".amc-app")
-                seconds.append(time.monotonic() - start)
-            finally:
-                page.close()
+            with opened_page(browser, voila.url) as (_page, first_widget):
+                seconds.append(first_widget)
     finally:
         voila.stop()
     print(f"  one-widget notebook (Voila's floor): {statistics.median(seconds):.2f} s", flush=True)
@@ -379,21 +386,16 @@ def measure_floor(browser: Browser, root: Path, container: Path, opens: int) -> 
 def measure_page_open(browser: Browser, root: Path, container: Path, finished: int, opens: int
                       ) -> tuple[float, float, float]:
     """Median seconds from asking for the page to its first widget with ``finished`` ended jobs in the
-    workspace (a new page and kernel each time); median seconds from clicking the Jobs tab (built when
-    first shown) to its table listing them all; the kernel's resident memory (MiB) meanwhile."""
+    workspace (a new page and kernel each time); median seconds from clicking the Jobs tab (built with the
+    page, shown on the click) to its table listing them all; the kernel's resident memory (MiB) meanwhile."""
     workspace = Workspace(root, container, slots=1)
     make_finished_jobs(workspace.home, USER, finished, dataset=DATASET)
     voila = Voila(workspace, root / "voila.log")
     seconds, jobs_tab, memory = [], [], 0.0
     try:
         for _ in range(opens):
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            page.set_default_timeout(180_000)
-            try:
-                start = time.monotonic()
-                page.goto(voila.url)
-                page.wait_for_selector(".amc-app")
-                seconds.append(time.monotonic() - start)
+            with opened_page(browser, voila.url) as (page, first_widget):
+                seconds.append(first_widget)
                 start = time.monotonic()
                 page.get_by_role("tab", name="Jobs").click()
                 page.wait_for_function("n => (document.querySelector('.amc-jt-count')?.textContent || '')"
@@ -401,8 +403,6 @@ def measure_page_open(browser: Browser, root: Path, container: Path, finished: i
                 jobs_tab.append(time.monotonic() - start)
                 if not memory:  # the first page's kernel (each page gets its own)
                     memory = voila.kernel().memory_info().rss / 2**20
-            finally:
-                page.close()
     finally:
         voila.stop()
     print(f"  page open with {finished} finished jobs: {statistics.median(seconds):.2f} s, Jobs tab "
