@@ -172,11 +172,11 @@ class LocalTuning:
 
     def _start_tuner(self, files: TuningFiles) -> None:
         files.started_file.write_text(str(self.backend.clock()))
-        tuner = self._popen(
-            [sys.executable, "-m", "amc_widgets.backends.local_tuner", str(files.folder)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(files.folder / "tuner.err", "ab"),
-            start_new_session=True,
-        )
+        with open(files.folder / "tuner.err", "ab") as errors:  # the tuner has its own copy of the file
+            tuner = self._popen(
+                [sys.executable, "-m", "amc_widgets.backends.local_tuner", str(files.folder)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors, start_new_session=True,
+            )
         threading.Thread(target=tuner.wait, daemon=True).start()  # reap it when it ends
 
     def describe(self, name: str) -> TuningJobDescription:

@@ -1,5 +1,5 @@
 """The dashboard: header, tabs (Connection, Dataset, Train, Tune, Jobs, Endpoints, Compare, Help), each
-built when first shown, and the one poller."""
+built when first shown (Jobs at once: its live cards are made as jobs start), and the one poller."""
 
 from __future__ import annotations
 
