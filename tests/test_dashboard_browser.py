@@ -253,10 +253,10 @@ def test_check_train_stop_reload_in_browser(pages, fake_dashboard):
     wait_until(lambda: cards[first].locator(".amc-status").inner_text() == "Completed", 90, "completion")
     wait_until(lambda: chart_points(cards[first]) == 30, 30, "every epoch on the chart")  # kept live all along
     # the log overflows its box, and the box shows its newest line
-    assert cards[first].locator(".amc-log-box").evaluate("""box => {
+    wait_until(lambda: cards[first].locator(".amc-log-box").evaluate("""box => {
         const outer = box.getBoundingClientRect(), text = box.querySelector('pre').getBoundingClientRect();
         return box.scrollHeight > box.clientHeight && text.bottom <= outer.bottom && text.bottom > outer.bottom - 20;
-    }""")
+    }"""), 10, "the log box to scroll to its newest line")  # the scroll follows the last update by a frame
     assert "last line without newline" in cards[first].locator(".amc-log").inner_text()
     cards[first].locator("button.amc-download-job").click()
     page.wait_for_selector(f".amc-job-{first} .amc-download-info :text('no ONNX model')")
