@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 CHUNK = 256 * 1024
 
 
-async def delayed_pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy reader to writer, each chunk ``delay`` seconds after it arrived."""
+async def delayed_pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float,
+                       reset: Callable[[], None]) -> None:
+    """Copy reader to writer, each chunk ``delay`` seconds after it arrived.  The stream's end travels
+    the same way: an end of file as an end of file, a reset as ``reset()`` (both sides reset, as a
+    network passes an RST on), so neither peer waits for an answer that cannot come."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[float, bytes | None]] = asyncio.Queue()
 
     async def receive() -> None:
         while True:
-            data = await reader.read(CHUNK)
+            try:
+                data: bytes | None = await reader.read(CHUNK)
+            except (ConnectionError, OSError):
+                data = None
             queue.put_nowait((loop.time() + delay, data))
             if not data:
                 return
@@ -34,13 +41,18 @@ async def delayed_pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
             due, data = await queue.get()
             if (wait := due - loop.time()) > 0:
                 await asyncio.sleep(wait)
+            if data is None:
+                reset()
+                return
             if not data:
                 if writer.can_write_eof():
                     writer.write_eof()
                 return
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, OSError):
+    except (ConnectionError, OSError, RuntimeError):  # RuntimeError: writing after the transport closed
+        reset()
+    finally:
         receiver.cancel()
 
 
@@ -51,10 +63,15 @@ async def serve(listen_port: int, target_port: int, rtt_ms: float) -> None:
         try:
             server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
         except OSError:
-            client_writer.close()
+            client_writer.transport.abort()
             return
-        await asyncio.gather(delayed_pipe(client_reader, server_writer, delay),
-                             delayed_pipe(server_reader, client_writer, delay), return_exceptions=True)
+
+        def reset() -> None:
+            for writer in (client_writer, server_writer):
+                writer.transport.abort()
+
+        await asyncio.gather(delayed_pipe(client_reader, server_writer, delay, reset),
+                             delayed_pipe(server_reader, client_writer, delay, reset))
         for writer in (client_writer, server_writer):
             writer.close()
 

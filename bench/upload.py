@@ -8,11 +8,11 @@ Two cases, each side uploading to its own fresh prefix so that nothing is skippe
   unpacking it to a temporary folder (zipfile's extractall) and ``aws s3 sync`` of that folder, both
   steps timed (target: ours <= 0.4x).
 
-Beside each side's time the table prints its limit: files x round trip / requests in flight, plus the
-server's CPU seconds measured during that side's upload (one server process works through them).
-
-    .venv/bin/python bench/upload.py [--images 2000] [--repeat 3] [--large 2] [--size 160] [--server s3rver]
-                                     [--rtt 50]
+Beside each side's time the table prints its limit, the least time the upload could take here, and
+what sets it: the round trips (files x round trips per file x round trip / requests in flight; the
+CLI's PUTs wait for "100 Continue", a second round trip, ours do not), the server's CPU (one node
+process), or all the CPU the three processes (client, proxy, server) used, shared by the machine's
+cores.  Each side's CPU seconds, per process, are printed as it runs.
 
 The data is made here, deterministically: a YOLO dataset from ``make_demo_dataset`` (``--images``
 jpgs of ``--size`` px, 80% train / 20% val, a label file each, data.yaml) plus ``--large`` files of
@@ -25,7 +25,7 @@ exactly the dataset's files (ours adds its manifest), so both sides did the same
 times include starting the CLI, as a user running it pays that too.
 
 Concurrency: the CLI runs with its default ``max_concurrent_requests = 10`` (written to its config
-file here); ours is ``TRANSFER_CONFIG.max_concurrency`` threads, ``UPLOAD_WINDOW`` files open at once
+file here); ours sends ``UPLOAD_THREADS`` small files at once, big ones in parts
 (amc_widgets/backends/s3_datasets.py).  The CLI lives in its own venv, ``bench/.venv-awscli``, made
 on first use (``pip install awscli``), so its botocore pin never touches ours.
 
@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -55,6 +56,7 @@ import sys
 import tempfile
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +69,7 @@ from amc_widgets.backends.aws_session import AwsCredentials  # noqa: E402
 from amc_widgets.backends.s3_datasets import (  # noqa: E402
     MANIFEST,
     TRANSFER_CONFIG,
-    UPLOAD_WINDOW,
+    UPLOAD_THREADS,
     S3DatasetStore,
     folder_items,
     zip_items,
@@ -133,10 +135,13 @@ def wait_for_bucket(s3, server: subprocess.Popen, kind: str) -> None:
             time.sleep(0.2)
 
 
-def limit(files: int, rtt_ms: float, in_flight: int, server_cpu: float) -> float:
-    """The least time an upload of ``files`` can take: each file's round trip, ``in_flight`` at a
-    time, plus the server's CPU for them."""
-    return files * rtt_ms / 1000 / in_flight + server_cpu
+def limit(files: int, rtt_ms: float, round_trips: int, in_flight: int, cpu: Cpu) -> tuple[float, str]:
+    """The least time an upload of ``files`` can take, and what sets it: the round trips, ``in_flight``
+    at a time; the server's CPU; or the CPU of all three processes on this machine's cores."""
+    bounds = {"round trips": files * round_trips * rtt_ms / 1000 / in_flight, "server CPU": cpu.server,
+              "all CPU": (cpu.server + cpu.proxy + cpu.client) / (os.cpu_count() or 1)}
+    reason = max(bounds, key=bounds.get)
+    return bounds[reason], reason
 
 
 def make_data(work: Path, args) -> tuple[Path, Path, set[str], int]:
@@ -156,10 +161,23 @@ def make_data(work: Path, args) -> tuple[Path, Path, set[str], int]:
     return folder, archive, {p.relative_to(folder).as_posix() for p in files}, sum(p.stat().st_size for p in files)
 
 
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds of the S3 server, the latency proxy and the uploading client."""
+
+    server: float
+    proxy: float
+    client: float
+
+    def __sub__(self, other: Cpu) -> Cpu:
+        return Cpu(self.server - other.server, self.proxy - other.proxy, self.client - other.client)
+
+
 class Bench:
-    def __init__(self, s3, endpoint: str, server: subprocess.Popen, work: Path):
+    def __init__(self, s3, endpoint: str, server: subprocess.Popen, proxy: subprocess.Popen | None, work: Path):
         self.s3, self.endpoint, self.work = s3, endpoint, work
         self.server = psutil.Process(server.pid)
+        self.proxy = psutil.Process(proxy.pid) if proxy else None
         self.store = S3DatasetStore(s3, BUCKET, "ours")
         config = work / "aws-config"
         config.write_text(f"[default]\nregion = us-east-1\ns3 =\n    max_concurrent_requests = {AWS_CONCURRENCY}\n"
@@ -168,15 +186,24 @@ class Bench:
                         "AWS_SHARED_CREDENTIALS_FILE": str(work / "no-credentials"),
                         "AWS_EC2_METADATA_DISABLED": "true"}
 
-    def _server_cpu(self) -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in [self.server, *self.server.children(recursive=True)])
+    def _cpu(self) -> Cpu:
+        """CPU seconds so far of the server, the proxy and the client (this process and the CLI runs)."""
+        def total(process: psutil.Process | None) -> float:
+            if process is None:
+                return 0.0
+            return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
 
-    def run(self, case: str, side: str, source: Path, run: int) -> tuple[str, float, float]:
-        """One timed upload: (the prefix it went to, wall seconds, server CPU seconds)."""
-        cpu = self._server_cpu()
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        return Cpu(server=total(self.server), proxy=total(self.proxy), client=client)
+
+    def run(self, case: str, side: str, source: Path, run: int) -> tuple[str, float, Cpu]:
+        """One timed upload: (the prefix it went to, wall seconds, CPU seconds each process used)."""
+        cpu = self._cpu()
         start = time.perf_counter()
         prefix = self._upload(case, side, source, f"{case}-{run}")
-        return prefix, time.perf_counter() - start, self._server_cpu() - cpu
+        seconds = time.perf_counter() - start
+        return prefix, seconds, self._cpu() - cpu
 
     def _upload(self, case: str, side: str, source: Path, name: str) -> str:
         if side == "ours" and case == "folder":
@@ -236,19 +263,20 @@ def main() -> None:
             credentials = AwsCredentials(access_key_id=KEY, secret_access_key=KEY, s3_endpoint_url=endpoint)
             s3 = credentials.client_factory()("s3")
             wait_for_bucket(s3, server, args.server)
-            bench = Bench(s3, endpoint, server, work)
+            bench = Bench(s3, endpoint, server, proxy, work)
             sources = {"folder": folder, "zip": archive}
             expected = {"ours": names | {MANIFEST}, "aws": names}
-            times: dict[tuple[str, str], list[tuple[float, float]]] = {
+            times: dict[tuple[str, str], list[tuple[float, Cpu]]] = {
                 (case, side): [] for case in sources for side in ("ours", "aws")}
             for run in range(args.repeat):
                 order = ("ours", "aws") if run % 2 == 0 else ("aws", "ours")
                 for case, source in sources.items():
                     for side in order:
-                        prefix, seconds, server_cpu = bench.run(case, side, source, run)
+                        prefix, seconds, cpu = bench.run(case, side, source, run)
                         bench.check_and_clear(prefix, expected[side])
-                        times[case, side].append((seconds, server_cpu))
-                        print(f"  run {run + 1}/{args.repeat} {case:<6} {side:<4} {seconds:7.2f} s", flush=True)
+                        times[case, side].append((seconds, cpu))
+                        print(f"  run {run + 1}/{args.repeat} {case:<6} {side:<4} {seconds:7.2f} s  CPU s: server "
+                              f"{cpu.server:.1f}, proxy {cpu.proxy:.1f}, client {cpu.client:.1f}", flush=True)
         finally:
             for process in (proxy, server):
                 if process is not None:
@@ -259,18 +287,25 @@ def main() -> None:
           f"{args.large} x {LARGE_FILE >> 20} MiB), {args.server} on 127.0.0.1, "
           f"{f'{args.rtt:g} ms round trip added' if args.rtt > 0 else 'no latency added'}, median of {args.repeat}, "
           f"{os.cpu_count()} CPUs")
-    print(f"ours: max_concurrency {TRANSFER_CONFIG.max_concurrency}, {UPLOAD_WINDOW} files open at once; "
+    print(f"ours: {UPLOAD_THREADS} small files at once, {TRANSFER_CONFIG.max_concurrency} parts of big ones; "
           f"aws s3 sync: max_concurrent_requests {AWS_CONCURRENCY}")
-    print(f"{'case':<8}{'ours s':>9}{'limit':>8}{'aws s':>9}{'limit':>8}{'ratio':>8}{'target':>8}  result   "
-          "server CPU s ours/aws")
+    print(f"{'case':<8}{'ours s':>9}{'limit':>8}{'aws s':>9}{'limit':>8}{'ratio':>8}{'target':>8}  result  "
+          "limits set by ours / aws")
     for case, target in TARGETS.items():
         ours, aws = (statistics.median(t for t, _ in times[case, side]) for side in ("ours", "aws"))
-        cpu_ours, cpu_aws = (statistics.median(c for _, c in times[case, side]) for side in ("ours", "aws"))
+        cpu_ours, cpu_aws = (median_cpu([c for _, c in times[case, side]]) for side in ("ours", "aws"))
         ratio = ours / aws
-        ours_limit = limit(len(names), args.rtt, TRANSFER_CONFIG.max_concurrency, cpu_ours)
-        aws_limit = limit(len(names), args.rtt, AWS_CONCURRENCY, cpu_aws)
+        ours_limit, ours_reason = limit(len(names), args.rtt, 1, UPLOAD_THREADS, cpu_ours)
+        aws_limit, aws_reason = limit(len(names), args.rtt, 2, AWS_CONCURRENCY, cpu_aws)
         print(f"{case:<8}{ours:>9.2f}{ours_limit:>8.2f}{aws:>9.2f}{aws_limit:>8.2f}{ratio:>8.2f}"
-              f"{'<= ' + str(target):>8}  {'PASS' if ratio <= target else 'MISS':<8} {cpu_ours:6.2f} / {cpu_aws:.2f}")
+              f"{'<= ' + str(target):>8}  {'PASS' if ratio <= target else 'MISS':<8}{ours_reason} / {aws_reason}")
+    print("median CPU s (server / proxy / client): " + "; ".join(
+        f"{case} {side} {c.server:.1f} / {c.proxy:.1f} / {c.client:.1f}"
+        for (case, side) in times for c in [median_cpu([c for _, c in times[case, side]])]))
+
+
+def median_cpu(runs: list[Cpu]) -> Cpu:
+    return Cpu(*(statistics.median(getattr(c, field) for c in runs) for field in ("server", "proxy", "client")))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import time
@@ -51,7 +52,12 @@ def test_folder_and_zip_uploads_work_on_another_s3_server(s3rver, small_dataset,
     for operation in ("PutObject", "UploadPart"):
         s3rver.meta.events.register(f"before-send.s3.{operation}", lambda request, operation=operation, **_:
                                     waits.setdefault(operation, set()).add("Expect" in request.headers))
-    info = store.upload("folder", folder_items(dataset), "big", overwrite=False)
+    progress: list[tuple[int, int]] = []
+    info = store.upload("folder", folder_items(dataset), "big", overwrite=False,
+                        progress=lambda done, total: progress.append((done, total)))
+    total = sum(p.stat().st_size for p in dataset.rglob("*") if p.is_file())
+    assert progress[-1] == (total, total)  # counted from many sending threads, none lost
+    assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     assert waits["PutObject"] == {False}  # a small file's body goes with its headers: one round trip
     assert waits["UploadPart"] == {True}  # a big part waits until the server would take it
     listed = {d.name: d for d in store.list()}["folder"]
@@ -67,13 +73,16 @@ def test_folder_and_zip_uploads_work_on_another_s3_server(s3rver, small_dataset,
     assert puts == [f"users/ana/custom-uploads/folder/{MANIFEST}"]  # ETags match this server's too
 
     archive = tmp_path / "dataset.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
+    streamed = random.Random(0).randbytes(3 * 1024 * 1024)  # too big to inflate into memory: streamed to S3
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         for path in small_dataset.rglob("*"):
             if path.is_file():
                 zf.write(path, path.relative_to(small_dataset).as_posix())
+        zf.writestr("extras/scan.bin", streamed)
     with open_safe_zip(archive) as opened:
         store.upload("zipped", zip_items(opened), archive.name, overwrite=False)
-    keys = {obj["Key"] for obj in s3rver.list_objects_v2(Bucket=BUCKET, Prefix="users/ana/custom-uploads/zipped/")
-            ["Contents"]}
-    assert "users/ana/custom-uploads/zipped/data.yaml" in keys
-    assert len(keys) == sum(1 for p in small_dataset.rglob("*") if p.is_file()) + 1
+    prefix = "users/ana/custom-uploads/zipped/"
+    keys = {obj["Key"] for obj in s3rver.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]}
+    assert prefix + "data.yaml" in keys
+    assert len(keys) == sum(1 for p in small_dataset.rglob("*") if p.is_file()) + 2
+    assert s3rver.get_object(Bucket=BUCKET, Key=prefix + "extras/scan.bin")["Body"].read() == streamed

@@ -24,6 +24,7 @@ from amc_widgets.backends.aws_session import (
     explain_client_error,
     user_name_from_arn,
 )
+from amc_widgets.backends.s3_datasets import UPLOAD_THREADS
 from amc_widgets.backends.sagemaker import QuotaError, SageMakerBackend
 from amc_widgets.backends.start_weights import prepare_weights
 from amc_widgets.core.dataset_check import DatasetError
@@ -192,6 +193,7 @@ def test_interrupted_upload_looks_incomplete_and_resumes(backend, small_dataset)
             backend.store_dataset(small_dataset, name="flaky")
     finally:
         backend.s3.meta.events.unregister("before-parameter-build.s3.PutObject", unique_id="drop")
+    assert len(sent) <= 10 + UPLOAD_THREADS - 1  # after the failure only what was in flight went on
     assert {d.name: d.complete for d in backend.list_datasets()}["flaky"] is False
     with pytest.raises(DatasetError, match="No complete dataset"):
         backend.start_job(JobSpec(dataset="flaky", hyperparameters=FAST, instance_type="ml.m5.large"))

@@ -24,7 +24,7 @@ AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 
 # Throttling and 5xx are retried with backoff by botocore itself ("adaptive" adds client-side rate limiting).
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=60,
-                      max_pool_connections=32)  # as many as s3transfer runs at once
+                      max_pool_connections=48)  # a dataset upload: 32 small files and 10 parts of big ones at once
 
 PRICING_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=3, read_timeout=10)
 

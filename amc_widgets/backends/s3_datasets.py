@@ -1,10 +1,11 @@
 """Datasets in S3 under ``users/<key>/custom-uploads/<name>/`` (the user's space).
 
-Uploads go through s3transfer's TransferManager (parallel, multipart for big files, botocore's
-default checksums).  A file already in S3 with the same size and ETag is not sent again, so an
-interrupted upload resumes where it stopped.  A dataset counts as complete only once its manifest
-(``.amc-dataset.json``) is written, last; a zip is unpacked while uploading, member by member,
-straight from the archive.
+A small file goes as one PutObject, ``UPLOAD_THREADS`` at a time from a thread pool; a big file, or a
+zip member too big to inflate into memory, through s3transfer's TransferManager (multipart, parts in
+parallel).  Both use botocore's retries and default checksums.  A file already in S3 with the same
+size and ETag is not sent again, so an interrupted upload resumes where it stopped.  A dataset counts
+as complete only once its manifest (``.amc-dataset.json``) is written, last; a zip is unpacked while
+uploading, member by member, straight from the archive.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,20 +29,25 @@ from amc_widgets.core.storage import iter_files
 
 MANIFEST = ".amc-dataset.json"
 TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart_chunksize=16 * 1024 * 1024,
-                                 max_concurrency=32)
-UPLOAD_WINDOW = 64  # files open and in flight at once; the next one starts as soon as one is done
+                                 max_concurrency=10)  # parts of big files in flight at once
+# Small files in flight at once.  One PutObject each: s3transfer's bookkeeping per transfer (futures,
+# coordinators, a submission task) cost a quarter of the client's CPU per small file (bench/upload.py).
+UPLOAD_THREADS = 32
+UPLOAD_WINDOW = 16  # big files open and in flight at once; the next one starts as soon as one is done
 IN_MEMORY_MEMBER = 2 * 1024 * 1024  # zip members up to this size are inflated once, into memory
 
 
 @dataclass(frozen=True)
 class UploadItem:
-    """One file to store: its key below the dataset prefix, size, how to open / hash it, and its path
-    when it is a file on disk (s3transfer then opens it in the thread that sends it)."""
+    """One file to store: its key below the dataset prefix, size, how to open / hash it, its path when
+    it is a file on disk (s3transfer then opens it in the thread that sends it), and whether ``open``
+    gives a stream that can seek back (for checksums and retries)."""
 
     relative_key: str
     size: int
     open: Callable[[], BinaryIO]
     path: Path | None = None
+    seekable: bool = True
 
 
 def matches_etag(stream: BinaryIO, etag: str, config: TransferConfig = TRANSFER_CONFIG) -> bool:
@@ -152,13 +159,14 @@ class S3DatasetStore:
                                       "choose another name or overwrite it")
             self.s3.delete_object(Bucket=self.bucket, Key=prefix + MANIFEST)  # incomplete from here on
         total = sum(item.size for item in items)
-        done = 0
+        done, counting = 0, threading.Lock()
 
-        def advance(count: int) -> None:
+        def advance(count: int) -> None:  # called from the sending threads
             nonlocal done
-            done += count
-            if progress:
-                progress(done, total)
+            with counting:
+                done += count
+                if progress:
+                    progress(done, total)
 
         pending = []
         for item in items:
@@ -178,19 +186,48 @@ class S3DatasetStore:
         return DatasetInfo(name, len(items), total, f"s3://{self.bucket}/{prefix}", self.clock(), True)
 
     def _send(self, items: list[UploadItem], prefix: str, advance: Callable[[int], None]) -> None:
-        """Upload ``items`` with at most UPLOAD_WINDOW in flight (and open); after a failure nothing more
-        starts, and the first error is raised."""
-        slots, failed = threading.Semaphore(UPLOAD_WINDOW), threading.Event()
+        """Upload ``items``: small ones from a pool of UPLOAD_THREADS, meanwhile big ones in parts.  After
+        a failure nothing more starts, and the error is raised once what was in flight has ended."""
+        failed = threading.Event()
         # after botocore's own handler, which adds the header; once per client
         self.s3.meta.events.register_last("before-call.s3", _put_without_waiting, unique_id="amc-put-without-waiting")
+        whole = [item for item in items if item.seekable and item.size < self.config.multipart_threshold]
+        in_parts = [item for item in items if not (item.seekable and item.size < self.config.multipart_threshold)]
+        with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="amc-upload") as pool:
+            futures = [pool.submit(self._put, item, prefix, advance, failed) for item in whole]
+            try:
+                if in_parts:
+                    self._send_in_parts(in_parts, prefix, advance, failed)
+                for future in futures:
+                    future.result()
+            except BaseException:
+                failed.set()
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def _put(self, item: UploadItem, prefix: str, advance: Callable[[int], None], failed: threading.Event) -> None:
+        """One small file in one PutObject (botocore retries it, seeking the body back)."""
+        if failed.is_set():
+            return
+        try:
+            with item.open() as body:
+                self.s3.put_object(Bucket=self.bucket, Key=prefix + item.relative_key, Body=body)
+        except BaseException:
+            failed.set()
+            raise
+        advance(item.size)
+
+    def _send_in_parts(self, items: list[UploadItem], prefix: str, advance: Callable[[int], None],
+                       failed: threading.Event) -> None:
+        """Big files and streamed zip members through s3transfer, at most UPLOAD_WINDOW open at once."""
+        slots = threading.Semaphore(UPLOAD_WINDOW)
         with create_transfer_manager(self.s3, self.config) as manager:
             futures = []
             for item in items:
                 slots.acquire()
                 if failed.is_set():
                     break
-                # a file on disk is opened by the thread that sends it: this one, which keeps the window
-                # full, would wait for the GIL back after every open with 32 sending threads about
+                # a file on disk is opened by the thread that sends it, not by this one
                 stream = None
                 if item.path is None:
                     try:
@@ -234,5 +271,6 @@ def zip_items(archive) -> list[UploadItem]:
             return lambda: io.BytesIO(archive.read_bytes(member))
         return lambda: archive.open(member)
 
-    return [UploadItem(member, archive.size(member), opener(member, archive.size(member)))
+    return [UploadItem(member, archive.size(member), opener(member, archive.size(member)),
+                       seekable=archive.size(member) <= IN_MEMORY_MEMBER)
             for member in archive.members]
