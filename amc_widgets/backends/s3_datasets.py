@@ -34,7 +34,9 @@ TRANSFER_CONFIG = TransferConfig(multipart_threshold=16 * 1024 * 1024, multipart
 # coordinators, a submission task) cost a quarter of the client's CPU per small file (bench/upload.py).
 UPLOAD_THREADS = 32
 UPLOAD_WINDOW = 16  # big files open and in flight at once; the next one starts as soon as one is done
-IN_MEMORY_MEMBER = 2 * 1024 * 1024  # zip members up to this size are inflated once, into memory
+# Files up to this size are read (zip members inflated) into memory once: a body in memory goes out with
+# its headers in one write, and botocore hashes it without reading a file twice and seeking back.
+IN_MEMORY = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,8 @@ class S3DatasetStore:
         if failed.is_set():
             return
         try:
-            with item.open() as body:
+            with item.open() as stream:
+                body = stream.read() if item.size <= IN_MEMORY else stream
                 self.s3.put_object(Bucket=self.bucket, Key=prefix + item.relative_key, Body=body)
         except BaseException:
             failed.set()
@@ -267,10 +270,10 @@ def zip_items(archive) -> list[UploadItem]:
     ones inflated into memory (a deflate stream cannot seek back for checksums and retries), big
     ones streamed."""
     def opener(member: str, size: int) -> Callable[[], BinaryIO]:
-        if size <= IN_MEMORY_MEMBER:
+        if size <= IN_MEMORY:
             return lambda: io.BytesIO(archive.read_bytes(member))
         return lambda: archive.open(member)
 
     return [UploadItem(member, archive.size(member), opener(member, archive.size(member)),
-                       seekable=archive.size(member) <= IN_MEMORY_MEMBER)
+                       seekable=archive.size(member) <= IN_MEMORY)
             for member in archive.members]
