@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from amc_widgets.core.jobs import COMPLETED, FAILED, STOPPED, JobDescription
+from amc_widgets.core.prices import PRICE_LIST, Price
 from amc_widgets.ui.models.job_table import PAGE_SIZE, JobTable, row
 from tests.dashboard_fakes import assert_imports_no_widgets
 
@@ -70,10 +71,33 @@ def test_add_replaces_a_row_of_the_same_name():
 
 def test_cost_is_billable_time_times_instances_times_price():
     remote = job("remote", 1, instance_type="ml.g4dn.xlarge", instance_count=2, billable_seconds=1800)
-    text = row(remote)
-    assert text["cost"] == "$0.74"  # 0.736 $/h x 2 x 0.5 h
-    assert row(job("here", 1))["cost"] == "this machine"
-    assert row(job("unknown", 1, instance_type="ml.g4dn.xlarge"))["cost"] == "-"  # no billable time yet
+    table = JobTable(jobs=[remote, job("here", 2), job("unknown", 3, instance_type="ml.g4dn.xlarge")])
+    assert {r["name"]: r["cost"] for r in table.rows} == {
+        "remote": "$0.74",  # 0.736 $/h (the catalog's us-east-1 price) x 2 x 0.5 h
+        "here": "this machine",
+        "unknown": "-",  # no billable time yet
+    }
+    assert row(remote, None)["cost"] == "-"
+
+
+def test_cost_uses_the_price_of_the_backends_region_asked_once_per_instance_type():
+    asked: list[str] = []
+
+    def frankfurt(instance_type: str) -> Price:
+        asked.append(instance_type)
+        return Price(instance_type, 0.9, "eu-central-1", PRICE_LIST, 1_700_000_000)
+
+    jobs = [job(f"remote-{i}", i, instance_type="ml.g4dn.xlarge", instance_count=2, billable_seconds=1800)
+            for i in range(20)] + [job("here", 30)]
+    table = JobTable(jobs=jobs, sort_by="cost")
+    table.price_of = frankfurt
+    assert table.rows[0]["cost"] == "$0.90" and {r["cost"] for r in table.rows} == {"$0.90"}  # 0.9 $/h x 2 x 0.5 h
+    table.page = 1
+    table.descending = False
+    assert table.rows[0]["cost"] == "this machine"
+    assert asked == ["ml.g4dn.xlarge"]
+    table.price_of = None  # another backend: the catalog's price again
+    assert table.rows[-1]["cost"] == "$0.74"
 
 
 def test_the_weakest_class_column_names_the_class_the_model_finds_worst():

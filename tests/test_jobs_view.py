@@ -149,3 +149,27 @@ def test_tabs_are_built_when_first_shown(tmp_path, monkeypatch, small_dataset):
         assert dashboard.tune_view.dataset.input.options == ("solder",)
     finally:
         dashboard.close()
+
+
+def test_a_backend_with_region_prices_prices_the_cost_estimate_and_the_finished_jobs(tmp_path, monkeypatch):
+    from amc_widgets.core.prices import PRICE_LIST, Price
+    from amc_widgets.ui.app import Dashboard
+    from amc_widgets.ui.models.connection import ConnectionModel
+
+    class PricedBackend(FakeBackend):
+        def instance_price(self, instance_type: str) -> Price:
+            return Price(instance_type, 0.9, "eu-central-1", PRICE_LIST, 1_700_000_000)
+
+        def list_datasets(self) -> list:
+            return []
+
+    monkeypatch.setenv("AMC_HOME", str(tmp_path / "home"))
+    backend = PricedBackend(name="sagemaker")
+    backend.add_job("done", 1_700_000_000, status=COMPLETED, instance_type="ml.g4dn.xlarge", instance_count=2,
+                    billable_seconds=1800)
+    dashboard = Dashboard(ConnectionModel(local_factory=lambda: backend))
+    try:
+        assert dashboard.params.price_of == backend.instance_price
+        assert [(r["name"], r["cost"]) for r in dashboard.finished_jobs.rows] == [("done", "$0.90")]
+    finally:
+        dashboard.close()

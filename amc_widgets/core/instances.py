@@ -173,10 +173,12 @@ def estimate_cost(instance: InstanceType | str, instance_count: int, hours: floa
                         spot_discount=spot_discount, price_source=price.describe())
 
 
-def job_cost(instance_type: str, instance_count: int, billable_seconds: int | None) -> float | None:
+def job_cost(instance_type: str, instance_count: int, billable_seconds: int | None,
+             per_hour: float | None = None) -> float | None:
     """What an ended job cost at list price: billable seconds x instances x hourly price (SageMaker bills
-    each instance for the billable time). None on this machine, for an unknown type or no billable time."""
+    each instance for the billable time), the price ``per_hour`` (the region's) or else the catalog's.
+    None on this machine, for an unknown type or no billable time."""
     spec = CATALOG.get(instance_type)
     if spec is None or billable_seconds is None:
         return None
-    return spec.price_per_hour * instance_count * billable_seconds / 3600
+    return (spec.price_per_hour if per_hour is None else per_hour) * instance_count * billable_seconds / 3600

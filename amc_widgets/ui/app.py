@@ -153,7 +153,8 @@ class Dashboard:
         self.endpoints.clear()
         if self.connection.connected:
             backend = self.connection.require_backend()
-            self.params.price_of = backend.instance_price if isinstance(backend, PricesInstances) else None
+            price_of = backend.instance_price if isinstance(backend, PricesInstances) else None
+            self.params.price_of = self.finished_jobs.price_of = price_of
             self.params.set_local(self.connection.is_local)
             self.params.history = []
             self.datasets.refresh()

@@ -7,11 +7,12 @@ listing never reads a log.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 import traitlets as tl
 
-from amc_widgets.core.instances import THIS_MACHINE, job_cost
+from amc_widgets.core.instances import CATALOG, THIS_MACHINE, job_cost
 from amc_widgets.core.jobs import JobDescription
 from amc_widgets.core.text import human_duration
 
@@ -23,7 +24,7 @@ SORT_KEYS = tuple(key for key, _heading in COLUMNS)
 PAGE_SIZE = 15
 
 
-def _sort_value(job: JobDescription, key: str):
+def _sort_value(job: JobDescription, key: str, cost: Callable[[JobDescription], float | None]):
     """A value of one type per column (missing numbers sort below every number)."""
     if key == "created":
         return job.created
@@ -36,17 +37,16 @@ def _sort_value(job: JobDescription, key: str):
         weakest = job.weakest_class()
         return -math.inf if weakest is None else weakest[1]
     if key == "cost":
-        value = job_cost(job.instance_type, job.instance_count, job.billable_seconds)
+        value = cost(job)
         return -math.inf if value is None else value
     if key == "model":
         return job.model
     return str(getattr(job, key))
 
 
-def row(job: JobDescription) -> dict[str, str]:
-    """The table's text for one job."""
+def row(job: JobDescription, cost: float | None) -> dict[str, str]:
+    """The table's text for one job that cost ``cost`` dollars (None: not known)."""
     quality = job.final_metric("mAP50-95")
-    cost = job_cost(job.instance_type, job.instance_count, job.billable_seconds)
     weakest = job.weakest_class()
     return {
         "name": job.name,
@@ -73,12 +73,25 @@ class JobTable(tl.HasTraits):
     page_count = tl.Int(1, read_only=True)
     matching = tl.Int(0, read_only=True, help="how many jobs pass the filter")
     rows = tl.List(read_only=True, help="the current page, as the table shows it")
+    price_of = tl.Any(None, allow_none=True,
+                      help="instance type -> Price in the backend's region (PricesInstances); None: the catalog's")
 
     def __init__(self, **kwargs):
+        self._per_hour: dict[str, float] = {}  # asked once per instance type while price_of stays
         super().__init__(**kwargs)
         self.observe(self._first_page, ["query", "sort_by", "descending"])  # a new order starts at its top
-        self.observe(self._refresh, ["jobs", "query", "sort_by", "descending", "page", "page_size"])
+        self.observe(self._new_prices, "price_of")
+        self.observe(self._refresh, ["jobs", "query", "sort_by", "descending", "page", "page_size", "price_of"])
         self._refresh()
+
+    def cost(self, job: JobDescription) -> float | None:
+        """What ``job`` cost at its region's price (None where not known)."""
+        per_hour = None
+        if self.price_of is not None and job.instance_type in CATALOG and job.billable_seconds is not None:
+            if job.instance_type not in self._per_hour:
+                self._per_hour[job.instance_type] = self.price_of(job.instance_type).per_hour
+            per_hour = self._per_hour[job.instance_type]
+        return job_cost(job.instance_type, job.instance_count, job.billable_seconds, per_hour)
 
     def add(self, job: JobDescription) -> None:
         """A job that ended while the page was open (or replaces the row of the same name)."""
@@ -93,6 +106,9 @@ class JobTable(tl.HasTraits):
     def _first_page(self, _change: dict) -> None:
         self.page = 0
 
+    def _new_prices(self, _change: dict) -> None:
+        self._per_hour.clear()
+
     def _matching(self) -> list[JobDescription]:
         needle = self.query.strip().lower()
         if not needle:
@@ -101,7 +117,7 @@ class JobTable(tl.HasTraits):
                 if any(needle in text.lower() for text in (job.name, job.dataset, job.model, job.status))]
 
     def _refresh(self, _change: dict | None = None) -> None:
-        found = sorted(self._matching(), key=lambda job: (_sort_value(job, self.sort_by), job.name),
+        found = sorted(self._matching(), key=lambda job: (_sort_value(job, self.sort_by, self.cost), job.name),
                        reverse=self.descending)
         pages = max(1, math.ceil(len(found) / self.page_size))
         self.set_trait("matching", len(found))
@@ -111,4 +127,4 @@ class JobTable(tl.HasTraits):
             self.page = page  # observed: this runs again with the page in range
             return
         start = page * self.page_size
-        self.set_trait("rows", [row(job) for job in found[start:start + self.page_size]])
+        self.set_trait("rows", [row(job, self.cost(job)) for job in found[start:start + self.page_size]])
