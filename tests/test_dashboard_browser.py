@@ -608,7 +608,8 @@ def test_closed_pages_leave_no_kernel_behind(pages, tmp_path):
 def test_open_page_keeps_working_past_the_cull_timeout(pages, tmp_path):
     """A page left open, idle and then watching a job, outlives --cull-after many times over: its
     kernel stays, and the job's card keeps updating to the end."""
-    dashboard = fake_job_dashboard(tmp_path, epochs=30, epoch_seconds=0.3)
+    epochs = 40  # 20 s of training: epochs still to come once the page has watched past the timeout
+    dashboard = fake_job_dashboard(tmp_path, epochs=epochs, epoch_seconds=0.5)
     name = None
     try:
         page = pages(dashboard)
@@ -616,16 +617,24 @@ def test_open_page_keeps_working_past_the_cull_timeout(pages, tmp_path):
         time.sleep(CULL_AFTER + 2)  # idle: nothing runs, nothing is sent; the culler looks every second
         assert kernel.is_running()
 
-        set_up_job(page, "30")
+        set_up_job(page, str(epochs))
         name = start_job(page)
         card = card_by_name(page, name)
-        points = wait_until(lambda: chart_points(card) >= 2 and chart_points(card), 60, "the first epochs")
+        wait_until(lambda: chart_points(card) >= 2, 60, "the first epochs")
         time.sleep(CULL_AFTER + 2)  # the user only watches
         assert kernel.is_running()
-        wait_until(lambda: chart_points(card) > points, 30, "the chart to grow after the timeout")
+        points = chart_points(card)
+        status = card.locator(".amc-status").inner_text()
+        assert points < epochs and status != "Completed", f"the job ended before the timeout ({points} epochs drawn)"
+        try:
+            wait_until(lambda: chart_points(card) > points, 30, "the chart to grow after the timeout")
+        except AssertionError:
+            shot(page, "11-open-past-cull-timeout-stalled")
+            raise AssertionError(f"the chart stayed at {points} of {epochs} epochs past the timeout; the card says "
+                                 f"{card.locator('.amc-status').inner_text()!r}") from None
         wait_until(lambda: card.locator(".amc-status").inner_text() == "Completed", 60, "completion")
-        wait_until(lambda: chart_points(card) == 30, 30, "every epoch on the chart")
-        assert latest_epoch(card) == 30
+        wait_until(lambda: chart_points(card) == epochs, 30, "every epoch on the chart")
+        assert latest_epoch(card) == epochs
         assert kernel.is_running() and kernel in dashboard.kernels()
         shot(page, "11-open-past-cull-timeout")
     finally:
