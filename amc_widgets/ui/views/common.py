@@ -79,9 +79,20 @@ CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToClo
                 "responsive": True}
 
 
-@functools.cache
+# One thread at a time imports plotly: the page's loader thread and a chart's first drawing may start
+# together, and two threads importing plotly's lazily linked modules at once can deadlock (Python then
+# fails one of the imports).
+_PLOTLY_IMPORT = threading.Lock()
+
+
 def load_chart_classes() -> type:
     """Plotly's FigureWidget (seconds to import: loaded once, when first needed) and AMC's chart class."""
+    with _PLOTLY_IMPORT:
+        return _chart_class()
+
+
+@functools.cache
+def _chart_class() -> type:
     import plotly.graph_objects as go
 
     class Chart(go.FigureWidget):
