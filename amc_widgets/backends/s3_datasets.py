@@ -193,8 +193,10 @@ class S3DatasetStore:
         failed = threading.Event()
         # after botocore's own handler, which adds the header; once per client
         self.s3.meta.events.register_last("before-call.s3", _put_without_waiting, unique_id="amc-put-without-waiting")
-        whole = [item for item in items if item.seekable and item.size < self.config.multipart_threshold]
-        in_parts = [item for item in items if not (item.seekable and item.size < self.config.multipart_threshold)]
+        whole, in_parts = [], []
+        for item in items:
+            one_put = item.seekable and item.size < self.config.multipart_threshold
+            (whole if one_put else in_parts).append(item)
         with ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="amc-upload") as pool:
             futures = [pool.submit(self._put, item, prefix, advance, failed) for item in whole]
             try:

@@ -80,7 +80,6 @@ class JobTable(tl.HasTraits):
         self._per_hour: dict[str, float] = {}  # asked once per instance type while price_of stays
         super().__init__(**kwargs)
         self.observe(self._first_page, ["query", "sort_by", "descending"])  # a new order starts at its top
-        self.observe(self._new_prices, "price_of")
         self.observe(self._refresh, ["jobs", "query", "sort_by", "descending", "page", "page_size", "price_of"])
         self._refresh()
 
@@ -106,9 +105,6 @@ class JobTable(tl.HasTraits):
     def _first_page(self, _change: dict) -> None:
         self.page = 0
 
-    def _new_prices(self, _change: dict) -> None:
-        self._per_hour.clear()
-
     def _matching(self) -> list[JobDescription]:
         needle = self.query.strip().lower()
         if not needle:
@@ -116,7 +112,9 @@ class JobTable(tl.HasTraits):
         return [job for job in self.jobs
                 if any(needle in text.lower() for text in (job.name, job.dataset, job.model, job.status))]
 
-    def _refresh(self, _change: dict | None = None) -> None:
+    def _refresh(self, change: dict | None = None) -> None:
+        if change is not None and change["name"] == "price_of":
+            self._per_hour.clear()
         found = sorted(self._matching(), key=lambda job: (_sort_value(job, self.sort_by, self.cost), job.name),
                        reverse=self.descending)
         pages = max(1, math.ceil(len(found) / self.page_size))

@@ -79,16 +79,25 @@ CHART_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["sendChartToClo
                 "responsive": True}
 
 
-# One thread at a time imports plotly: the page's loader thread and a chart's first drawing may start
-# together, and two threads importing plotly's lazily linked modules at once can deadlock (Python then
-# fails one of the imports).
+# One thread at a time imports plotly: the page's loader thread and a chart's first drawing (a job card's
+# on the poller thread, a tuning card's in the background) may start together, and two threads importing
+# plotly's lazily linked modules at once can deadlock (Python then fails one of the imports).
 _PLOTLY_IMPORT = threading.Lock()
+
+
+def import_plotly() -> None:
+    """Imports the plotly modules AMC draws with (seconds, once), under the lock: call it before a view
+    imports plotly or a module that does."""
+    with _PLOTLY_IMPORT:
+        import plotly.graph_objects  # noqa: F401
+        import plotly.io  # noqa: F401
+        import plotly.subplots  # noqa: F401
 
 
 def load_chart_classes() -> type:
     """Plotly's FigureWidget (seconds to import: loaded once, when first needed) and AMC's chart class."""
-    with _PLOTLY_IMPORT:
-        return _chart_class()
+    import_plotly()
+    return _chart_class()
 
 
 @functools.cache

@@ -15,7 +15,7 @@ from amc_widgets.core.metrics import LOSS_NAMES, METRIC_NAMES, QUALITY_NAMES
 from amc_widgets.core.text import log_html
 from amc_widgets.ui.models.job_table import JobTable
 from amc_widgets.ui.models.jobs import Change, JobBoard, JobCard, compare_series
-from amc_widgets.ui.views.common import button, chart, facts, guarded, in_background, message
+from amc_widgets.ui.views.common import button, chart, facts, guarded, import_plotly, in_background, message
 from amc_widgets.ui.views.job_table import FinishedJobsView
 
 if TYPE_CHECKING:  # pandas loads when a table is first made, numpy with a job's results: not with the page
@@ -31,6 +31,7 @@ QUALITY_COLOURS = ("#7c3aed", "#ea580c", "#0891b2", "#0f3d5e")
 def metrics_figure(frame: pd.DataFrame | None = None) -> w.DOMWidget:
     """Losses on the left, precision / recall / mAP on the right, one line per metric; drawn from
     ``frame`` from the start (a chart made after the page is shown gets its first state whole)."""
+    import_plotly()
     from plotly.subplots import make_subplots
 
     epochs = frame["epoch"].tolist() if frame is not None and not frame.empty else []
@@ -153,6 +154,7 @@ class JobCardView:
     def toggle_results(self, model: ResultsModel) -> bool:
         """Show the results view (built on first use) or hide it; True when it is shown now."""
         if self.results is None:
+            import_plotly()
             from amc_widgets.ui.views.results import ResultsView
 
             self.results = ResultsView(model)

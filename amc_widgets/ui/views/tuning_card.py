@@ -14,7 +14,7 @@ import traitlets as tl
 
 from amc_widgets.ui.models.jobs import DownloadState
 from amc_widgets.ui.models.tuning import TuningCard
-from amc_widgets.ui.views.common import button, chart, facts, guarded, load_chart_classes, message
+from amc_widgets.ui.views.common import button, chart, facts, guarded, import_plotly, message
 from amc_widgets.ui.views.jobs import close_order
 
 ESM = r"""
@@ -101,7 +101,7 @@ def counters_html(card: TuningCard) -> str:
 
 def objective_figure(card: TuningCard) -> w.DOMWidget:
     """Each finished child's objective at the time it ended, and the best so far as a step line."""
-    load_chart_classes()  # plotly imported once, under its lock
+    import_plotly()
     import plotly.graph_objects as go
 
     series = card.objective_over_time()
@@ -129,7 +129,7 @@ def _parcoords(card: TuningCard) -> dict:
 
 def parallel_figure(card: TuningCard) -> w.DOMWidget:
     """One line per scored child across the tuned hyperparameters to the objective, coloured by it."""
-    load_chart_classes()  # plotly imported once, under its lock
+    import_plotly()
     import plotly.graph_objects as go
 
     figure = go.Figure(go.Parcoords(**_parcoords(card)))
